@@ -1,0 +1,32 @@
+# qmeter_module(NAME DEPS dep...): one static library per src/<NAME> folder.
+# Sources are globbed so that adding a file to a module needs no CMake edit.
+# Public headers live in src/<NAME>/include/qmeter/<NAME>/; everything else is private.
+function(qmeter_module name)
+  cmake_parse_arguments(M "" "" "DEPS;PRIVATE_DEPS" ${ARGN})
+  file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
+  add_library(qmeter_${name} STATIC ${srcs})
+  target_include_directories(qmeter_${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                            PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(qmeter_${name} PUBLIC ${M_DEPS} PRIVATE ${M_PRIVATE_DEPS})
+endfunction()
+
+# qmeter_test(NAME SOURCES... LIBS ...): one GoogleTest binary registered with CTest.
+function(qmeter_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  if(NOT T_LABELS)
+    set(T_LABELS ${name})
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
+    PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}")
+  # Tests find the qmeter binary and the source tree through these (see tests/test_support.h).
+  target_compile_definitions(${name} PRIVATE QMETER_BIN_PATH="$<TARGET_FILE:qmeter>"
+                                             QMETER_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+                                             QMETER_TEST_OUTPUT_DIR="${CMAKE_BINARY_DIR}/test-output")
+  add_dependencies(${name} qmeter)
+endfunction()

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs every Debian package qmeter needs to build, test and run its quickstart.
+# Idempotent: packages already present are skipped by apt-get.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+PKGS=(
+  cmake ninja-build g++ ccache pkg-config
+  libcurl4-openssl-dev libboost-dev libboost-system-dev nlohmann-json3-dev
+  libyaml-cpp-dev libsqlite3-dev sqlite3 libcli11-dev libfmt-dev libspdlog-dev
+  libpcre2-dev libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libomp-dev openssl ca-certificates
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

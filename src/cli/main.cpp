@@ -1,0 +1,53 @@
+#include <fmt/core.h>
+
+#include <cstdio>
+
+#include "qmeter/core/error.h"
+#include "qmeter/core/paths.h"
+#include "verbs.h"
+
+namespace qmeter::cli {
+
+int& verb_exit_code() {
+  static int code = 0;
+  return code;
+}
+
+void add_version_verb(CLI::App& app) {
+  auto* sub = app.add_subcommand("version", "Print qmeter's version");
+  sub->callback([] { fmt::print("qmeter {}\n", qmeter_version()); });
+}
+
+// clang-format off
+constexpr AddVerb kVerbs[] = {
+    add_version_verb,
+    // verb table: one line per verb
+};
+// clang-format on
+
+}  // namespace qmeter::cli
+
+int main(int argc, char** argv) {
+  using namespace qmeter::cli;
+  CLI::App app{"qmeter: characterize quantized LLMs under online serving (performance, energy, quality)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", qmeter::qmeter_version());
+  for (auto add : kVerbs) add(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;  // every flag or argument error exits with 2
+  } catch (const qmeter::Error& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "qmeter: error: {}\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "qmeter: error: {}\n", e.what());
+    return 1;
+  }
+  return verb_exit_code();
+}

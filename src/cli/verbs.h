@@ -1,0 +1,21 @@
+#pragma once
+// The verb table of the qmeter binary. Adding a verb = one verb_<name>.cpp defining its
+// add_<name>_verb function + one line in kVerbs (main.cpp).
+// A verb's callback throws qmeter::UsageError (exit 2) or qmeter::Error (exit 1) on failure and
+// sets the process exit code through VerbResult when it wants a non-zero code of its own.
+#include <CLI/CLI.hpp>
+
+namespace qmeter::cli {
+
+// The exit code a verb asks for (for example `qmeter energy` passes its child's status through).
+int& verb_exit_code();
+
+using AddVerb = void (*)(CLI::App& app);
+
+void add_version_verb(CLI::App& app);
+
+
+
+
+
+}  // namespace qmeter::cli

@@ -1,0 +1,36 @@
+#pragma once
+// Helpers shared by the tests: where the qmeter binary, the source tree and the shared data are,
+// and a skip that says clearly when the shared data folder is absent.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "qmeter/core/paths.h"
+
+namespace qmeter::testing {
+
+inline std::string qmeter_bin() { return QMETER_BIN_PATH; }
+inline std::string source_dir() { return QMETER_SOURCE_DIR; }
+// A fresh folder for one test's files (kept after the run for inspection).
+inline std::string test_output_dir(const std::string& name) {
+  auto dir = std::filesystem::path(QMETER_TEST_OUTPUT_DIR) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+// Path of a file in the shared data folder, or "" when it is absent.
+inline std::string shared_data_file(const std::string& rel) {
+  auto p = std::filesystem::path(qmeter::shared_data_dir()) / rel;
+  return std::filesystem::exists(p) ? p.string() : std::string();
+}
+
+}  // namespace qmeter::testing
+
+// Skips the test with a message naming the missing file and how to provide it.
+#define QMETER_REQUIRE_SHARED_DATA(var, rel)                                                     \
+  const std::string var = ::qmeter::testing::shared_data_file(rel);                              \
+  if (var.empty()) {                                                                             \
+    GTEST_SKIP() << "SHARED DATA ABSENT: " << rel << " not found under '"                        \
+                 << ::qmeter::shared_data_dir() << "'; set QMETER_SHARED_DATA to the data folder"; \
+  }
