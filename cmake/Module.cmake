@@ -4,6 +4,13 @@
 function(qmeter_module name)
   cmake_parse_arguments(M "" "" "DEPS;PRIVATE_DEPS" ${ARGN})
   file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
+  if(NOT srcs)
+    # A module whose sources are not written yet: a header-only interface library.
+    add_library(qmeter_${name} INTERFACE)
+    target_include_directories(qmeter_${name} INTERFACE ${CMAKE_CURRENT_SOURCE_DIR}/include)
+    target_link_libraries(qmeter_${name} INTERFACE ${M_DEPS})
+    return()
+  endif()
   add_library(qmeter_${name} STATIC ${srcs})
   target_include_directories(qmeter_${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
                                             PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
@@ -13,6 +20,9 @@ endfunction()
 # qmeter_test(NAME SOURCES... LIBS ...): one GoogleTest binary registered with CTest.
 function(qmeter_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  if(NOT T_SOURCES)
+    return()
+  endif()
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)

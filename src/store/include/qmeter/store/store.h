@@ -1,0 +1,68 @@
+#pragma once
+// The SQLite results store (WAL). Every write of a load point or a quality task is one
+// transaction, and a run is marked complete only after all its parts are stored, so a SIGKILL at
+// any moment loses nothing committed and leaves no half-written point.
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qmeter/store/rows.h"
+
+namespace qmeter::store {
+
+inline constexpr int kSchemaVersion = 1;
+
+class Store {
+ public:
+  // Opens (creating and migrating as needed). Throws Error naming the path on failure.
+  static std::unique_ptr<Store> open(const std::string& path);
+  ~Store();
+
+  int schema_version() const;
+  const std::string& path() const;
+
+  void put_study(const std::string& name, const std::string& spec_text);
+
+  // Starts (or restarts) a run: an incomplete earlier attempt's rows are removed in the same
+  // transaction so a redo never duplicates rows.
+  void begin_run(const RunRow& run);
+  void finish_run(const std::string& run_id, RunStatus status, const std::string& error = "",
+                  const std::string& log_tail = "");
+  std::optional<RunStatus> run_status(const std::string& run_id) const;
+
+  // One load point with all its raw records, in one transaction. Returns the point's id.
+  std::int64_t write_load_point(LoadPointRow point, const std::vector<RequestRow>& requests,
+                                const std::vector<TelemetrySampleRow>& samples,
+                                const std::vector<ServerMetricSampleRow>& server_metrics);
+  // Telemetry not tied to a load point (idle baseline of a run).
+  void write_run_samples(const std::string& run_id, const std::vector<TelemetrySampleRow>& samples);
+  // One quality task's results and items, in one transaction.
+  // Replaces earlier results of the same (run, task).
+  void write_quality(const std::string& run_id, const std::string& task, const std::vector<QualityResultRow>& results,
+                     const std::vector<QualityItemRow>& items);
+
+  // Queries (analysis, report and planners read only these).
+  std::vector<RunRow> runs(const std::string& study = "") const;
+  std::vector<LoadPointRow> load_points(const std::string& run_id) const;
+  std::vector<RequestRow> requests(std::int64_t load_point_id) const;
+  std::vector<QualityResultRow> quality_results(const std::string& run_id) const;
+  std::vector<std::string> studies() const;
+  std::string study_spec(const std::string& name) const;
+  std::int64_t count_rows(const std::string& table) const;
+
+  // Export: every table (or one) as CSV (header row, RFC 4180 quoting) or JSON (array of objects).
+  static const std::vector<std::string>& table_names();
+  void export_table(const std::string& table, const std::string& format, std::ostream& out) const;
+  // {"table": [rows...], ...} for every table: the exchange format the report embeds.
+  std::string export_all_json() const;
+  std::string integrity_check() const;  // "ok" when PRAGMA integrity_check passes
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qmeter::store
