@@ -1,0 +1,92 @@
+// Matrix expansion: models x methods x tp x hardware x repeats -> RunConfigs with stable ids.
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "qmeter/spec/study_spec.h"
+
+namespace qmeter::spec {
+
+namespace {
+
+using nlohmann::json;
+
+json num(double v) { return std::isinf(v) ? json("inf") : json(v); }
+
+json workload_json(const WorkloadSpec& w) {
+  json points = json::array();
+  for (const auto& p : w.points) points.push_back({{"kind", p.kind}, {"value", num(p.value)}});
+  json j = {{"name", w.name},         {"dataset", w.dataset},       {"input_len", w.input_len},
+            {"output_len", w.output_len}, {"range_ratio", w.range_ratio}, {"num_prompts", w.num_prompts},
+            {"arrival", w.arrival},   {"burstiness", w.burstiness}, {"points", points},
+            {"warmup", w.warmup},     {"timeout_s", w.timeout_s},   {"endpoint", w.endpoint},
+            {"trace_time_scale", w.trace_time_scale}};
+  if (w.search_enabled) {
+    j["search"] = {{"slo", w.search.slo}, {"lo", w.search.lo}, {"hi", w.search.hi},
+                   {"iterations", w.search.iterations}, {"attainment", w.search.attainment}};
+  }
+  return j;
+}
+
+}  // namespace
+
+std::vector<RunConfig> expand_runs(const StudySpec& s) {
+  std::vector<RunConfig> out;
+  json workloads = json::array(), slos = json::array(), quality = json::array();
+  for (const auto& w : s.workloads) workloads.push_back(workload_json(w));
+  for (const auto& c : s.slos) {
+    slos.push_back({{"name", c.name}, {"ttft_ms", c.ttft_ms}, {"tpot_ms", c.tpot_ms}, {"e2e_ms", c.e2e_ms}, {"itl_ms", c.itl_ms}});
+  }
+  for (const auto& q : s.quality) quality.push_back({{"task", q.task}, {"options", q.options}});
+  const json backend = {{"kind", s.backend.kind},       {"argv", s.backend.argv},
+                        {"env", s.backend.env},         {"url", s.backend.url},
+                        {"ready_path", s.backend.ready_path}, {"served_model", s.backend.served_model},
+                        {"options", s.backend.options}};
+  const json energy = {{"source", s.energy.source}, {"interval_ms", s.energy.interval_ms}, {"idle_s", s.energy.idle_s}};
+
+  for (const auto& model : s.models) {
+    for (const auto& method : s.methods) {
+      for (int tp : s.tp) {
+        for (const auto& hw : s.hardware) {
+          for (int rep = 0; rep < s.repeats; ++rep) {
+            RunConfig r;
+            r.study = s.name;
+            r.model = model;
+            r.method = method;
+            r.tp = tp;
+            r.hardware = hw;
+            r.repeat = rep;
+            r.backend = s.backend;
+            r.workloads = s.workloads;
+            r.slos = s.slos;
+            r.quality = s.quality;
+            r.energy = s.energy;
+            r.seed = s.seed;
+            // Everything that can change a result is in the hash; nlohmann's object is a sorted
+            // map, so the dump is canonical.
+            json j = {{"study", s.name},
+                      {"model", {{"name", model.name}, {"path", model.path}}},
+                      {"method", {{"name", method.name}, {"options", method.options}}},
+                      {"tp", tp},
+                      {"hardware", {{"power_limit_w", hw.power_limit_w}, {"locked_clock_mhz", hw.locked_clock_mhz}}},
+                      {"repeat", rep},
+                      {"backend", backend},
+                      {"workloads", workloads},
+                      {"slos", slos},
+                      {"quality", quality},
+                      {"energy", energy},
+                      {"seed", s.seed}};
+            r.normalized_json = j.dump();
+            char buf[17];
+            std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a64(r.normalized_json)));
+            r.id = buf;
+            out.push_back(std::move(r));
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace qmeter::spec
