@@ -1,0 +1,47 @@
+#pragma once
+// Child processes without a shell: argv passes to execvp byte for byte (spaces, quotes and
+// $(...) included). Each child leads its own process group so stop() reaches everything it
+// started (a server's workers too): SIGTERM to the group, then SIGKILL after a grace period.
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qmeter {
+
+struct SpawnOptions {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;  // added to (and overriding) the parent's environment
+  std::string log_path;                    // stdout+stderr appended here ("" = inherit)
+  std::string cwd;                         // "" = the parent's
+};
+
+class ChildProcess {
+ public:
+  // Throws Error naming argv[0] when it cannot be started (not found, not executable).
+  static ChildProcess spawn(const SpawnOptions& opts);
+  ChildProcess() = default;
+  ChildProcess(ChildProcess&& o) noexcept;
+  ChildProcess& operator=(ChildProcess&& o) noexcept;
+  ~ChildProcess();  // stops the group if still running
+
+  pid_t pid() const { return pid_; }
+  bool running();  // reaps the child when it has exited
+  // The exit status as a shell reports it: the exit code, or 128 + signal number.
+  std::optional<int> exit_status() const { return status_; }
+  // SIGTERM to the whole group, wait up to grace_s, then SIGKILL. Returns the exit status.
+  int stop(double grace_s = 10.0);
+  // Blocks until the child exits (timeout_s < 0: forever); nullopt on timeout.
+  std::optional<int> wait(double timeout_s = -1);
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+// The last `max_bytes` of a file (a crashed server's log tail for the failure record).
+std::string file_tail(const std::string& path, std::size_t max_bytes = 4096);
+
+}  // namespace qmeter

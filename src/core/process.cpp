@@ -1,0 +1,154 @@
+#include "qmeter/core/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "qmeter/core/clock.h"
+#include "qmeter/core/error.h"
+
+extern char** environ;
+
+namespace qmeter {
+
+static int decode_status(int st) {
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return -1;
+}
+
+ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
+  if (opts.argv.empty()) throw UsageError("cannot start a process: empty argv");
+  // Build argv/envp before fork: the child may only call async-signal-safe functions.
+  std::vector<char*> argv;
+  for (const auto& a : opts.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    const std::string key = kv.substr(0, kv.find('='));
+    if (!opts.env.count(key)) env_strings.push_back(kv);
+  }
+  for (const auto& [k, v] : opts.env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+
+  int log_fd = -1;
+  if (!opts.log_path.empty()) {
+    log_fd = ::open(opts.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0) throw Error("cannot open log file '" + opts.log_path + "': " + std::strerror(errno));
+  }
+  // A pipe with CLOEXEC tells the parent whether exec succeeded: it closes on exec, or carries errno.
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
+  const pid_t pid = fork();
+  if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    setpgid(0, 0);
+    signal(SIGPIPE, SIG_DFL);
+    if (log_fd >= 0) {
+      dup2(log_fd, 1);
+      dup2(log_fd, 2);
+    }
+    if (!opts.cwd.empty() && chdir(opts.cwd.c_str()) != 0) {
+      int e = errno;
+      (void)!write(pipefd[1], &e, sizeof e);
+      _exit(127);
+    }
+    execvpe(argv[0], argv.data(), envp.data());
+    int e = errno;
+    (void)!write(pipefd[1], &e, sizeof e);
+    _exit(127);
+  }
+  setpgid(pid, pid);  // also from the parent, so the group exists before any stop()
+  close(pipefd[1]);
+  if (log_fd >= 0) close(log_fd);
+  int child_errno = 0;
+  ssize_t n = read(pipefd[0], &child_errno, sizeof child_errno);
+  close(pipefd[0]);
+  if (n == sizeof child_errno) {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    throw Error("cannot start '" + opts.argv[0] + "': " + std::strerror(child_errno));
+  }
+  ChildProcess p;
+  p.pid_ = pid;
+  return p;
+}
+
+ChildProcess::ChildProcess(ChildProcess&& o) noexcept : pid_(o.pid_), status_(o.status_) { o.pid_ = -1; }
+ChildProcess& ChildProcess::operator=(ChildProcess&& o) noexcept {
+  if (this != &o) {
+    if (pid_ > 0 && !status_) stop(2.0);
+    pid_ = o.pid_;
+    status_ = o.status_;
+    o.pid_ = -1;
+  }
+  return *this;
+}
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !status_) stop(2.0);
+}
+
+bool ChildProcess::running() {
+  if (pid_ <= 0 || status_) return false;
+  int st = 0;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = decode_status(st);
+    return false;
+  }
+  return r == 0;
+}
+
+std::optional<int> ChildProcess::wait(double timeout_s) {
+  if (pid_ <= 0) return status_;
+  if (status_) return status_;
+  if (timeout_s < 0) {
+    int st = 0;
+    while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+    }
+    status_ = decode_status(st);
+    return status_;
+  }
+  const Nanos deadline = steady_now_ns() + s_to_ns(timeout_s);
+  while (running()) {
+    if (steady_now_ns() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return status_;
+}
+
+int ChildProcess::stop(double grace_s) {
+  if (pid_ <= 0) return status_.value_or(-1);
+  if (running()) {
+    kill(-pid_, SIGTERM);
+    if (!wait(grace_s)) {
+      kill(-pid_, SIGKILL);
+      wait();
+    }
+  }
+  // Grandchildren that outlived the leader still belong to the group.
+  kill(-pid_, SIGKILL);
+  return status_.value_or(-1);
+}
+
+std::string file_tail(const std::string& path, std::size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return "";
+  const auto size = static_cast<std::size_t>(in.tellg());
+  const std::size_t start = size > max_bytes ? size - max_bytes : 0;
+  in.seekg(static_cast<std::streamoff>(start));
+  std::string out(size - start, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  return out;
+}
+
+}  // namespace qmeter
