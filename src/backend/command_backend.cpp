@@ -1,0 +1,116 @@
+// `command` backend: a server started from an argv template (vLLM, SGLang, TGI, llama.cpp
+// server, ...). No shell: each template argument becomes exactly one argv entry.
+#include <fmt/core.h>
+
+#include "qmeter/backend/backend.h"
+#include "qmeter/core/error.h"
+#include "qmeter/core/process.h"
+
+namespace qmeter::backend {
+
+namespace {
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      o += fmt::format("\\u{:04x}", static_cast<int>(c));
+      continue;
+    }
+    o += c;
+  }
+  return o;
+}
+
+class CommandBackend : public Backend {
+ public:
+  explicit CommandBackend(spec::BackendSpec spec) : spec_(std::move(spec)) {}
+  ~CommandBackend() override { stop(); }
+
+  void start(const RunContext& ctx) override {
+    port_ = pick_free_port();
+    host_ = ctx.host;
+    log_path_ = ctx.log_path;
+    std::map<std::string, std::string> vars = {
+        {"model", ctx.model_name}, {"model_path", ctx.model_path}, {"method", ctx.method},
+        {"tp", std::to_string(ctx.tp)}, {"port", std::to_string(port_)}, {"host", ctx.host},
+        {"run_id", ctx.run_id}};
+    for (const auto& [k, v] : ctx.method_options) vars["opt." + k] = v;
+    SpawnOptions opts;
+    for (const auto& a : spec_.argv) opts.argv.push_back(spec::expand_template(a, vars));
+    for (const auto& [k, v] : spec_.env) opts.env[k] = spec::expand_template(v, vars);
+    opts.log_path = ctx.log_path;
+    argv_ = opts.argv;
+    served_ = spec_.served_model.empty() ? ctx.model_name : spec::expand_template(spec_.served_model, vars);
+    try {
+      child_ = ChildProcess::spawn(opts);
+    } catch (const Error& e) {
+      throw BackendError(e.what(), "");
+    }
+    if (!wait_until_ready(base_url() + spec_.ready_path, spec_.startup_timeout_s, [this] { return child_.running(); })) {
+      std::string why = child_.running()
+                            ? fmt::format("server did not become ready at {}{} within {} s", base_url(), spec_.ready_path,
+                                          spec_.startup_timeout_s)
+                            : fmt::format("server exited during startup with status {}", child_.exit_status().value_or(-1));
+      stop();
+      throw BackendError(why, log_tail());
+    }
+  }
+  std::string base_url() const override { return fmt::format("http://{}:{}", host_, port_); }
+  std::string served_model() const override { return served_; }
+  bool alive() override { return child_.running(); }
+  void stop() override {
+    if (child_.pid() > 0) child_.stop(10.0);
+  }
+  std::string describe() const override {
+    std::string argv;
+    for (const auto& a : argv_) argv += (argv.empty() ? "\"" : ",\"") + json_escape(a) + "\"";
+    return fmt::format(R"({{"kind":"command","argv":[{}],"pid":{},"port":{}}})", argv, child_.pid(), port_);
+  }
+  std::string log_tail() const override { return file_tail(log_path_, 4096); }
+
+ private:
+  spec::BackendSpec spec_;
+  ChildProcess child_;
+  std::vector<std::string> argv_;
+  std::string host_ = "127.0.0.1", log_path_, served_;
+  int port_ = 0;
+};
+
+class UrlBackend : public Backend {
+ public:
+  explicit UrlBackend(spec::BackendSpec spec) : spec_(std::move(spec)) {
+    while (!spec_.url.empty() && spec_.url.back() == '/') spec_.url.pop_back();
+  }
+  void start(const RunContext& ctx) override {
+    served_ = spec_.served_model.empty() ? ctx.model_name : spec_.served_model;
+    if (!wait_until_ready(spec_.url + spec_.ready_path, std::min(spec_.startup_timeout_s, 30.0), nullptr)) {
+      throw BackendError("server at " + spec_.url + " is not reachable (" + spec_.url + spec_.ready_path +
+                             " did not answer 200)",
+                         "");
+    }
+  }
+  std::string base_url() const override { return spec_.url; }
+  std::string served_model() const override { return served_; }
+  bool alive() override { return true; }
+  void stop() override {}
+  std::string describe() const override { return R"({"kind":"url","url":")" + json_escape(spec_.url) + "\"}"; }
+
+ private:
+  spec::BackendSpec spec_;
+  std::string served_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_command_backend(const spec::BackendSpec& spec) {
+  if (spec.argv.empty()) throw UsageError("backend.argv: a command backend needs an argv template");
+  return std::make_unique<CommandBackend>(spec);
+}
+std::unique_ptr<Backend> make_url_backend(const spec::BackendSpec& spec) {
+  if (spec.url.empty()) throw UsageError("backend.url: a url backend needs the server's base URL");
+  return std::make_unique<UrlBackend>(spec);
+}
+
+}  // namespace qmeter::backend

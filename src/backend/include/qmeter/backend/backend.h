@@ -1,0 +1,62 @@
+#pragma once
+// Server lifecycle behind one interface: the system under test of a run. One registry table
+// (backend_registry.cpp) maps the spec's `backend.kind` to a factory.
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "qmeter/spec/study_spec.h"
+
+namespace qmeter::backend {
+
+// What a backend needs to know about the run it serves (fills the argv template placeholders).
+struct RunContext {
+  std::string run_id;
+  std::string model_name;
+  std::string model_path;
+  std::string method;                          // registry name
+  std::map<std::string, std::string> method_options;
+  int tp = 1;
+  std::string log_path;  // server stdout/stderr go here
+  std::string host = "127.0.0.1";
+};
+
+// Thrown when a backend fails to start, dies or hangs; carries the log tail for the run record.
+class BackendError : public std::runtime_error {
+ public:
+  BackendError(const std::string& what, std::string log_tail)
+      : std::runtime_error(what), log_tail_(std::move(log_tail)) {}
+  const std::string& log_tail() const { return log_tail_; }
+
+ private:
+  std::string log_tail_;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Starts the server and blocks until its readiness probe answers 200 (or throws BackendError).
+  virtual void start(const RunContext& ctx) = 0;
+  virtual std::string base_url() const = 0;     // "http://127.0.0.1:PORT"
+  virtual std::string served_model() const = 0;  // model name to put in requests
+  virtual bool alive() = 0;                      // false once the server has exited or crashed
+  virtual void stop() = 0;                       // idempotent
+  virtual std::string describe() const = 0;      // JSON: kind, argv/url, pid, ...
+  virtual std::string log_tail() const { return ""; }
+};
+
+using BackendFactory = std::function<std::unique_ptr<Backend>(const spec::BackendSpec&)>;
+
+// The registry: kind -> factory. The embedded backend registers itself from the server side
+// (it needs the engine), so the table is open for one extra entry.
+std::unique_ptr<Backend> make_backend(const spec::BackendSpec& spec);
+void register_backend(const std::string& kind, BackendFactory factory);
+
+// Polls GET base_url + path until it answers 200; false on timeout. `alive` is consulted
+// between polls so a server that exits during startup fails at once instead of at the timeout.
+bool wait_until_ready(const std::string& url, double timeout_s, const std::function<bool()>& alive);
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int pick_free_port();
+
+}  // namespace qmeter::backend
