@@ -34,6 +34,9 @@ struct RequestRecord {
   std::int64_t index = -1;     // position in the schedule
   bool warmup = false;         // excluded from metrics
   Nanos scheduled_ns = 0;      // when the schedule said to send it (latency origin)
+  // The schedule's own time. Equal to scheduled_ns in open loop; in closed loop (max concurrency)
+  // a due request waits for a free slot and scheduled_ns is its release time.
+  Nanos planned_ns = 0;
   Nanos sent_ns = 0;           // when the client actually handed it to the socket
   Nanos first_token_ns = 0;    // first chunk with >= 1 generated token (role-only/empty chunks are not)
   Nanos end_ns = 0;            // last byte of the response (or the failure)
