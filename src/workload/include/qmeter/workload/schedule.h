@@ -52,15 +52,26 @@ struct DatasetOptions {
   // Optional: counts tokens as the server will (e.g. via its /tokenize endpoint or the embedded
   // tokenizer); when null the random dataset uses its one-token-per-word construction.
   std::function<int(const std::string&)>* token_counter = nullptr;
+  // true: every request asks for exactly output_len tokens, ignoring lengths the dataset carries
+  // (ShareGPT reply lengths, JSONL max_tokens, Azure GeneratedTokens); vLLM's --sharegpt-output-len.
+  bool fixed_output_len = false;
 };
 
 // Arrival options (`--request-rate`, `--arrival`, `--burstiness`, `--max-concurrency`, ramp).
 struct ArrivalOptions {
-  std::string kind;          // constant | poisson | gamma | inf | trace | ramp ("" = poisson if rate set, else inf)
+  // constant | poisson | gamma | inf | closed | trace | ramp; "" = trace for a trace dataset
+  // (azure) without a rate, gamma if burstiness != 1, poisson if a rate is set, else inf.
+  // closed = inf + max_concurrency (pure closed loop). See registry.h for the table.
+  std::string kind;
   double request_rate = -1;  // req/s; <= 0 or infinity means all at once
   double burstiness = 1.0;   // gamma shape; 1 = Poisson
   int max_concurrency = 0;
-  double ramp_start_rate = 0, ramp_end_rate = 0;  // linear ramp-up (kind = ramp)
+  // Linear ramp (kind = ramp): the rate goes from start to end over the run's nominal duration
+  // T = 2 * num_prompts / (start + end) (so the integrated rate over T is num_prompts); send times
+  // are the inverse of the integrated rate applied to a unit-rate base process: "constant"
+  // (evenly spaced in integrated rate), "poisson" or "gamma" (shape = burstiness).
+  double ramp_start_rate = 0, ramp_end_rate = 0;
+  std::string ramp_base = "poisson";
   double trace_time_scale = 1.0;  // trace replay speed factor (2 = twice as fast)
   std::uint64_t seed = 0;
 };

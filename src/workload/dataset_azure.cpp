@@ -1,0 +1,191 @@
+// `azure:PATH`: the Azure LLM inference trace (Azure/AzurePublicDataset, 2023 and 2024 layouts):
+//   TIMESTAMP,ContextTokens,GeneratedTokens
+//   2023-11-16 18:15:46.6805900,374,44
+// The first num_prompts rows become prompts of ContextTokens tokens (built like `random`) asking
+// for GeneratedTokens tokens, and the rows' timestamps, relative to the earliest, drive trace
+// replay (--arrival trace). Columns are found by name in the header, in any order.
+#include <algorithm>
+#include <charconv>
+#include <cctype>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "dataset_input.h"
+#include "datasets.h"
+#include "word_prompt.h"
+
+namespace qmeter::workload::detail {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string_view> split_commas(std::string_view line) {
+  std::vector<std::string_view> fields;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t comma = line.find(',', start);
+    fields.push_back(trim(line.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start)));
+    if (comma == std::string_view::npos) return fields;
+    start = comma + 1;
+  }
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (the era-based civil-calendar arithmetic:
+// 400-year eras of 146097 days, years starting in March so the leap day is last).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+class Cursor {
+ public:
+  explicit Cursor(std::string_view s) : s_(s) {}
+  bool done() const { return pos_ == s_.size(); }
+  bool eat(char c) {
+    if (pos_ < s_.size() && s_[pos_] == c) return ++pos_, true;
+    return false;
+  }
+  // Exactly `digits` decimal digits (digits = 0: one or more).
+  std::optional<std::int64_t> number(int digits) {
+    std::int64_t v = 0;
+    int n = 0;
+    while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_])) && (digits == 0 || n < digits)) {
+      v = v * 10 + (s_[pos_++] - '0');
+      if (++n > 18) return std::nullopt;
+    }
+    if (n == 0 || (digits && n != digits)) return std::nullopt;
+    return v;
+  }
+  // ".fffffffff" (any number of digits, kept to ns) -> ns; absent -> 0.
+  std::optional<std::int64_t> fraction_ns() {
+    if (!eat('.')) return 0;
+    std::int64_t ns = 0, scale = 100000000;
+    int n = 0;
+    while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) {
+      ns += (s_[pos_++] - '0') * scale;
+      scale /= 10;
+      ++n;
+    }
+    return n ? std::optional<std::int64_t>(ns) : std::nullopt;
+  }
+
+ private:
+  std::string_view s_;
+  std::size_t pos_ = 0;
+};
+
+// "YYYY-MM-DD HH:MM:SS[.f...]" (or 'T' between date and time), or plain seconds "123.456".
+std::optional<Nanos> parse_timestamp(std::string_view s) {
+  Cursor c(s);
+  if (s.find('-') == std::string_view::npos) {  // seconds
+    auto sec = c.number(0);
+    if (!sec) return std::nullopt;
+    auto frac = c.fraction_ns();
+    if (!frac || !c.done()) return std::nullopt;
+    return *sec * 1'000'000'000 + *frac;
+  }
+  auto y = c.number(4);
+  if (!y || !c.eat('-')) return std::nullopt;
+  auto mo = c.number(2);
+  if (!mo || !c.eat('-')) return std::nullopt;
+  auto d = c.number(2);
+  if (!d || !(c.eat(' ') || c.eat('T'))) return std::nullopt;
+  auto h = c.number(2);
+  if (!h || !c.eat(':')) return std::nullopt;
+  auto mi = c.number(2);
+  if (!mi || !c.eat(':')) return std::nullopt;
+  auto se = c.number(2);
+  if (!se) return std::nullopt;
+  auto frac = c.fraction_ns();
+  if (!frac || !c.done()) return std::nullopt;
+  if (*mo < 1 || *mo > 12 || *d < 1 || *d > 31 || *h > 23 || *mi > 59 || *se > 60) return std::nullopt;
+  const std::int64_t days = days_from_civil(*y, static_cast<unsigned>(*mo), static_cast<unsigned>(*d));
+  return ((days * 24 + *h) * 60 + *mi) * 60 * 1'000'000'000 + *se * 1'000'000'000 + *frac;
+}
+
+std::optional<int> parse_positive_int(std::string_view s) {
+  int v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < 1) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+DatasetSample load_azure(const std::string& spec, const std::string& path, const DatasetOptions& options) {
+  const std::string text = read_dataset_file(spec, path);
+  const auto lines = split_lines(text);
+  if (lines.empty() || trim(lines[0].text).empty()) fail(spec, "empty file (expected the header TIMESTAMP,ContextTokens,GeneratedTokens)");
+
+  const auto header = split_commas(lines[0].text);
+  auto column = [&](std::string_view name) {
+    for (std::size_t i = 0; i < header.size(); ++i)
+      if (iequals(header[i], name)) return i;
+    fail_at(spec, 1, fmt::format("missing column '{}' in the header '{}' (expected TIMESTAMP,ContextTokens,GeneratedTokens)",
+                                 name, lines[0].text));
+  };
+  const std::size_t col_time = column("TIMESTAMP"), col_context = column("ContextTokens"),
+                    col_generated = column("GeneratedTokens");
+
+  DatasetSample sample;
+  std::vector<Nanos> times;
+  const auto wanted = static_cast<std::size_t>(options.num_prompts);
+  std::size_t rows = 0;
+  // Only the rows used are parsed: a 100-request run of a long trace reads its first 100 rows.
+  for (std::size_t li = 1; li < lines.size() && sample.prompts.size() < wanted; ++li) {
+    const auto& line = lines[li];
+    if (trim(line.text).empty()) continue;
+    ++rows;
+    const auto fields = split_commas(line.text);
+    if (fields.size() != header.size())
+      fail_at(spec, line.number, fmt::format("expected {} comma-separated fields, got {}", header.size(), fields.size()));
+    const auto time = parse_timestamp(fields[col_time]);
+    if (!time)
+      fail_at(spec, line.number, fmt::format("field '{}': expected 'YYYY-MM-DD HH:MM:SS[.fraction]' or seconds, got '{}'",
+                                             header[col_time], fields[col_time]));
+    const auto context = parse_positive_int(fields[col_context]);
+    if (!context)
+      fail_at(spec, line.number, fmt::format("field '{}': expected a positive integer, got '{}'", header[col_context], fields[col_context]));
+    const auto generated = parse_positive_int(fields[col_generated]);
+    if (!generated)
+      fail_at(spec, line.number,
+              fmt::format("field '{}': expected a positive integer, got '{}'", header[col_generated], fields[col_generated]));
+
+    const std::size_t i = sample.prompts.size();
+    SeededRng words(derive_seed(options.seed, kPromptWordsBase + i));
+    WordPrompt built = build_word_prompt(*context, words, options.token_counter);
+    Prompt p;
+    p.text = std::move(built.text);
+    p.prompt_tokens = built.tokens;
+    p.max_tokens = options.fixed_output_len ? options.output_len : *generated;
+    sample.prompts.push_back(std::move(p));
+    times.push_back(*time);
+  }
+  if (sample.prompts.empty()) fail(spec, "no requests (the file has a header but no rows)");
+  if (sample.prompts.size() < wanted)
+    fail(spec, fmt::format("the trace has {} requests; --num-prompts {} asks for more", rows, options.num_prompts));
+
+  const Nanos first = *std::min_element(times.begin(), times.end());
+  sample.trace_offsets_ns.reserve(times.size());
+  for (Nanos t : times) sample.trace_offsets_ns.push_back(t - first);
+  sample.description = fmt::format("{} (first {} rows)", spec, sample.prompts.size());
+  return sample;
+}
+
+}  // namespace qmeter::workload::detail

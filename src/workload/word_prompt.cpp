@@ -1,0 +1,92 @@
+#include "word_prompt.h"
+
+#include <array>
+#include <cstdlib>
+#include <map>
+#include <vector>
+
+namespace qmeter::workload::detail {
+
+namespace {
+
+// Common English words of 2 to 5 letters; all are whole-word tokens (" the" -> one token) in
+// the LLaMA-2/3, GPT-2 and cl100k vocabularies. No word is a prefix-merge risk because both
+// tokenizer families keep the space that starts each word inside that word's token.
+constexpr std::array<std::string_view, 128> kWords = {
+    "the",   "of",    "and",   "to",    "in",    "is",    "you",   "that",  "it",    "he",
+    "was",   "for",   "on",    "are",   "as",    "with",  "his",   "they",  "at",    "be",
+    "this",  "have",  "from",  "or",    "one",   "had",   "by",    "but",   "not",   "what",
+    "all",   "were",  "we",    "when",  "your",  "can",   "said",  "there", "use",   "an",
+    "each",  "which", "she",   "do",    "how",   "their", "if",    "will",  "up",    "other",
+    "about", "out",   "many",  "then",  "them",  "these", "so",    "some",  "her",   "would",
+    "make",  "like",  "him",   "into",  "time",  "has",   "look",  "two",   "more",  "go",
+    "see",   "no",    "way",   "could", "people", "my",   "than",  "first", "water", "been",
+    "call",  "who",   "its",   "now",   "find",  "long",  "down",  "day",   "did",   "get",
+    "come",  "made",  "may",   "part",  "over",  "new",   "take",  "only",  "little", "work",
+    "know",  "place", "year",  "live",  "me",    "back",  "give",  "most",  "very",  "after",
+    "our",   "just",  "name",  "good",  "man",   "think", "say",   "great", "where", "help",
+    "much",  "before", "line", "right", "too",   "old",   "same",  "tell",
+};
+
+class WordSequence {
+ public:
+  explicit WordSequence(SeededRng& rng) : rng_(rng) {}
+  // The first n words of this prompt's (lazily extended) random word sequence.
+  std::string text(int n) {
+    while (static_cast<int>(words_.size()) < n)
+      words_.push_back(kWords[static_cast<std::size_t>(rng_.uniform_int(0, kWords.size() - 1))]);
+    std::string out;
+    out.reserve(static_cast<std::size_t>(n) * 5);
+    for (int i = 0; i < n; ++i) {
+      if (i) out.push_back(' ');
+      out.append(words_[static_cast<std::size_t>(i)]);
+    }
+    return out;
+  }
+
+ private:
+  SeededRng& rng_;
+  std::vector<std::string_view> words_;
+};
+
+}  // namespace
+
+std::span<const std::string_view> prompt_words() { return kWords; }
+
+WordPrompt build_word_prompt(int target, SeededRng& rng, const std::function<int(const std::string&)>* counter) {
+  WordSequence words(rng);
+  if (target < 1) target = 1;
+  if (!counter || !*counter) return {words.text(target), target};
+
+  std::map<int, int> counts;  // word count -> token count, each evaluated once
+  auto count = [&](int n) {
+    auto it = counts.find(n);
+    if (it == counts.end()) it = counts.emplace(n, (*counter)(words.text(n))).first;
+    return it->second;
+  };
+  auto best = [&] {  // the word count whose token count is closest to target (fewest words on ties)
+    auto best_it = counts.begin();
+    for (auto it = counts.begin(); it != counts.end(); ++it)
+      if (std::abs(it->second - target) < std::abs(best_it->second - target)) best_it = it;
+    return best_it->first;
+  };
+  // Tokens are roughly words + a constant (BOS, a chat template): step by the miss.
+  int n = target;
+  for (int step = 0; step < 8; ++step) {
+    const int c = count(n);
+    if (c == target) return {words.text(n), c};
+    int next = n + (target - c);
+    if (next < 1) next = 1;
+    if (counts.count(next)) break;
+    n = next;
+  }
+  // Counters where some words take two tokens: scan outward from the closest word count.
+  const int centre = best();
+  for (int d = 1; d <= 16; ++d)
+    for (int cand : {centre - d, centre + d})
+      if (cand >= 1 && count(cand) == target) return {words.text(cand), target};
+  const int n_best = best();
+  return {words.text(n_best), counts.at(n_best)};
+}
+
+}  // namespace qmeter::workload::detail
