@@ -29,6 +29,7 @@ struct Usable {
 
 DatasetSample load_sharegpt(const std::string& spec, const std::string& path, const DatasetOptions& options) {
   const std::string text = read_dataset_file(spec, path);
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) fail(spec, "empty file (expected a JSON list of conversations)");
   const nlohmann::json root = parse_json(spec, text);
   if (!root.is_array())
     fail_at(spec, line_of_offset(text, text.find_first_not_of(" \t\r\n")),

@@ -16,7 +16,9 @@ nlohmann::json parse_json(std::string_view spec, std::string_view text, std::siz
     // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 5: " prefix:
     // the line is ours (it counts from the file, not from this fragment).
     if (auto colon = reason.find(": ", reason.find("parse error")); colon != std::string::npos) reason = reason.substr(colon + 2);
-    fail_at(spec, first_line + line_of_offset(text, offset) - 1, "invalid JSON: " + reason);
+    const std::size_t line_start = offset == 0 ? std::string_view::npos : text.rfind('\n', offset - 1);
+    const std::size_t column = line_start == std::string_view::npos ? offset + 1 : offset - line_start;
+    fail_at(spec, first_line + line_of_offset(text, offset) - 1, "invalid JSON at column " + std::to_string(column) + ": " + reason);
   }
 }
 

@@ -54,7 +54,7 @@ TEST(BadInput, JsonlErrorsNameFileLineAndField) {
     std::string content;
     std::string line_and_message;
   } cases[] = {
-      {ok + ok + "{\"prompt\": \"cut off\"\n", " line 3: invalid JSON: "},
+      {ok + ok + "{\"prompt\": \"cut off\"\n", " line 3: invalid JSON at column "},
       {ok + "[\"a list\"]\n", " line 2: expected a JSON object, got a list"},
       {ok + ok + ok + ok + ok + ok + "{\"text\": \"no prompt\"}\n", " line 7: missing string field 'prompt'"},
       {"{\"prompt\": 12}\n", " line 1: field 'prompt' must be a string, got a number"},
@@ -63,14 +63,19 @@ TEST(BadInput, JsonlErrorsNameFileLineAndField) {
       {"{\"prompt\": \"x\", \"max_tokens\": 2.5}\n", " line 1: field 'max_tokens' must be a positive integer, got 2.5"},
       {"{\"prompt\": \"x\", \"max_tokens\": \"64\"}\n", " line 1: field 'max_tokens' must be a positive integer, got \"64\""},
       {"{\"prompt\": \"x\", \"reference\": 5}\n", " line 1: field 'reference' must be a string, got a number"},
-      {ok + "{\"prompt\": \"bad \xff byte\"}\n", " line 2: invalid JSON: "},
+      {ok + "{\"prompt\": \"bad \xff byte\"}\n", " line 2: invalid JSON at column "},
   };
   int i = 0;
   for (const auto& c : cases) {
     const BadFile bad = bad_file("jsonl" + std::to_string(i++), "jsonl", c.content);
     EXPECT_EQ(bad.error.rfind(bad.spec + c.line_and_message, 0), 0u) << bad.error;
   }
-  // The exact form for the example.
+  // Exact forms, the column pointing at the offending character.
+  const BadFile comma = bad_file("jsonl_comma", "jsonl", ok + "{\"prompt\": \"b\", }\n");
+  EXPECT_EQ(comma.error, comma.spec +
+                             " line 2: invalid JSON at column 17: syntax error while parsing object key - unexpected "
+                             "'}'; expected string literal");
+  // The example.
   const BadFile missing = bad_file("jsonl_missing", "jsonl", ok + ok + ok + ok + ok + ok + "{\"max_tokens\": 3}\n");
   EXPECT_EQ(missing.error, missing.spec + " line 7: missing string field 'prompt'");
 }
@@ -97,7 +102,7 @@ TEST(BadInput, ShareGptErrorsNameLineItemAndField) {
     std::string content;
     std::string line_and_message;
   } cases[] = {
-      {"[\n" + good + ",\n" + good + ",\n{\"conversations\": [}\n]", " line 4: invalid JSON: "},
+      {"[\n" + good + ",\n" + good + ",\n{\"conversations\": [}\n]", " line 4: invalid JSON at column "},
       {"{\"conversations\": []}", " line 1: expected a JSON list of conversations, got an object"},
       {"\n\n  \"text\"", " line 3: expected a JSON list of conversations, got a string"},
       {"[\n" + good + ",\n  42\n]", " line 3: item 1: expected an object with a 'conversations' list, got a number"},
@@ -113,6 +118,12 @@ TEST(BadInput, ShareGptErrorsNameLineItemAndField) {
     const BadFile bad = bad_file("sharegpt" + std::to_string(i++), "sharegpt", c.content);
     EXPECT_EQ(bad.error.rfind(bad.spec + c.line_and_message, 0), 0u) << bad.error;
   }
+  const BadFile bracket = bad_file("sharegpt_bracket", "sharegpt", "[\n1,\n2,\n{\"conversations\": [}\n]");
+  EXPECT_EQ(bracket.error, bracket.spec +
+                               " line 4: invalid JSON at column 20: syntax error while parsing value - unexpected '}'; "
+                               "expected '[', '{', or a literal");
+  const BadFile empty = bad_file("sharegpt_empty", "sharegpt", " \n");
+  EXPECT_EQ(empty.error, empty.spec + ": empty file (expected a JSON list of conversations)");
 }
 
 TEST(BadInput, AzureErrorsNameLineAndColumn) {
