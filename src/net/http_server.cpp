@@ -1,0 +1,864 @@
+// HTTP/1.1 server on Boost.Asio + Beast. Design notes:
+//  - one io_context per io thread (no strands needed): a connection, its timers and its
+//    ResponseWriter work all run on the thread that owns the connection;
+//  - Beast parses requests; responses are framed here (status line, headers, chunked encoding) so
+//    a streamed chunk costs one small string and one gather write;
+//  - while a response is in progress a 'watch' read stays posted on the socket: it sees the client
+//    going away (EOF / reset) at once, which on_close callbacks need (qmeter serve frees the KV
+//    cache of an abandoned request), and it buffers pipelined bytes of the next request.
+#include "qmeter/net/http_server.h"
+
+#include <fmt/core.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "qmeter/core/error.h"
+
+namespace qmeter::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using Executor = asio::io_context::executor_type;
+using Socket = tcp::socket::rebind_executor<Executor>::other;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                         asio::wait_traits<std::chrono::steady_clock>, Executor>;
+
+namespace {
+
+constexpr std::size_t kMaxBufferedPipelineBytes = 64 * 1024;
+constexpr std::size_t kWatchReadBytes = 4096;
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<int>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string error_json(int status, std::string_view message) {
+  return fmt::format(R"({{"error":{{"message":"{}","type":"{}","code":{}}}}})", json_escape(message),
+                     status >= 500 ? "InternalServerError" : "BadRequestError", status);
+}
+
+std::string_view to_std(boost::beast::string_view s) { return {s.data(), s.size()}; }
+
+std::string status_line(int status) {
+  std::string_view reason = to_std(http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status))));
+  if (reason.empty() || reason.front() == '<') reason = "Unknown";
+  return fmt::format("HTTP/1.1 {} {}\r\n", status, reason);
+}
+
+void append_headers(std::string& out, const std::vector<HttpHeader>& headers) {
+  for (const auto& h : headers) {
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
+  }
+}
+
+// A Beast parse error (as opposed to the peer closing or a socket error).
+bool is_http_parse_error(const boost::system::error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message;
+}
+
+bool is_fd_exhaustion(const boost::system::error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+         ec == asio::error::no_memory || ec.value() == ENFILE;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// HttpRequest helpers
+
+std::string_view HttpRequest::header(std::string_view name) const {
+  for (const auto& h : headers) {
+    if (iequals(h.name, name)) return h.value;
+  }
+  return {};
+}
+
+bool HttpRequest::has_header(std::string_view name) const {
+  for (const auto& h : headers) {
+    if (iequals(h.name, name)) return true;
+  }
+  return false;
+}
+
+std::optional<std::string> HttpRequest::query_param(std::string_view name) const {
+  std::string_view rest = query;
+  while (!rest.empty()) {
+    std::size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    std::size_t eq = pair.find('=');
+    std::string key = percent_decode(pair.substr(0, eq));
+    if (key == name) return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+  }
+  return std::nullopt;
+}
+
+std::uint64_t raise_open_file_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit want = lim;
+    want.rlim_cur = lim.rlim_max == RLIM_INFINITY ? (1u << 20) : lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) lim = want;
+  }
+  return static_cast<std::uint64_t>(lim.rlim_cur);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server internals
+
+namespace {
+class Connection;
+}
+
+struct Worker {
+  asio::io_context ioc{1};
+  std::optional<asio::executor_work_guard<Executor>> guard;
+  std::thread thread;
+  std::atomic<bool> finished{false};
+  std::unordered_set<Connection*> connections;  // touched only on this worker's thread
+};
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  HttpServerOptions options;
+  HttpHandler handler;
+  std::vector<std::unique_ptr<Worker>> workers;  // declared before the acceptor: destroyed last
+  std::optional<tcp::acceptor::rebind_executor<Executor>::other> acceptor;
+  std::optional<Timer> accept_retry;
+  std::size_t next_worker = 0;  // worker 0's thread only
+  int bound_port = 0;
+
+  std::mutex stop_mutex;
+  std::atomic<bool> started{false}, stopping{false}, stopped{false};
+  std::atomic<std::uint64_t> open_connections{0}, active_responses{0}, requests_handled{0};
+  std::atomic<std::uint64_t> next_connection_id{1};
+
+  void accept_next();
+  void adopt(Worker& worker, Socket socket);
+  // Runs fn(worker) on every worker's thread and waits for all of them.
+  void run_on_all(const std::function<void(Worker&, std::size_t)>& fn);
+  void stop(Nanos grace_ns);
+};
+
+namespace {
+
+class Exchange;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(std::shared_ptr<HttpServer::Impl> server, Worker& worker, Socket socket, std::uint64_t id)
+      : server_(std::move(server)), worker_(worker), socket_(std::move(socket)), id_(id) {}
+  ~Connection() {
+    if (!closed_) {  // only when a loop was stopped with this connection's operations pending
+      server_->open_connections.fetch_sub(1);
+      worker_.connections.erase(this);
+    }
+  }
+
+  asio::io_context& ioc() { return worker_.ioc; }
+  bool on_thread() { return worker_.ioc.get_executor().running_in_this_thread(); }
+  HttpServer::Impl& server() { return *server_; }
+
+  void start() {
+    worker_.connections.insert(this);
+    read_request();
+  }
+
+  // --- called on the io thread by Exchange (gen identifies the request; stale calls are ignored)
+  void respond(std::uint64_t gen, HttpResponse r);
+  void start_stream(std::uint64_t gen, int status, std::string content_type, std::vector<HttpHeader> headers);
+  void write_chunk(std::uint64_t gen, std::string data);
+  void end(std::uint64_t gen);
+  void abort(std::uint64_t gen) {
+    if (gen == gen_ && exchange_active_) close();
+  }
+  void add_close_callback(std::uint64_t gen, std::function<void()> cb) {
+    if (gen == gen_ && exchange_active_ && !closed_) close_callbacks_.push_back(std::move(cb));
+  }
+  void handle_released(std::uint64_t gen) {
+    if (gen != gen_ || !exchange_active_ || closed_) return;
+    if (reply_ == Reply::kNone) {
+      respond(gen, HttpResponse{500, "application/json",
+                                error_json(500, "the request handler released the request without a response"),
+                                {}});
+    } else if (reply_ == Reply::kStreaming) {
+      close();  // a stream that its producer abandoned must not look complete
+    }
+  }
+  void run_at(Nanos deadline_ns, std::function<void()> fn);
+
+  // --- server stop
+  void begin_shutdown() {
+    if (!exchange_active_) {
+      close();
+    } else {
+      close_after_response_ = true;
+    }
+  }
+  void close();
+
+ private:
+  enum class Reply { kNone, kStreaming, kDone };
+  struct PendingTimer {
+    explicit PendingTimer(asio::io_context& ioc, std::function<void()> f) : timer(ioc), fn(std::move(f)) {}
+    Timer timer;
+    std::function<void()> fn;
+  };
+
+  void read_request();
+  void on_header(const boost::system::error_code& ec);
+  void on_body(const boost::system::error_code& ec);
+  void on_read_error(const boost::system::error_code& ec);
+  void dispatch_request(Nanos arrival_ns);
+  void watch();
+  void on_watch(const boost::system::error_code& ec, std::size_t n);
+  void queue(std::string bytes);
+  void flush();
+  void on_written(const boost::system::error_code& ec);
+  void maybe_complete();
+  void on_response_complete();
+  void reply_error_and_close(int status, std::string_view message);
+  std::string head(int status, std::string_view content_type, const std::vector<HttpHeader>& extra);
+
+  std::shared_ptr<HttpServer::Impl> server_;
+  Worker& worker_;
+  Socket socket_;
+  std::uint64_t id_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+
+  std::uint64_t gen_ = 0;  // number of requests handed to the handler so far
+  Reply reply_ = Reply::kNone;
+  bool exchange_active_ = false;  // the current response is not completely written
+  bool chunked_ = true;           // false for an HTTP/1.0 client (close-delimited stream)
+  bool head_request_ = false;
+  bool close_after_response_ = false;
+  bool closed_ = false;
+  bool watching_ = false;
+  bool reading_request_ = false;
+  bool writing_ = false;
+  std::vector<std::string> pending_;
+  std::vector<std::string> inflight_;
+  std::vector<asio::const_buffer> buffers_;
+  std::vector<std::function<void()>> close_callbacks_;
+  std::weak_ptr<Exchange> exchange_;
+  std::list<PendingTimer> timers_;
+
+  friend class Exchange;
+};
+
+// The ResponseWriter handed to handlers: a thin, thread-safe handle onto its connection.
+class Exchange final : public ResponseWriter, public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(std::shared_ptr<Connection> conn, std::uint64_t gen, HttpRequest request)
+      : conn_(std::move(conn)), gen_(gen), request_(std::move(request)) {}
+  ~Exchange() override {
+    if (conn_->server().stopped.load()) return;
+    asio::post(conn_->ioc(), [c = conn_, g = gen_] { c->handle_released(g); });
+  }
+
+  const HttpRequest& request() const override { return request_; }
+
+  void respond(HttpResponse response) override {
+    if (finished_.exchange(true)) return;
+    call([r = std::move(response)](Connection& c, std::uint64_t g) mutable { c.respond(g, std::move(r)); });
+  }
+  void start_stream(int status, std::string content_type, std::vector<HttpHeader> headers) override {
+    call([status, ct = std::move(content_type), h = std::move(headers)](Connection& c, std::uint64_t g) mutable {
+      c.start_stream(g, status, std::move(ct), std::move(h));
+    });
+  }
+  bool write_chunk(std::string data) override {
+    if (is_closed()) return false;
+    call([d = std::move(data)](Connection& c, std::uint64_t g) mutable { c.write_chunk(g, std::move(d)); });
+    return true;
+  }
+  void end() override {
+    if (finished_.exchange(true)) return;
+    call([](Connection& c, std::uint64_t g) { c.end(g); });
+  }
+  void abort() override {
+    call([](Connection& c, std::uint64_t g) { c.abort(g); });
+  }
+  bool is_closed() const override { return finished_.load() || disconnected_.load(); }
+  bool disconnected() const override { return disconnected_.load(); }
+  void on_close(std::function<void()> callback) override {
+    auto self = shared_from_this();
+    call([self, cb = std::move(callback)](Connection& c, std::uint64_t g) mutable {
+      if (self->disconnected_.load()) {
+        cb();
+      } else {
+        c.add_close_callback(g, std::move(cb));
+      }
+    });
+  }
+  void run_at(Nanos deadline_ns, std::function<void()> fn) override {
+    call([deadline_ns, f = std::move(fn)](Connection& c, std::uint64_t) mutable { c.run_at(deadline_ns, std::move(f)); });
+  }
+  void run_after(Nanos delay_ns, std::function<void()> fn) override { run_at(steady_now_ns() + delay_ns, std::move(fn)); }
+  void post(std::function<void()> fn) override {
+    if (conn_->server().stopped.load()) return;
+    asio::post(conn_->ioc(), [c = conn_, f = std::move(fn)] {
+      try {
+        f();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "qmeter net: posted callback threw: %s\n", e.what());
+      }
+    });
+  }
+  bool on_io_thread() const override { return conn_->on_thread(); }
+
+  void mark_disconnected() { disconnected_.store(true); }
+
+ private:
+  // Runs f on the connection's io thread: inline when already there, else posted (in order).
+  template <class F>
+  void call(F&& f) {
+    if (conn_->server().stopped.load()) return;
+    if (conn_->on_thread()) {
+      f(*conn_, gen_);
+    } else {
+      asio::post(conn_->ioc(), [c = conn_, g = gen_, fn = std::forward<F>(f)]() mutable { fn(*c, g); });
+    }
+  }
+
+  std::shared_ptr<Connection> conn_;
+  std::uint64_t gen_;
+  HttpRequest request_;
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> disconnected_{false};
+};
+
+// --- Connection: reading requests
+
+void Connection::read_request() {
+  if (closed_) return;
+  reading_request_ = true;
+  parser_.emplace();
+  parser_->body_limit(server_->options.max_body_bytes);
+  parser_->header_limit(64 * 1024);
+  http::async_read_header(socket_, buffer_, *parser_,
+                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                            self->on_header(ec);
+                          });
+}
+
+void Connection::on_header(const boost::system::error_code& ec) {
+  if (closed_) return;
+  if (ec) {
+    reading_request_ = false;
+    on_read_error(ec);
+    return;
+  }
+  // curl and others wait (up to a second) for this before sending a large body.
+  if (iequals(to_std(parser_->get()[http::field::expect]), "100-continue")) queue("HTTP/1.1 100 Continue\r\n\r\n");
+  http::async_read(socket_, buffer_, *parser_,
+                   [self = shared_from_this()](const boost::system::error_code& e, std::size_t) { self->on_body(e); });
+}
+
+void Connection::on_body(const boost::system::error_code& ec) {
+  const Nanos arrival = steady_now_ns();
+  reading_request_ = false;
+  if (closed_) return;
+  if (ec) {
+    on_read_error(ec);
+    return;
+  }
+  dispatch_request(arrival);
+}
+
+void Connection::on_read_error(const boost::system::error_code& ec) {
+  if (!is_http_parse_error(ec)) {
+    close();  // the client closed (or the socket failed)
+  } else if (ec == http::error::body_limit) {
+    reply_error_and_close(413, fmt::format("request body larger than {} bytes", server_->options.max_body_bytes));
+  } else if (ec == http::error::header_limit) {
+    reply_error_and_close(431, "request header fields too large");
+  } else {
+    reply_error_and_close(400, "malformed HTTP request: " + ec.message());
+  }
+}
+
+void Connection::dispatch_request(Nanos arrival_ns) {
+  auto& msg = parser_->get();
+  HttpRequest req;
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  std::size_t q = req.target.find('?');
+  req.path = req.target.substr(0, q);
+  if (q != std::string::npos) req.query = req.target.substr(q + 1);
+  req.headers.reserve(8);
+  for (const auto& field : msg) req.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+  req.version = static_cast<int>(msg.version());
+  req.keep_alive = msg.keep_alive();
+  req.body = std::move(msg.body());
+  req.arrival_ns = arrival_ns;
+  req.connection_id = id_;
+  req.sequence_on_connection = gen_;
+  parser_.reset();
+
+  ++gen_;
+  reply_ = Reply::kNone;
+  exchange_active_ = true;
+  close_callbacks_.clear();
+  chunked_ = req.version >= 11;
+  head_request_ = req.method == "HEAD";
+  if (!req.keep_alive || server_->stopping.load()) close_after_response_ = true;
+  server_->active_responses.fetch_add(1);
+  server_->requests_handled.fetch_add(1);
+
+  auto exchange = std::make_shared<Exchange>(shared_from_this(), gen_, std::move(req));
+  exchange_ = exchange;
+  watch();
+  try {
+    server_->handler(exchange->request(), exchange);
+  } catch (const std::exception& e) {
+    respond(gen_, HttpResponse{500, "application/json", error_json(500, e.what()), {}});
+  }
+}
+
+void Connection::watch() {
+  if (watching_ || closed_ || buffer_.size() >= kMaxBufferedPipelineBytes) return;
+  watching_ = true;
+  socket_.async_read_some(buffer_.prepare(kWatchReadBytes),
+                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                            self->on_watch(ec, n);
+                          });
+}
+
+void Connection::on_watch(const boost::system::error_code& ec, std::size_t n) {
+  watching_ = false;
+  if (closed_) return;
+  if (ec == asio::error::operation_aborted) {  // cancelled to serve a pipelined request
+    if (!exchange_active_ && !reading_request_) read_request();
+    return;
+  }
+  if (ec) {
+    close();  // the client went away (EOF or reset) or the socket failed
+    return;
+  }
+  buffer_.commit(n);
+  if (exchange_active_) {
+    watch();
+  } else if (!reading_request_) {
+    read_request();
+  }
+}
+
+// --- Connection: writing responses
+
+std::string Connection::head(int status, std::string_view content_type, const std::vector<HttpHeader>& extra) {
+  std::string out = status_line(status);
+  if (!content_type.empty()) {
+    out += "Content-Type: ";
+    out += content_type;
+    out += "\r\n";
+  }
+  append_headers(out, extra);
+  return out;
+}
+
+void Connection::respond(std::uint64_t gen, HttpResponse r) {
+  if (gen != gen_ || !exchange_active_ || reply_ != Reply::kNone || closed_) return;
+  reply_ = Reply::kDone;
+  if (server_->stopping.load()) close_after_response_ = true;
+  std::string out = head(r.status, r.content_type, r.headers);
+  out += fmt::format("Content-Length: {}\r\n", r.body.size());
+  if (close_after_response_) {
+    out += "Connection: close\r\n";
+  } else if (!chunked_) {
+    out += "Connection: keep-alive\r\n";  // HTTP/1.0 client that asked for keep-alive
+  }
+  out += "\r\n";
+  if (!head_request_) out += r.body;
+  queue(std::move(out));
+}
+
+void Connection::start_stream(std::uint64_t gen, int status, std::string content_type, std::vector<HttpHeader> headers) {
+  if (gen != gen_ || !exchange_active_ || reply_ != Reply::kNone || closed_) return;
+  reply_ = Reply::kStreaming;
+  if (!chunked_) close_after_response_ = true;  // HTTP/1.0: the body ends when the connection does
+  std::string out = head(status, content_type, headers);
+  out += "Cache-Control: no-cache\r\n";
+  if (chunked_) out += "Transfer-Encoding: chunked\r\n";
+  if (close_after_response_) out += "Connection: close\r\n";
+  out += "\r\n";
+  queue(std::move(out));
+}
+
+void Connection::write_chunk(std::uint64_t gen, std::string data) {
+  if (gen != gen_ || reply_ != Reply::kStreaming || closed_ || data.empty() || head_request_) return;
+  if (!chunked_) {
+    queue(std::move(data));
+    return;
+  }
+  char size_hex[24];
+  auto res = std::to_chars(size_hex, size_hex + sizeof(size_hex), data.size(), 16);
+  std::string framed;
+  framed.reserve(static_cast<std::size_t>(res.ptr - size_hex) + data.size() + 4);
+  framed.append(size_hex, res.ptr);
+  framed += "\r\n";
+  framed += data;
+  framed += "\r\n";
+  queue(std::move(framed));
+}
+
+void Connection::end(std::uint64_t gen) {
+  if (gen != gen_ || reply_ != Reply::kStreaming || closed_) return;
+  reply_ = Reply::kDone;
+  if (chunked_ && !head_request_) {
+    queue("0\r\n\r\n");
+  } else {
+    maybe_complete();
+  }
+}
+
+void Connection::queue(std::string bytes) {
+  pending_.push_back(std::move(bytes));
+  if (!writing_) flush();
+}
+
+void Connection::flush() {
+  if (pending_.empty() || closed_) return;
+  inflight_.swap(pending_);
+  buffers_.clear();
+  for (const auto& s : inflight_) buffers_.emplace_back(s.data(), s.size());
+  writing_ = true;
+  asio::async_write(socket_, buffers_,
+                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) { self->on_written(ec); });
+}
+
+void Connection::on_written(const boost::system::error_code& ec) {
+  writing_ = false;
+  inflight_.clear();
+  if (closed_) return;
+  if (ec) {
+    close();
+    return;
+  }
+  if (!pending_.empty()) {
+    flush();
+    return;
+  }
+  maybe_complete();
+}
+
+void Connection::maybe_complete() {
+  if (exchange_active_ && reply_ == Reply::kDone && !writing_ && pending_.empty()) on_response_complete();
+}
+
+void Connection::on_response_complete() {
+  exchange_active_ = false;
+  exchange_.reset();
+  close_callbacks_.clear();
+  server_->active_responses.fetch_sub(1);
+  if (close_after_response_ || server_->stopping.load()) {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    close();
+  } else if (!watching_ && !reading_request_) {
+    read_request();
+  } else if (watching_ && buffer_.size() > 0) {
+    // A pipelined request is already buffered while the watch read waits for more bytes that may
+    // never come: cancel it (no write is pending now) and parse the buffered request.
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+  }
+}
+
+void Connection::reply_error_and_close(int status, std::string_view message) {
+  ++gen_;
+  reply_ = Reply::kNone;
+  exchange_active_ = true;
+  exchange_.reset();
+  close_after_response_ = true;
+  server_->active_responses.fetch_add(1);
+  respond(gen_, HttpResponse{status, "application/json", error_json(status, message), {}});
+}
+
+void Connection::run_at(Nanos deadline_ns, std::function<void()> fn) {
+  if (closed_) return;
+  auto it = timers_.emplace(timers_.end(), worker_.ioc, std::move(fn));
+  it->timer.expires_at(std::chrono::steady_clock::time_point(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::nanoseconds(deadline_ns))));
+  it->timer.async_wait([self = shared_from_this(), it](const boost::system::error_code& ec) {
+    std::function<void()> f = std::move(it->fn);
+    self->timers_.erase(it);
+    if (ec || self->closed_) return;
+    try {
+      f();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "qmeter net: timer callback threw: %s\n", e.what());
+    }
+  });
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  const bool was_active = exchange_active_;
+  if (was_active) {
+    exchange_active_ = false;
+    server_->active_responses.fetch_sub(1);
+    if (auto ex = exchange_.lock()) ex->mark_disconnected();
+  }
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  for (auto& t : timers_) t.timer.cancel();
+  worker_.connections.erase(this);
+  server_->open_connections.fetch_sub(1);
+  if (was_active) {
+    auto callbacks = std::move(close_callbacks_);
+    close_callbacks_.clear();
+    for (auto& cb : callbacks) {
+      try {
+        cb();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "qmeter net: on_close callback threw: %s\n", e.what());
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// HttpServer::Impl
+
+void HttpServer::Impl::accept_next() {
+  Worker& target = *workers[next_worker++ % workers.size()];
+  acceptor->async_accept(target.ioc, [self = shared_from_this(), &target](const boost::system::error_code& ec,
+                                                                          Socket socket) mutable {
+    if (ec == asio::error::operation_aborted || self->stopping.load()) return;
+    if (ec) {
+      if (is_fd_exhaustion(ec)) {
+        // Out of descriptors: wait for connections to close instead of spinning on accept.
+        self->accept_retry->expires_after(std::chrono::milliseconds(20));
+        self->accept_retry->async_wait([self](const boost::system::error_code& e) {
+          if (!e && !self->stopping.load()) self->accept_next();
+        });
+        return;
+      }
+      self->accept_next();
+      return;
+    }
+    asio::post(target.ioc, [self, &target, s = std::move(socket)]() mutable { self->adopt(target, std::move(s)); });
+    self->accept_next();
+  });
+}
+
+void HttpServer::Impl::adopt(Worker& worker, Socket socket) {
+  boost::system::error_code ignored;
+  if (stopping.load()) {
+    socket.close(ignored);
+    return;
+  }
+  socket.set_option(tcp::no_delay(true), ignored);  // every SSE chunk goes out at once
+  open_connections.fetch_add(1);
+  auto conn = std::make_shared<Connection>(shared_from_this(), worker, std::move(socket), next_connection_id.fetch_add(1));
+  conn->start();
+}
+
+void HttpServer::Impl::run_on_all(const std::function<void(Worker&, std::size_t)>& fn) {
+  std::vector<std::future<void>> done;
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    auto promise = std::make_shared<std::promise<void>>();
+    done.push_back(promise->get_future());
+    asio::post(workers[i]->ioc, [&fn, w = workers[i].get(), i, promise] {
+      fn(*w, i);
+      promise->set_value();
+    });
+  }
+  for (auto& f : done) f.wait();
+}
+
+void HttpServer::Impl::stop(Nanos grace_ns) {
+  std::lock_guard lock(stop_mutex);
+  if (!started.load() || stopped.load()) return;
+  for (auto& w : workers) {
+    if (w->ioc.get_executor().running_in_this_thread()) {
+      throw Error("HttpServer::stop() called from one of its own io threads");
+    }
+  }
+  stopping.store(true);
+  run_on_all([this](Worker& w, std::size_t i) {
+    if (i == 0) {
+      boost::system::error_code ignored;
+      acceptor->close(ignored);
+      accept_retry->cancel();
+    }
+    std::vector<Connection*> conns(w.connections.begin(), w.connections.end());
+    for (auto* c : conns) c->begin_shutdown();
+  });
+  const Nanos deadline = steady_now_ns() + grace_ns;
+  while (active_responses.load() > 0 && steady_now_ns() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  run_on_all([](Worker& w, std::size_t) {
+    std::vector<Connection*> conns(w.connections.begin(), w.connections.end());
+    for (auto* c : conns) c->close();
+  });
+  stopped.store(true);
+  for (auto& w : workers) w->guard.reset();
+  // The loops end once the cancelled operations have drained; a handler's own work still queued
+  // after a while is abandoned.
+  const Nanos join_deadline = steady_now_ns() + s_to_ns(2);
+  auto all_finished = [this] {
+    for (auto& w : workers) {
+      if (!w->finished.load()) return false;
+    }
+    return true;
+  };
+  while (!all_finished() && steady_now_ns() < join_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (auto& w : workers) {
+    if (!w->finished.load()) w->ioc.stop();
+  }
+  for (auto& w : workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HttpServer
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler) : impl_(std::make_shared<Impl>()) {
+  if (options.io_threads < 1) throw UsageError(fmt::format("io threads must be at least 1 (got {})", options.io_threads));
+  if (options.port < 0 || options.port > 65535) throw UsageError(fmt::format("port {} is out of range 0..65535", options.port));
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+}
+
+HttpServer::~HttpServer() {
+  try {
+    stop(0);
+  } catch (...) {
+  }
+}
+
+void HttpServer::start() {
+  Impl& s = *impl_;
+  if (s.started.load()) return;
+  raise_open_file_limit();
+  for (int i = 0; i < s.options.io_threads; ++i) s.workers.push_back(std::make_unique<Worker>());
+  asio::io_context& ioc0 = s.workers[0]->ioc;
+
+  const std::string where = fmt::format("{}:{}", s.options.host, s.options.port);
+  boost::system::error_code ec;
+  tcp::resolver resolver(ioc0);
+  auto results = resolver.resolve(s.options.host, std::to_string(s.options.port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) throw Error(fmt::format("cannot resolve listen address {}: {}", where, ec.message()));
+  tcp::endpoint endpoint = results.begin()->endpoint();
+
+  s.acceptor.emplace(ioc0);
+  s.acceptor->open(endpoint.protocol(), ec);
+  if (!ec) s.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor->bind(endpoint, ec);
+  if (!ec) s.acceptor->listen(s.options.listen_backlog, ec);
+  if (ec) throw Error(fmt::format("cannot listen on {}: {}", where, ec.message()));
+  s.bound_port = s.acceptor->local_endpoint().port();
+  s.accept_retry.emplace(ioc0);
+
+  s.started.store(true);
+  s.accept_next();
+  for (auto& w : s.workers) {
+    w->guard.emplace(w->ioc.get_executor());
+    Worker* wp = w.get();
+    w->thread = std::thread([wp] {
+      for (;;) {
+        try {
+          wp->ioc.run();
+          break;
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "qmeter net: io thread caught: %s\n", e.what());
+        }
+      }
+      wp->finished.store(true);
+    });
+  }
+}
+
+int HttpServer::port() const { return impl_->bound_port; }
+const std::string& HttpServer::host() const { return impl_->options.host; }
+void HttpServer::stop(Nanos grace_ns) { impl_->stop(grace_ns); }
+std::uint64_t HttpServer::open_connections() const { return impl_->open_connections.load(); }
+std::uint64_t HttpServer::active_responses() const { return impl_->active_responses.load(); }
+std::uint64_t HttpServer::requests_handled() const { return impl_->requests_handled.load(); }
+
+}  // namespace qmeter::net
