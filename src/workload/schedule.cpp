@@ -45,6 +45,7 @@ Schedule build_schedule(const DatasetOptions& dataset_options, const ArrivalOpti
 
   Schedule schedule;
   schedule.max_concurrency = arrival_options.max_concurrency;
+  schedule.arrival_kind = kind;
   schedule.requests.reserve(order.size());
   for (std::size_t i = 0; i < order.size(); ++i) {
     ScheduledRequest r;

@@ -28,25 +28,31 @@ constexpr std::array<std::string_view, 128> kWords = {
     "much",  "before", "line", "right", "too",   "old",   "same",  "tell",
 };
 
+static_assert(kWords.size() == 128, "words are drawn with 7 random bits each");
+
+// A prompt's random word sequence, extended lazily: each engine draw gives 9 words (7 bits each,
+// exactly uniform over the 128 words), so the first n words never depend on how many are asked.
 class WordSequence {
  public:
   explicit WordSequence(SeededRng& rng) : rng_(rng) {}
-  // The first n words of this prompt's (lazily extended) random word sequence.
+  // The first n words, joined by single spaces.
   std::string text(int n) {
-    while (static_cast<int>(words_.size()) < n)
-      words_.push_back(kWords[static_cast<std::size_t>(rng_.uniform_int(0, kWords.size() - 1))]);
+    while (static_cast<int>(words_.size()) < n) {
+      std::uint64_t bits = rng_.next_u64();
+      for (int k = 0; k < 9; ++k, bits >>= 7) words_.push_back(static_cast<std::uint8_t>(bits & 127));
+    }
     std::string out;
-    out.reserve(static_cast<std::size_t>(n) * 5);
+    out.reserve(static_cast<std::size_t>(n) * 6);
     for (int i = 0; i < n; ++i) {
       if (i) out.push_back(' ');
-      out.append(words_[static_cast<std::size_t>(i)]);
+      out.append(kWords[words_[static_cast<std::size_t>(i)]]);
     }
     return out;
   }
 
  private:
   SeededRng& rng_;
-  std::vector<std::string_view> words_;
+  std::vector<std::uint8_t> words_;
 };
 
 }  // namespace

@@ -135,10 +135,12 @@ TEST(Arrivals, DefaultKindWithRateIsPoissonAndWithoutRateIsAllAtOnce) {
   const Schedule implicit = build_schedule(small_random(50, 9), a);
   const Schedule explicit_poisson = build_schedule(small_random(50, 9), arrivals("poisson", 10, 9));
   for (std::size_t i = 0; i < 50; ++i) EXPECT_EQ(implicit.requests[i].offset_ns, explicit_poisson.requests[i].offset_ns);
+  EXPECT_EQ(implicit.arrival_kind, "poisson");
   for (double rate : {-1.0, 0.0, std::numeric_limits<double>::infinity()}) {
     const Schedule inf = build_schedule(small_random(50), arrivals("", rate));
     for (const auto& r : inf.requests) EXPECT_EQ(r.offset_ns, 0);
     EXPECT_EQ(inf.description.rfind("inf (all at once)", 0), 0u) << inf.description;
+    EXPECT_EQ(inf.arrival_kind, "inf");
   }
 }
 
@@ -172,6 +174,7 @@ TEST(Arrivals, BurstinessWithoutKindMeansGamma) {
   g.kind = "gamma";
   const Schedule s1 = build_schedule(small_random(100, 4), a), s2 = build_schedule(small_random(100, 4), g);
   for (std::size_t i = 0; i < 100; ++i) EXPECT_EQ(s1.requests[i].offset_ns, s2.requests[i].offset_ns);
+  EXPECT_EQ(s1.arrival_kind, "gamma");
 }
 
 TEST(Arrivals, InfAndClosedLoopReleaseEverythingAtZero) {

@@ -366,6 +366,7 @@ TEST(AzureTrace, ReplayReproducesRelativeTimestampsAndLengths) {
     EXPECT_EQ(s.requests[i].prompt.max_tokens, generated[i]);
   }
   EXPECT_EQ(s.description.rfind("trace replay, azure:", 0), 0u) << s.description;
+  EXPECT_EQ(s.arrival_kind, "trace");
 
   a.kind = "trace";
   a.trace_time_scale = 4;  // four times faster

@@ -39,6 +39,9 @@ struct Schedule {
   // offset is then a lower bound). 0 = open loop.
   int max_concurrency = 0;
   std::string description;  // human-readable: "poisson 20 req/s, random in=128 out=64, seed 0"
+  // The arrival process used, after resolving ArrivalOptions::kind == "" (trace | gamma |
+  // poisson | inf): what a run record should store as its arrival kind.
+  std::string arrival_kind;
 };
 
 // Dataset options (the `--dataset` family of flags of `qmeter bench serve`).
