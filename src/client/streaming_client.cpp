@@ -409,8 +409,12 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
     }
   };
   auto on_timeout = [&] {
-    im.curl_deadline = kNever;
     curl_multi_socket_action(im.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    // curl may find its timer not yet expired by its own clock (ms rounding) and then leave it
+    // unchanged without calling the timer callback: ask for the current timeout explicitly.
+    long ms = -1;
+    curl_multi_timeout(im.multi, &ms);
+    im.curl_deadline = ms < 0 ? kNever : steady_now_ns() + static_cast<Nanos>(ms) * 1'000'000;
     drain_done();
   };
 
@@ -436,6 +440,7 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
       released = true;
     }
     if (released || im.curl_deadline <= now) on_timeout();
+    if (done >= n) break;
 
     now = steady_now_ns();
     const Nanos next_send = (next < n && in_flight < cap) ? requests[order[next]].scheduled_ns : kNever;

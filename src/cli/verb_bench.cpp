@@ -1,0 +1,181 @@
+// `qmeter bench serve`: online serving benchmark against any OpenAI-compatible server (vLLM's
+// `bench serve` flags and result keys, with latency measured from the scheduled send time).
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <memory>
+
+#include "qmeter/core/error.h"
+#include "qmeter/loadgen/loadgen.h"
+#include "qmeter/workload/schedule.h"
+#include "verbs.h"
+
+namespace qmeter::cli {
+
+namespace {
+
+struct BenchServeFlags {
+  std::string base_url, model, endpoint = "/v1/completions";
+  std::string dataset = "random";
+  int input_len = 128, output_len = 64;
+  double range_ratio = 0.0;
+  int num_prompts = 1000;
+  std::string request_rate = "inf";
+  std::string arrival;
+  double burstiness = 1.0;
+  int max_concurrency = 0;
+  int warmup = 0;
+  double timeout_s = 600;
+  std::vector<std::string> slos;
+  std::string percentiles = "50,90,99";
+  std::uint64_t seed = 0;
+  std::string output_json, save_requests;
+  std::string api_key;
+  std::vector<std::string> headers;
+  bool no_continuous_usage = false;
+  bool strict_token_count = false;
+  double trace_time_scale = 1.0;
+  double ramp_start_rate = 0, ramp_end_rate = 0;
+};
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint_bench(int) { g_interrupted.store(true); }
+
+double parse_rate(const std::string& text) {
+  if (text == "inf" || text == "INF" || text == "Inf") return -1;
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && std::isfinite(v) && v > 0) return v;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(fmt::format("--request-rate '{}': expected a positive number of requests/s or 'inf'", text));
+}
+
+std::string header_line(const std::string& kv) {
+  const auto colon = kv.find(':');
+  if (colon == std::string::npos || colon == 0 || kv.find_first_of("\r\n") != std::string::npos)
+    throw UsageError(fmt::format("--header '{}': expected NAME:VALUE", kv));
+  std::string value = kv.substr(colon + 1);
+  while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+  return kv.substr(0, colon) + ": " + value;
+}
+
+void run_bench_serve(const BenchServeFlags& f) {
+  // Values CLI11 cannot check on its own; each message names its flag (exit 2).
+  if (f.endpoint.empty() || f.endpoint.front() != '/')
+    throw UsageError(fmt::format("--endpoint '{}': expected a path such as /v1/completions", f.endpoint));
+  if (f.base_url.rfind("http://", 0) != 0 && f.base_url.rfind("https://", 0) != 0)
+    throw UsageError(fmt::format("--base-url '{}': expected http://HOST:PORT or https://HOST:PORT", f.base_url));
+  if (f.warmup >= f.num_prompts)
+    throw UsageError(fmt::format("--warmup {}: must be smaller than --num-prompts {}", f.warmup, f.num_prompts));
+  if (!(f.timeout_s > 0)) throw UsageError(fmt::format("--timeout {}: must be a positive number of seconds", f.timeout_s));
+
+  loadgen::LoadgenOptions opt;
+  opt.client.base_url = f.base_url;
+  opt.client.endpoint = f.endpoint;
+  opt.client.model = f.model;
+  opt.client.api_key = f.api_key;
+  for (const auto& h : f.headers) opt.client.headers.push_back(header_line(h));
+  opt.client.timeout_s = f.timeout_s;
+  opt.client.continuous_usage = !f.no_continuous_usage;
+  opt.client.keep_text = true;
+  opt.warmup = f.warmup;
+  opt.metrics.percentiles = loadgen::parse_percentiles(f.percentiles);
+  for (const auto& s : f.slos) opt.metrics.slos.push_back(loadgen::parse_slo(s));
+  opt.progress = isatty(STDERR_FILENO);
+  opt.cancel = &g_interrupted;
+
+  workload::DatasetOptions ds;
+  ds.spec = f.dataset;
+  ds.num_prompts = f.num_prompts;
+  ds.input_len = f.input_len;
+  ds.output_len = f.output_len;
+  ds.range_ratio = f.range_ratio;
+  ds.seed = f.seed;
+  workload::ArrivalOptions ar;
+  ar.kind = f.arrival;
+  ar.request_rate = parse_rate(f.request_rate);
+  ar.burstiness = f.burstiness;
+  ar.max_concurrency = f.max_concurrency;
+  ar.trace_time_scale = f.trace_time_scale;
+  ar.ramp_start_rate = f.ramp_start_rate;
+  ar.ramp_end_rate = f.ramp_end_rate;
+  ar.seed = f.seed;
+  const workload::Schedule schedule = workload::build_schedule(ds, ar);
+
+  loadgen::RunInfo info;
+  info.backend = f.endpoint.find("chat") != std::string::npos ? "openai-chat" : "openai";
+  info.base_url = f.base_url;
+  info.endpoint = f.endpoint;
+  info.model_id = f.model;
+  info.dataset = f.dataset;
+  info.arrival = f.arrival.empty() ? (ar.request_rate > 0 ? "poisson" : "inf") : f.arrival;
+  info.request_rate = ar.request_rate;
+  info.burstiness = f.burstiness;
+  info.max_concurrency = f.max_concurrency;
+  info.seed = f.seed;
+
+  auto old_handler = std::signal(SIGINT, on_sigint_bench);
+  loadgen::LoadgenResult result = loadgen::run_load(schedule, opt, info);
+  std::signal(SIGINT, old_handler);
+
+  fmt::print("{}", loadgen::format_summary(result, opt.metrics));
+  std::fflush(stdout);
+  if (!f.output_json.empty()) loadgen::write_output_json(f.output_json, result, opt.metrics);
+  if (!f.save_requests.empty()) loadgen::write_requests_jsonl(f.save_requests, result.records);
+  if (g_interrupted.load()) {
+    fmt::print(stderr, "qmeter: interrupted: unfinished requests were recorded as cancelled\n");
+    verb_exit_code() = 130;
+  } else if (f.strict_token_count && result.metrics.token_count_mismatches > 0) {
+    fmt::print(stderr,
+               "qmeter: error: --strict-token-count: {} completed request(s) where the server's usage disagrees "
+               "with the tokens counted in the stream\n",
+               result.metrics.token_count_mismatches);
+    verb_exit_code() = 1;
+  }
+}
+
+}  // namespace
+
+void add_bench_verb(CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "Benchmarks");
+  bench->require_subcommand(1);
+  auto* serve = bench->add_subcommand("serve", "Online serving benchmark against an OpenAI-compatible server");
+  auto f = std::make_shared<BenchServeFlags>();
+  serve->add_option("--base-url", f->base_url, "Server URL, http(s)://HOST:PORT")->required();
+  serve->add_option("--model", f->model, "Model name sent in each request")->required();
+  serve->add_option("--endpoint", f->endpoint, "/v1/completions or /v1/chat/completions")->capture_default_str();
+  serve->add_option("--dataset", f->dataset, "random | sharegpt:PATH | jsonl:PATH | azure:PATH")->capture_default_str();
+  serve->add_option("--input-len", f->input_len, "Input tokens (random dataset)")->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option("--output-len", f->output_len, "Output tokens per request")->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option("--range-ratio", f->range_ratio, "Lengths uniform in len*[1-r, 1+r]")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  serve->add_option("--num-prompts", f->num_prompts, "Requests to send")->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option("--request-rate", f->request_rate, "Requests/s or inf (a rate alone means Poisson arrivals)")->capture_default_str();
+  serve->add_option("--arrival", f->arrival, "constant | poisson | gamma | inf | closed | trace | ramp");
+  serve->add_option("--burstiness", f->burstiness, "Gamma shape (1 = Poisson)")->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option("--max-concurrency", f->max_concurrency, "Closed loop: at most C requests in flight")->check(CLI::NonNegativeNumber);
+  serve->add_option("--warmup", f->warmup, "First N requests are sent but excluded from metrics")->check(CLI::NonNegativeNumber);
+  serve->add_option("--timeout", f->timeout_s, "Per-request timeout in seconds")->capture_default_str();
+  serve->add_option("--slo", f->slos, "SLO class NAME:ttft=MS,tpot=MS,e2e=MS,itl=MS (repeatable)");
+  serve->add_option("--percentiles", f->percentiles, "Percentiles to report")->capture_default_str();
+  serve->add_option("--seed", f->seed, "Seed of the schedule (same seed, same schedule)")->capture_default_str();
+  serve->add_option("--output-json", f->output_json, "Write vLLM-compatible results JSON here");
+  serve->add_option("--save-requests", f->save_requests, "Write every per-request record here (JSON lines)");
+  serve->add_option("--api-key", f->api_key, "Bearer token")->envname("OPENAI_API_KEY");
+  serve->add_option("--header", f->headers, "Extra request header NAME:VALUE (repeatable)");
+  serve->add_flag("--no-continuous-usage", f->no_continuous_usage,
+                  "Do not request stream_options.continuous_usage_stats (plain OpenAI rejects it)");
+  serve->add_flag("--strict-token-count", f->strict_token_count,
+                  "Exit 1 when any server usage count disagrees with the streamed tokens");
+  serve->add_option("--trace-time-scale", f->trace_time_scale, "Trace replay speed factor (2 = twice as fast)")
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--ramp-start-rate", f->ramp_start_rate, "Ramp arrivals: rate at the start (req/s)")->check(CLI::NonNegativeNumber);
+  serve->add_option("--ramp-end-rate", f->ramp_end_rate, "Ramp arrivals: rate at the end (req/s)")->check(CLI::NonNegativeNumber);
+  serve->callback([f] { run_bench_serve(*f); });
+}
+
+}  // namespace qmeter::cli
