@@ -2,6 +2,7 @@
 
 #include "qmeter/backend/backend.h"
 #include "qmeter/core/clock.h"
+#include "qmeter/core/error.h"
 #include "qmeter/core/paths.h"
 #include "test_support.h"
 
