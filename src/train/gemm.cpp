@@ -1,0 +1,180 @@
+// Packed, cache-blocked GEMM (the BLIS loop structure): B is packed into NR-wide column panels
+// shared by all threads, each thread packs its own MR-row panels of A, and an MR x NR register
+// tile micro-kernel does the arithmetic. The micro-kernel is compiled for AVX-512, AVX2 and
+// baseline x86-64 and picked once per process by the loader (target_clones).
+#include "qmeter/train/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace qmeter::train {
+namespace {
+
+constexpr int kMR = 8;     // rows of the register tile
+constexpr int kNR = 32;    // columns of the register tile (two 16-float vectors)
+constexpr int kKC = 256;   // depth of one packed block (A panel + B panel stay in L1/L2)
+constexpr int kMC = 128;   // rows of A packed per thread block
+constexpr int kNC = 2048;  // columns of B packed at once (kKC x kNC floats = 2 MiB, fits L2)
+
+typedef float v16 __attribute__((vector_size(64)));
+
+// Unaligned vector load/store (memcpy compiles to one vmovups); macros, not functions, because a
+// function returning a 64-byte vector would change ABI between the target_clones variants.
+#define QMETER_LOAD16(dst, p) std::memcpy(&(dst), (p), sizeof(v16))
+#define QMETER_STORE16(p, src) std::memcpy((p), &(src), sizeof(v16))
+
+// tile[MR][NR] = sum over kc of pa[k][MR] (outer) pb[k][NR].
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void micro_kernel(int kc, const float* __restrict pa, const float* __restrict pb, float* __restrict tile) {
+  v16 c[kMR][2] = {};
+  for (int k = 0; k < kc; ++k) {
+    v16 b0, b1;
+    QMETER_LOAD16(b0, pb);
+    QMETER_LOAD16(b1, pb + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < kMR; ++i) {
+      const float a = pa[i];
+      c[i][0] += a * b0;
+      c[i][1] += a * b1;
+    }
+    pa += kMR;
+    pb += kNR;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) {
+    QMETER_STORE16(tile + i * kNR, c[i][0]);
+    QMETER_STORE16(tile + i * kNR + 16, c[i][1]);
+  }
+}
+
+// Packs rows [i0, i0+mc) x depth [p0, p0+kc) of A into MR-row panels, k-major, zero padded.
+void pack_a(const GemmShape& s, const float* a, int lda, int i0, int mc, int p0, int kc, float* out) {
+  for (int r = 0; r < mc; r += kMR) {
+    const int rows = std::min(kMR, mc - r);
+    if (!s.trans_a) {
+      for (int k = 0; k < kc; ++k) {
+        float* o = out + k * kMR;
+        for (int ii = 0; ii < rows; ++ii) o[ii] = a[static_cast<std::size_t>(i0 + r + ii) * lda + p0 + k];
+        for (int ii = rows; ii < kMR; ++ii) o[ii] = 0.f;
+      }
+    } else {
+      for (int k = 0; k < kc; ++k) {
+        float* o = out + k * kMR;
+        const float* src = a + static_cast<std::size_t>(p0 + k) * lda + i0 + r;
+        for (int ii = 0; ii < rows; ++ii) o[ii] = src[ii];
+        for (int ii = rows; ii < kMR; ++ii) o[ii] = 0.f;
+      }
+    }
+    out += static_cast<std::size_t>(kc) * kMR;
+  }
+}
+
+// Packs one NR-column panel (columns [j, j+NR) of depth [p0, p0+kc)) of B, zero padded.
+void pack_b_panel(const GemmShape& s, const float* b, int ldb, int j, int n, int p0, int kc, float* out) {
+  const int cols = std::min(kNR, n - j);
+  if (!s.trans_b) {
+    for (int k = 0; k < kc; ++k) {
+      const float* src = b + static_cast<std::size_t>(p0 + k) * ldb + j;
+      float* o = out + k * kNR;
+      for (int jj = 0; jj < cols; ++jj) o[jj] = src[jj];
+      for (int jj = cols; jj < kNR; ++jj) o[jj] = 0.f;
+    }
+  } else {
+    for (int jj = 0; jj < kNR; ++jj) {
+      if (jj < cols) {
+        const float* src = b + static_cast<std::size_t>(j + jj) * ldb + p0;
+        for (int k = 0; k < kc; ++k) out[k * kNR + jj] = src[k];
+      } else {
+        for (int k = 0; k < kc; ++k) out[k * kNR + jj] = 0.f;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm(const GemmShape& s, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+  if (s.m <= 0 || s.n <= 0) return;
+  if (s.k <= 0) {
+    if (!s.accumulate)
+      for (int i = 0; i < s.m; ++i) std::fill_n(c + static_cast<std::size_t>(i) * ldc, s.n, 0.f);
+    return;
+  }
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  // Rows per thread block: small problems are split so that every thread gets work.
+  int mc = std::min(kMC, ((s.m + threads - 1) / threads + kMR - 1) / kMR * kMR);
+  mc = std::max(mc, kMR);
+  const int m_blocks = (s.m + mc - 1) / mc;
+  static thread_local std::vector<float> packed_b;
+  for (int jc = 0; jc < s.n; jc += kNC) {
+    const int nc = std::min(kNC, s.n - jc);
+    const int panels = (nc + kNR - 1) / kNR;
+    for (int pc = 0; pc < s.k; pc += kKC) {
+      const int kc = std::min(kKC, s.k - pc);
+      const bool first = pc == 0 && !s.accumulate;
+      packed_b.resize(static_cast<std::size_t>(panels) * kNR * kc);
+      float* pb_all = packed_b.data();
+#pragma omp parallel num_threads(threads) if (threads > 1 && static_cast<long>(s.m) * nc * kc > (1L << 20))
+      {
+#pragma omp for schedule(static)
+        for (int p = 0; p < panels; ++p)
+          pack_b_panel(s, b, ldb, jc + p * kNR, s.n, pc, kc, pb_all + static_cast<std::size_t>(p) * kNR * kc);
+        static thread_local std::vector<float> packed_a;
+        packed_a.resize(static_cast<std::size_t>(kMC) * kKC);
+        alignas(64) float tile[kMR * kNR];
+#pragma omp for schedule(static)
+        for (int blk = 0; blk < m_blocks; ++blk) {
+          const int i0 = blk * mc;
+          const int rows = std::min(mc, s.m - i0);
+          pack_a(s, a, lda, i0, rows, pc, kc, packed_a.data());
+          for (int p = 0; p < panels; ++p) {
+            const int j0 = jc + p * kNR;
+            const int cols = std::min(kNR, s.n - j0);
+            const float* pb = pb_all + static_cast<std::size_t>(p) * kNR * kc;
+            for (int r = 0; r < rows; r += kMR) {
+              micro_kernel(kc, packed_a.data() + static_cast<std::size_t>(r) * kc, pb, tile);
+              const int tr = std::min(kMR, rows - r);
+              for (int ii = 0; ii < tr; ++ii) {
+                float* crow = c + static_cast<std::size_t>(i0 + r + ii) * ldc + j0;
+                const float* t = tile + ii * kNR;
+                if (first)
+                  for (int jj = 0; jj < cols; ++jj) crow[jj] = t[jj];
+                else
+                  for (int jj = 0; jj < cols; ++jj) crow[jj] += t[jj];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+namespace {
+template <typename T>
+void gemm_naive(const GemmShape& s, const T* a, int lda, const T* b, int ldb, T* c, int ldc) {
+  for (int i = 0; i < s.m; ++i)
+    for (int j = 0; j < s.n; ++j) {
+      T acc = 0;
+      for (int k = 0; k < s.k; ++k) {
+        const T av = s.trans_a ? a[static_cast<std::size_t>(k) * lda + i] : a[static_cast<std::size_t>(i) * lda + k];
+        const T bv = s.trans_b ? b[static_cast<std::size_t>(j) * ldb + k] : b[static_cast<std::size_t>(k) * ldb + j];
+        acc += av * bv;
+      }
+      T& out = c[static_cast<std::size_t>(i) * ldc + j];
+      out = s.accumulate ? out + acc : acc;
+    }
+}
+}  // namespace
+
+void gemm(const GemmShape& s, const double* a, int lda, const double* b, int ldb, double* c, int ldc) {
+  gemm_naive(s, a, lda, b, ldb, c, ldc);
+}
+void gemm_reference(const GemmShape& s, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+  gemm_naive(s, a, lda, b, ldb, c, ldc);
+}
+
+}  // namespace qmeter::train
