@@ -3,6 +3,9 @@
 //   `gsm8k:PATH`  GSM8K {"question": "...", "answer": "... #### 18"}: the question is the prompt
 //                 and the final answer after "#### " the reference, for quality under load.
 // Blank lines are skipped; every other line must be one JSON object.
+#include <algorithm>
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include "dataset_input.h"
