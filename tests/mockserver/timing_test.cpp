@@ -1,0 +1,122 @@
+// Timing of the mock against its configuration, seen by a client on loopback (label: timing;
+// skipped under sanitizers). Tolerances allow for a busy 2-core machine but are far tighter than
+// the effects the load generator's tests look for.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "mock_test_support.h"
+#include "qmeter/core/stats.h"
+#include "qmeter/mockserver/response_plan.h"
+
+namespace qmeter::mockserver {
+namespace {
+
+using namespace qmeter::mockserver::testing;
+
+double median_of(std::vector<double> v) { return qmeter::stats::median(v); }
+
+// Streams `n` requests one after another on one connection; returns replies and the log.
+struct TimedRun {
+  std::vector<RawResponse> replies;
+  std::map<std::uint64_t, json> log;
+};
+TimedRun run_sequential(MockServerConfig c, const std::string& name, const std::string& path, int n, int max_tokens) {
+  RunningMock mock(c, name);
+  TimedRun out;
+  RawHttpConnection conn(mock.port());
+  for (int i = 0; i < n; ++i) {
+    json body = {{"max_tokens", max_tokens}, {"stream", true}};
+    if (path == "/v1/chat/completions") {
+      body["messages"] = {{{"role", "user"}, {"content", "q"}}};
+    } else {
+      body["prompt"] = "q";
+    }
+    conn.send_raw(post_text(path, body));
+    out.replies.push_back(conn.read_response());
+  }
+  out.log = mock.stop_and_read_log();
+  return out;
+}
+
+TEST(MockServerTiming, TtftAndItlFollowTheConfigurationOnBothEndpoints) {
+  for (const std::string path : {"/v1/completions", "/v1/chat/completions"}) {
+    SCOPED_TRACE(path);
+    MockServerConfig c;
+    c.ttft_ms = 50;
+    c.itl_ms = 10;
+    TimedRun run = run_sequential(c, "mock_timing_constant", path, 10, 20);
+    std::vector<double> ttft_log, itl_log, ttft_client, itl_client, delivery;
+    for (std::size_t i = 0; i < run.replies.size(); ++i) {
+      const RawResponse& r = run.replies[i];
+      const json& rec = run.log.at(i);
+      ASSERT_TRUE(r.complete);
+      const Nanos arrival = rec["arrival_ns"];
+      const json& chunks = rec["chunks"];
+      ASSERT_EQ(chunks.size(), 21u);  // 20 token chunks + [DONE]
+      for (int k = 0; k < 20; ++k) {
+        const Nanos sent = chunks[k]["ns"];
+        const Nanos got = r.chunks[k].t_ns;
+        delivery.push_back(ns_to_ms(got - sent));
+        if (k == 0) {
+          ttft_log.push_back(ns_to_ms(sent - arrival));
+          ttft_client.push_back(ns_to_ms(got - arrival));
+        } else {
+          itl_log.push_back(ns_to_ms(sent - chunks[k - 1]["ns"].get<Nanos>()));
+          itl_client.push_back(ns_to_ms(got - r.chunks[k - 1].t_ns));
+        }
+      }
+    }
+    // The mock is never early and, on a quiet machine, late by well under a millisecond.
+    EXPECT_GE(*std::min_element(ttft_log.begin(), ttft_log.end()), 50.0);
+    EXPECT_NEAR(median_of(ttft_log), 50.0, 1.0);
+    EXPECT_NEAR(median_of(itl_log), 10.0, 0.5);
+    EXPECT_NEAR(median_of(ttft_client), 50.0, 2.0);
+    EXPECT_NEAR(median_of(itl_client), 10.0, 0.5);
+    EXPECT_LT(median_of(delivery), 1.0);  // log send time -> client read time on loopback
+  }
+}
+
+TEST(MockServerTiming, SampledGapsAreReproducedOnTheWire) {
+  MockServerConfig c;
+  c.ttft_ms = 5;
+  c.itl_ms = 4;
+  c.itl_dist = ItlDistribution::kExponential;
+  c.tokens_per_chunk = 3;
+  c.seed = 77;
+  TimedRun run = run_sequential(c, "mock_timing_exponential", "/v1/completions", 8, 30);
+  std::vector<double> lateness;
+  for (auto& [index, rec] : run.log) {
+    PlanRequest pr;
+    pr.stream = true;
+    pr.max_tokens = 30;
+    ResponsePlan plan = plan_response(c, index, pr, false);
+    ASSERT_EQ(plan.token_chunk_offsets_ns.size(), 10u);
+    for (std::size_t k = 0; k < 10; ++k) {
+      EXPECT_EQ(rec["chunks"][k]["tokens"], 3);
+      const Nanos offset = rec["chunks"][k]["ns"].get<Nanos>() - rec["arrival_ns"].get<Nanos>();
+      EXPECT_GE(offset, plan.token_chunk_offsets_ns[k]);
+      lateness.push_back(ns_to_ms(offset - plan.token_chunk_offsets_ns[k]));
+    }
+  }
+  EXPECT_LT(median_of(lateness), 0.5);
+}
+
+TEST(MockServerTiming, WholeReplyArrivesWhenTheLastChunkWouldHave) {
+  MockServerConfig c;
+  c.ttft_ms = 30;
+  c.itl_ms = 5;
+  RunningMock mock(c, "mock_timing_whole");
+  const Nanos sent = steady_now_ns();
+  RawResponse r = exchange(mock.port(), "/v1/completions", {{"prompt", "q"}, {"max_tokens", 5}});
+  const Nanos got = steady_now_ns();
+  ASSERT_EQ(r.status, 200);
+  auto log = mock.stop_and_read_log();
+  const Nanos offset = log.at(0)["chunks"][0]["ns"].get<Nanos>() - log.at(0)["arrival_ns"].get<Nanos>();
+  EXPECT_GE(offset, ms_to_ns(50));  // 30 + 4 x 5
+  EXPECT_LT(offset, ms_to_ns(55));
+  EXPECT_GE(got - sent, ms_to_ns(50));
+}
+
+}  // namespace
+}  // namespace qmeter::mockserver
