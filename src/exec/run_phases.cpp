@@ -1,0 +1,212 @@
+#include "run_phases.h"
+
+#include <fmt/core.h>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "qmeter/backend/backend.h"
+#include "qmeter/core/error.h"
+#include "qmeter/loadgen/loadgen.h"
+#include "qmeter/workload/schedule.h"
+#include "record_rows.h"
+#include "run_hooks.h"
+
+namespace qmeter::exec {
+
+namespace {
+
+loadgen::MetricsOptions metrics_options(const spec::RunConfig& run) {
+  loadgen::MetricsOptions m;
+  for (const auto& s : run.slos) m.slos.push_back({s.name, s.ttft_ms, s.tpot_ms, s.e2e_ms, s.itl_ms});
+  return m;
+}
+
+struct PointResult {
+  bool cancelled = false;
+  double attainment_first_slo = -1;
+  std::map<std::string, double> attainment;  // SLO class -> attainment
+  int failed = 0, measured = 0;
+  int connect_failures = 0;
+};
+
+PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, const spec::LoadPoint& p,
+                      const std::string& kind, int index, backend::Backend& be, store::Store& db, const StudyOptions& o) {
+  workload::DatasetOptions d;
+  d.spec = w.dataset;
+  d.num_prompts = w.num_prompts + w.warmup;
+  d.input_len = w.input_len;
+  d.output_len = w.output_len;
+  d.range_ratio = w.range_ratio;
+  d.seed = run.seed + static_cast<std::uint64_t>(run.repeat) * 1000003ULL;
+  workload::ArrivalOptions a;
+  a.seed = d.seed;
+  a.burstiness = w.burstiness;
+  a.trace_time_scale = w.trace_time_scale;
+  if (p.kind == "concurrency") {
+    a.kind = "closed";
+    a.max_concurrency = static_cast<int>(p.value);
+  } else {
+    a.kind = std::isinf(p.value) ? "inf" : w.arrival;
+    a.request_rate = std::isinf(p.value) ? -1 : p.value;
+  }
+  const auto schedule = workload::build_schedule(d, a);
+
+  loadgen::LoadgenOptions lo;
+  lo.client.base_url = be.base_url();
+  lo.client.endpoint = w.endpoint;
+  lo.client.model = be.served_model();
+  lo.client.timeout_s = w.timeout_s;
+  lo.warmup = w.warmup;
+  lo.metrics = metrics_options(run);
+  lo.cancel = o.cancel;
+  lo.progress = false;
+  auto observers = make_point_observers(run, be);
+  for (auto& ob : observers) lo.observers.push_back(ob.get());
+
+  loadgen::RunInfo info;
+  info.base_url = be.base_url();
+  info.endpoint = w.endpoint;
+  info.model_id = be.served_model();
+  info.dataset = w.dataset;
+  info.arrival = a.kind;
+  info.request_rate = a.request_rate;
+  info.burstiness = w.burstiness;
+  info.max_concurrency = a.max_concurrency;
+  info.num_prompts = w.num_prompts;
+  info.warmup = w.warmup;
+  info.seed = d.seed;
+  info.schedule_description = schedule.description;
+
+  auto result = loadgen::run_load(schedule, lo, info);
+  PointResult out;
+  if (o.cancel && o.cancel->load()) {
+    out.cancelled = true;  // an interrupted point is not written: the resume measures it again
+    return out;
+  }
+  auto row = load_point_row(result, lo.metrics);
+  row.run_id = run.id;
+  row.index = index;
+  row.target_kind = kind;
+  row.target_value = p.value;
+  nlohmann::json mj = nlohmann::json::parse(row.metrics_json);
+  mj["workload"] = w.name;
+  row.metrics_json = mj.dump();
+  PointSideData side = collect_side_data(observers);
+  db.write_load_point(row, request_rows(result), side.samples, side.server_metrics);
+
+  out.measured = static_cast<int>(result.metrics.measured);
+  out.failed = static_cast<int>(result.metrics.failed);
+  for (const auto& [k, n] : result.metrics.failed_by_kind) {
+    if (k == "connect_failed") out.connect_failures += static_cast<int>(n);
+  }
+  for (const auto& s : result.metrics.slo) out.attainment[s.slo.name] = s.attainment;
+  if (o.progress) {
+    fmt::print(stderr, "    {} {} {:g}: {} ok / {} failed, {:.1f} tok/s, p99 TTFT {:.1f} ms, p99 TPOT {:.2f} ms\n", w.name,
+               kind, p.value, result.metrics.completed, result.metrics.failed, result.metrics.output_throughput,
+               row.p99_ttft_ms, row.p99_tpot_ms);
+  }
+  return out;
+}
+
+}  // namespace
+
+RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const StudyOptions& o) {
+  const std::string run_dir = (std::filesystem::path(o.out_dir) / run.id).string();
+  std::filesystem::create_directories(run_dir);
+  backend::RunContext ctx;
+  ctx.run_id = run.id;
+  ctx.model_name = run.model.name;
+  ctx.model_path = run.model.path;
+  ctx.method = run.method.name;
+  ctx.method_options = run.method.options;
+  ctx.tp = run.tp;
+  ctx.log_path = run_dir + "/server.log";
+
+  std::unique_ptr<backend::Backend> be;
+  try {
+    be = backend::make_backend(run.backend);
+    be->start(ctx);
+  } catch (const backend::BackendError& e) {
+    return {store::RunStatus::kFailed, std::string("backend failed to start: ") + e.what(), e.log_tail()};
+  } catch (const std::exception& e) {
+    return {store::RunStatus::kFailed, std::string("backend failed to start: ") + e.what(), be ? be->log_tail() : ""};
+  }
+  auto died = [&](const std::string& when) {
+    std::string tail = be->log_tail();
+    be->stop();
+    return RunOutcome{store::RunStatus::kFailed, "server died " + when, tail};
+  };
+  try {
+    run_quality_phase(run, *be, db, o);
+    if (!be->alive()) return died("during the quality phase");
+    int index = 0;
+    for (const auto& w : run.workloads) {
+      for (const auto& p : w.points) {
+        auto r = run_point(run, w, p, p.kind, index++, *be, db, o);
+        if (r.cancelled) {
+          be->stop();
+          return {store::RunStatus::kRunning, "cancelled", ""};
+        }
+        if (!be->alive()) return died(fmt::format("during load point {} {:g} of workload {}", p.kind, p.value, w.name));
+        if (r.measured > 0 && r.connect_failures == r.measured) {
+          std::string tail = be->log_tail();
+          be->stop();
+          return {store::RunStatus::kFailed, "server stopped accepting connections", tail};
+        }
+      }
+      if (w.search_enabled) {
+        // Bisection (in log space) for the highest rate meeting the SLO class at the attainment.
+        double lo = w.search.lo, hi = w.search.hi;
+        for (int it = 0; it < w.search.iterations; ++it) {
+          const double mid = std::sqrt(lo * hi);
+          auto r = run_point(run, w, {"rate", mid}, "search", index++, *be, db, o);
+          if (r.cancelled) {
+            be->stop();
+            return {store::RunStatus::kRunning, "cancelled", ""};
+          }
+          if (!be->alive()) return died("during the SLO-knee search");
+          (r.attainment[w.search.slo] >= w.search.attainment ? lo : hi) = mid;
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    std::string tail = be->log_tail();
+    be->stop();
+    return {store::RunStatus::kFailed, e.what(), tail};
+  }
+  be->stop();
+  return {};
+}
+
+std::string summary_table(const store::Store& db, const std::string& study) {
+  std::string out = fmt::format("{:<16} {:<24} {:<12} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n", "model", "method",
+                                "point", "req/s", "out tok/s", "p99 TTFT", "p99 TPOT", "goodput", "J/token", "quality");
+  for (const auto& r : db.runs(study)) {
+    std::string quality;
+    for (const auto& q : db.quality_results(r.id)) {
+      quality += fmt::format("{}{}={:.4g}", quality.empty() ? "" : " ", q.metric, q.value);
+    }
+    if (r.status == store::RunStatus::kFailed) {
+      out += fmt::format("{:<16} {:<24} FAILED: {}\n", r.model, r.method, r.error.substr(0, 80));
+      continue;
+    }
+    for (const auto& p : db.load_points(r.id)) {
+      double goodput = NAN;
+      try {
+        auto j = nlohmann::json::parse(p.metrics_json);
+        if (j.contains("request_goodput")) goodput = j["request_goodput"].get<double>();
+      } catch (...) {
+      }
+      out += fmt::format("{:<16} {:<24} {:<12} {:>8.2f} {:>10.1f} {:>10.1f} {:>10.2f} {:>10.2f} {:>10.4g}  {}\n", r.model,
+                         r.method, fmt::format("{}={:g}", p.target_kind, p.target_value), p.request_throughput,
+                         p.output_throughput, p.p99_ttft_ms, p.p99_tpot_ms, goodput, p.energy_per_token_j, quality);
+      quality.clear();
+    }
+  }
+  return out;
+}
+
+}  // namespace qmeter::exec

@@ -1,0 +1,125 @@
+#include "qmeter/exec/study_runner.h"
+
+#include <fmt/core.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "qmeter/backend/backend.h"
+#include "qmeter/core/clock.h"
+#include "qmeter/core/error.h"
+#include "qmeter/loadgen/loadgen.h"
+#include "qmeter/store/store.h"
+#include "qmeter/workload/schedule.h"
+#include "record_rows.h"
+#include "run_phases.h"
+
+namespace qmeter::exec {
+
+namespace {
+
+// Seconds one load point should take: the arrival span plus a drain allowance.
+double estimate_point_s(const spec::WorkloadSpec& w, const spec::LoadPoint& p) {
+  const double per_request_s = 0.02 * w.output_len + 0.2;  // a pessimistic small-model guess
+  if (p.kind == "rate" && std::isfinite(p.value)) return w.num_prompts / p.value + per_request_s * 2;
+  const double parallel = p.kind == "concurrency" ? p.value : 16;
+  return w.num_prompts * per_request_s / std::max(1.0, parallel) + per_request_s;
+}
+
+void progress(const StudyOptions& o, const std::string& line) {
+  if (o.progress) fmt::print(stderr, "{}\n", line);
+}
+
+}  // namespace
+
+std::string describe_plan(const spec::StudySpec& spec, const std::vector<spec::RunConfig>& runs) {
+  std::string out = fmt::format("study '{}': {} run(s)\n", spec.name, runs.size());
+  double total_s = 0;
+  for (const auto& r : runs) {
+    double run_s = 5;  // startup
+    int points = 0;
+    for (const auto& w : r.workloads) {
+      for (const auto& p : w.points) {
+        run_s += estimate_point_s(w, p);
+        ++points;
+      }
+      if (w.search_enabled) {
+        points += w.search.iterations;
+        run_s += w.search.iterations * estimate_point_s(w, {"rate", std::sqrt(w.search.lo * w.search.hi)});
+      }
+    }
+    run_s += 20.0 * static_cast<double>(r.quality.size());
+    total_s += run_s;
+    out += fmt::format("  {}  model={} method={} tp={} hw={} repeat={}  points={} quality={}  ~{:.0f} s\n", r.id,
+                       r.model.name, r.method.label(), r.tp, r.hardware.label(), r.repeat, points, r.quality.size(), run_s);
+  }
+  out += fmt::format("estimated time: ~{:.1f} min (estimate for a small model on the embedded engine)\n", total_s / 60);
+  return out;
+}
+
+StudySummary run_study(const StudyOptions& o) {
+  const auto spec = spec::parse_study_spec_file(o.spec_path, known_names());
+  const auto runs = spec::expand_runs(spec);
+  StudySummary summary;
+  summary.total = static_cast<int>(runs.size());
+  if (o.dry_run) {
+    fmt::print("{}", describe_plan(spec, runs));
+    return summary;
+  }
+  std::filesystem::create_directories(o.out_dir);
+  auto db = store::Store::open(o.db_path);
+  db->put_study(spec.name, spec.text);
+
+  const Nanos study_start = steady_now_ns();
+  int done = 0;
+  for (const auto& run : runs) {
+    if (o.cancel && o.cancel->load()) break;
+    ++done;
+    const auto status = db->run_status(run.id);
+    if (status == store::RunStatus::kComplete || (status == store::RunStatus::kFailed && !o.rerun_failed)) {
+      ++summary.skipped;
+      progress(o, fmt::format("[{}/{}] {} {} {}: already {} in {}, skipped", done, runs.size(), run.id, run.model.name,
+                              run.method.label(), store::run_status_name(*status), o.db_path));
+      continue;
+    }
+    const double elapsed = ns_to_s(steady_now_ns() - study_start);
+    const int measured = done - 1 - summary.skipped;
+    const std::string eta = measured > 0 ? fmt::format(", ETA {:.0f} s", elapsed / measured * (runs.size() - done + 1)) : "";
+    progress(o, fmt::format("[{}/{}] {} model={} method={} tp={}{}", done, runs.size(), run.id, run.model.name,
+                            run.method.label(), run.tp, eta));
+
+    store::RunRow row;
+    row.id = run.id;
+    row.study = run.study;
+    row.model = run.model.name;
+    row.method = run.method.label();
+    row.config_json = run.normalized_json;
+    row.host_json = host_json();
+    row.versions_json = versions_json();
+    db->begin_run(row);
+
+    RunOutcome outcome = execute_run(run, *db, o);
+    switch (outcome.status) {
+      case store::RunStatus::kComplete:
+        db->finish_run(run.id, store::RunStatus::kComplete);
+        ++summary.completed;
+        break;
+      case store::RunStatus::kFailed:
+        db->finish_run(run.id, store::RunStatus::kFailed, outcome.error, outcome.log_tail);
+        ++summary.failed;
+        summary.failures.push_back(fmt::format("{} {} {}: {}", run.id, run.model.name, run.method.label(), outcome.error));
+        progress(o, fmt::format("  run {} FAILED: {}", run.id, outcome.error));
+        break;
+      default:
+        // Cancelled: left `running` so that a resume redoes it; nothing partial was committed.
+        ++summary.cancelled;
+        break;
+    }
+  }
+  summary.summary_table = summary_table(*db, spec.name);
+  return summary;
+}
+
+}  // namespace qmeter::exec
