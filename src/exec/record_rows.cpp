@@ -62,7 +62,10 @@ store::LoadPointRow load_point_row(const loadgen::LoadgenResult& result, const l
   p.p50_tpot_ms = m.tpot.median_ms;
   p.p99_tpot_ms = percentile_of(m.tpot, 99);
   p.p99_e2el_ms = percentile_of(m.e2el, 99);
-  p.metrics_json = loadgen::output_json_text(result, metrics);
+  // The per-request lists of vLLM's JSON are left out: the requests table holds every record.
+  auto j = nlohmann::json::parse(loadgen::output_json_text(result, metrics));
+  for (const char* k : {"input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors"}) j.erase(k);
+  p.metrics_json = j.dump();
   for (const auto& [k, v] : result.extras.numbers) {
     if (k == "energy_per_output_token_j") p.energy_per_token_j = v;
     if (k == "avg_power_w") p.avg_power_w = v;

@@ -1,0 +1,64 @@
+#pragma once
+// A study as the report and the planners see it: one ConfigView per run (model, method,
+// parallelism, hardware setting), its measured load points with every numeric metric, and its
+// quality results. Read only from the store, so any figure can be recomputed later.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "qmeter/store/store.h"
+
+namespace qmeter::analysis {
+
+struct PointView {
+  std::int64_t id = 0;
+  int index = 0;
+  std::string workload;
+  std::string kind;      // rate | concurrency | search
+  double target = 0;     // offered load (req/s, or streams)
+  double achieved = 0;   // completed req/s
+  std::map<std::string, double> metrics;     // every numeric key of the bench-serve JSON
+  std::map<std::string, double> attainment;  // SLO class -> attainment
+  std::map<std::string, double> goodput;     // SLO class -> goodput req/s
+  double energy_per_token_j = -1, energy_per_request_j = -1, avg_power_w = -1;
+  std::string energy_source;
+  double metric(const std::string& key, double fallback = -1) const;
+};
+
+struct QualityView {
+  double value = 0, stderr_ = 0;
+  int n = 0;
+};
+
+struct ConfigView {
+  std::string run_id, model, method, method_name, status, error;
+  int tp = 1;
+  double power_limit_w = -1, locked_clock_mhz = -1;
+  std::string hardware;  // label
+  double bits_per_weight = -1;
+  std::vector<PointView> points;
+  std::map<std::string, QualityView> quality;  // "task.metric" and plain "metric" -> value
+  std::map<std::string, std::string> method_options;
+  std::string label() const;  // "model / method / tp=N / hw"
+};
+
+struct SloView {
+  std::string name;
+  double ttft_ms = -1, tpot_ms = -1, e2e_ms = -1, itl_ms = -1;
+};
+
+struct StudyView {
+  std::string name;
+  std::string spec;
+  std::vector<ConfigView> configs;
+  std::vector<SloView> slos;  // from the stored spec's run configs
+};
+
+// The study named (or the only/latest one when empty); throws UsageError when absent.
+StudyView load_study(const store::Store& db, const std::string& study = "");
+
+// Bits per weight of a method label when known (fp32 32, bf16/fp16 16, w8a16/int8 8, 4-bit groups
+// with their scale overhead, ...); -1 when unknown. Used for quality-vs-bits charts.
+double method_bits_per_weight(const std::string& method_name, const std::map<std::string, std::string>& options);
+
+}  // namespace qmeter::analysis

@@ -1,0 +1,127 @@
+#include "qmeter/analysis/study_view.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "qmeter/core/error.h"
+
+namespace qmeter::analysis {
+
+double PointView::metric(const std::string& key, double fallback) const {
+  auto it = metrics.find(key);
+  return it == metrics.end() ? fallback : it->second;
+}
+
+std::string ConfigView::label() const {
+  std::string s = model + " / " + method;
+  if (tp != 1) s += fmt::format(" / tp={}", tp);
+  if (hardware != "default" && !hardware.empty()) s += " / " + hardware;
+  return s;
+}
+
+double method_bits_per_weight(const std::string& name, const std::map<std::string, std::string>& options) {
+  auto opt = [&](const char* k, double def) {
+    auto it = options.find(k);
+    return it == options.end() ? def : std::stod(it->second);
+  };
+  if (name == "fp32") return 32;
+  if (name == "bf16" || name == "fp16") return 16;
+  if (name == "w8a16" || name == "smoothquant-w8a8" || name == "fp8-w8a8" || name == "fp8-w8a16") return 8 + 32.0 / 4096;
+  if (name == "q8_0") return 8.5;
+  if (name == "q4_0") return 4.5;
+  if (name == "q4_k") return 4.5;
+  if (name == "nf4") return 4 + (options.count("double_quant") ? 8.0 / 64 + 32.0 / (64 * 256) : 32.0 / 64);
+  if (name == "w4a16-rtn" || name == "w3a16-rtn" || name == "gptq" || name == "awq") {
+    const double bits = opt("bits", name == "w3a16-rtn" ? 3 : 4);
+    const double group = opt("group_size", 128);
+    return bits + (16.0 + 16.0) / group;  // a 16-bit scale and a zero point per group
+  }
+  return -1;
+}
+
+StudyView load_study(const store::Store& db, const std::string& study) {
+  StudyView v;
+  auto studies = db.studies();
+  if (studies.empty()) throw UsageError("the database holds no study");
+  if (study.empty()) {
+    v.name = studies.back();
+  } else {
+    if (std::find(studies.begin(), studies.end(), study) == studies.end()) {
+      std::string list;
+      for (const auto& s : studies) list += (list.empty() ? "" : ", ") + s;
+      throw UsageError("no study named '" + study + "' in the database (studies: " + list + ")");
+    }
+    v.name = study;
+  }
+  v.spec = db.study_spec(v.name);
+  bool slos_read = false;
+  for (const auto& r : db.runs(v.name)) {
+    ConfigView c;
+    c.run_id = r.id;
+    c.model = r.model;
+    c.method = r.method;
+    c.status = store::run_status_name(r.status);
+    c.error = r.error;
+    try {
+      auto cfg = nlohmann::json::parse(r.config_json);
+      c.method_name = cfg["method"]["name"].get<std::string>();
+      for (auto& [k, val] : cfg["method"]["options"].items()) c.method_options[k] = val.get<std::string>();
+      c.tp = cfg.value("tp", 1);
+      c.power_limit_w = cfg["hardware"].value("power_limit_w", -1.0);
+      c.locked_clock_mhz = cfg["hardware"].value("locked_clock_mhz", -1.0);
+      if (!slos_read) {
+        for (const auto& s : cfg["slos"]) {
+          v.slos.push_back({s["name"].get<std::string>(), s.value("ttft_ms", -1.0), s.value("tpot_ms", -1.0),
+                            s.value("e2e_ms", -1.0), s.value("itl_ms", -1.0)});
+        }
+        slos_read = true;
+      }
+    } catch (const std::exception&) {
+      c.method_name = r.method;
+    }
+    c.hardware = c.power_limit_w > 0 ? fmt::format("pl{:.0f}W", c.power_limit_w) : "default";
+    if (c.locked_clock_mhz > 0) c.hardware += fmt::format(",clk{:.0f}", c.locked_clock_mhz);
+    try {
+      c.bits_per_weight = method_bits_per_weight(c.method_name, c.method_options);
+    } catch (const std::exception&) {
+      c.bits_per_weight = -1;
+    }
+    for (const auto& p : db.load_points(r.id)) {
+      PointView pv;
+      pv.id = p.id;
+      pv.index = p.index;
+      pv.kind = p.target_kind;
+      pv.target = p.target_value;
+      pv.achieved = p.achieved_rate;
+      pv.energy_per_token_j = p.energy_per_token_j;
+      pv.avg_power_w = p.avg_power_w;
+      pv.energy_source = p.energy_source;
+      try {
+        auto j = nlohmann::json::parse(p.metrics_json);
+        pv.workload = j.value("workload", "");
+        for (auto& [k, val] : j.items()) {
+          if (val.is_number()) pv.metrics[k] = val.get<double>();
+        }
+        if (j.contains("slo")) {
+          for (auto& [name, s] : j["slo"].items()) {
+            pv.attainment[name] = s.value("attainment", 0.0);
+            pv.goodput[name] = s.value("request_goodput", 0.0);
+          }
+        }
+        pv.energy_per_request_j = j.value("energy_per_request_j", -1.0);
+      } catch (const std::exception&) {
+      }
+      c.points.push_back(std::move(pv));
+    }
+    for (const auto& q : db.quality_results(r.id)) {
+      c.quality[q.task + "." + q.metric] = {q.value, q.stderr_, q.n};
+      c.quality[q.metric] = {q.value, q.stderr_, q.n};
+    }
+    v.configs.push_back(std::move(c));
+  }
+  return v;
+}
+
+}  // namespace qmeter::analysis
