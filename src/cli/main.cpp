@@ -22,6 +22,7 @@ void add_version_verb(CLI::App& app) {
 constexpr AddVerb kVerbs[] = {
     add_version_verb,
     add_train_verb,
+    add_energy_verb,
     // verb table: one line per verb
 };
 // clang-format on

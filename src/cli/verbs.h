@@ -14,6 +14,7 @@ using AddVerb = void (*)(CLI::App& app);
 
 void add_version_verb(CLI::App& app);
 void add_train_verb(CLI::App& app);
+void add_energy_verb(CLI::App& app);
 
 
 
