@@ -30,6 +30,9 @@ class Tokenizer {
   virtual std::optional<int> piece_id(std::string_view piece) const = 0;
   virtual int bos_id() const = 0;  // -1 when the tokenizer has none
   virtual int eos_id() const = 0;
+  // Whether prompts for this model start with BOS (tokenizer_config.json add_bos_token, the
+  // post-processor template, GGUF add_bos_token); pass it as encode()'s add_bos.
+  virtual bool add_bos_by_default() const { return bos_id() >= 0; }
   virtual bool is_special(int id) const = 0;
   // Every id that ends generation (EOS plus e.g. <|eot_id|>, <|im_end|>).
   virtual std::vector<int> stop_ids() const { return {eos_id()}; }
@@ -59,6 +62,8 @@ struct TokenizerVocab {
   std::vector<std::string> merges;
   int bos_id = -1, eos_id = -1, unk_id = -1;
   bool add_bos = true;
+  bool add_space_prefix = true;  // "llama": tokenizer.ggml.add_space_prefix (SentencePiece dummy prefix)
+  std::string source;            // the file it came from, named in error messages
 };
 
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path, int vocab_size);
