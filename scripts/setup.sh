@@ -10,13 +10,24 @@ PKGS=(
   libyaml-cpp-dev libsqlite3-dev sqlite3 libcli11-dev libfmt-dev libspdlog-dev
   libpcre2-dev libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev
   libomp-dev openssl ca-certificates
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js + npm (for the report's chart libraries): Debian's, unless a node with npm is already here.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The report's chart libraries (vega, vega-lite, vega-embed), pinned by package-lock.json and
+# inlined into every report at build time so reports work offline.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+WEB="$ROOT/src/report/web"
+if [ ! -f "$WEB/node_modules/.package-lock.json" ] || [ "$WEB/package-lock.json" -nt "$WEB/node_modules/.package-lock.json" ]; then
+  (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
 fi
