@@ -1,0 +1,137 @@
+#pragma once
+// Shared by the engine benchmarks: the machine's measured memory read bandwidth, the roofline of
+// memory-bound decode (weight bytes per token x tokens/s / this bandwidth = roofline fraction).
+// Header-only so that every bench/engine executable can include it.
+// GCC 12's intrinsic headers initialise "undefined" vectors from themselves, which
+// -Wuninitialized reports at every inlined use (GCC PR 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <vector>
+
+namespace qmeter::bench {
+
+// A large buffer for benchmark data: 2 MiB aligned and with transparent huge pages requested
+// (fewer TLB misses while streaming), first touched by the caller. Release with free_buffer.
+inline void* alloc_buffer(std::size_t bytes) {
+  constexpr std::size_t kAlign = 2u << 20;
+  void* p = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
+  if (!p) throw std::bad_alloc();
+  madvise(p, bytes, MADV_HUGEPAGE);
+  return p;
+}
+inline void free_buffer(void* p) { std::free(p); }
+
+namespace detail {
+
+// Reads [p, p + bytes) once with the widest loads the CPU has, four independent accumulators;
+// returns a value that depends on every byte so the loop cannot be optimised away.
+__attribute__((target("avx512f"))) inline std::uint64_t read_avx512(const std::uint8_t* p, std::size_t bytes) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i + 256 <= bytes; i += 256) {
+    a0 = _mm512_add_epi64(a0, _mm512_load_si512(p + i));
+    a1 = _mm512_add_epi64(a1, _mm512_load_si512(p + i + 64));
+    a2 = _mm512_add_epi64(a2, _mm512_load_si512(p + i + 128));
+    a3 = _mm512_add_epi64(a3, _mm512_load_si512(p + i + 192));
+  }
+  return _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+}
+
+__attribute__((target("avx2"))) inline std::uint64_t read_avx2(const std::uint8_t* p, std::size_t bytes) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i + 128 <= bytes; i += 128) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  std::uint64_t lanes[4];
+  std::memcpy(lanes, &s, sizeof(lanes));
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+inline std::uint64_t read_generic(const std::uint8_t* p, std::size_t bytes) {
+  std::uint64_t a[8] = {};
+  for (std::size_t i = 0; i + 64 <= bytes; i += 64) {
+    for (int k = 0; k < 8; ++k) {
+      std::uint64_t v;
+      std::memcpy(&v, p + i + 8 * k, 8);
+      a[k] += v;
+    }
+  }
+  return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+
+inline std::uint64_t read_once(const std::uint8_t* p, std::size_t bytes) {
+  if (__builtin_cpu_supports("avx512f")) return read_avx512(p, bytes);
+  if (__builtin_cpu_supports("avx2")) return read_avx2(p, bytes);
+  return read_generic(p, bytes);
+}
+
+}  // namespace detail
+
+struct ReadBandwidth {
+  double gb_per_s = 0;  // 1e9 bytes per second, best pass
+  int threads = 0;
+  std::size_t bytes = 0;
+};
+
+// Streams `bytes` of `buffer` (64-byte aligned; make it much larger than the last-level cache)
+// with `threads` threads, each reading its own contiguous slice, like the matmul kernels split
+// weight rows. Best of `passes` timed passes after one warm-up; a pass is timed from the common
+// start to the end of the slowest thread.
+inline ReadBandwidth measure_read_bandwidth(const void* buffer, std::size_t bytes, int threads, int passes = 5) {
+  const auto* base = static_cast<const std::uint8_t*>(buffer);
+  const std::size_t slice = bytes / threads / 256 * 256;
+  std::atomic<int> go{-1};       // pass number the threads may start
+  std::atomic<int> done{0};
+  std::atomic<std::uint64_t> sink{0};
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int pass = 0; pass <= passes; ++pass) {
+        while (go.load(std::memory_order_acquire) < pass) std::this_thread::yield();
+        sink += detail::read_once(base + t * slice, slice);
+        done.fetch_add(1, std::memory_order_acq_rel);
+      }
+    });
+  }
+  double best = 0;
+  for (int pass = 0; pass <= passes; ++pass) {  // pass 0 is the warm-up
+    done.store(0);
+    const auto start = std::chrono::steady_clock::now();
+    go.store(pass, std::memory_order_release);
+    sink += detail::read_once(base, slice);
+    while (done.load(std::memory_order_acquire) < threads - 1) std::this_thread::yield();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (pass > 0) best = std::max(best, static_cast<double>(slice) * threads / s / 1e9);
+  }
+  for (auto& t : pool) t.join();
+  if (sink.load() == 42) std::abort();  // keeps the reads observable
+  return {best, threads, slice * threads};
+}
+
+// Convenience: allocates and fills a `bytes` buffer, measures, frees it.
+inline ReadBandwidth measure_read_bandwidth(int threads, std::size_t bytes = std::size_t{1536} << 20) {
+  void* buffer = alloc_buffer(bytes);
+  std::memset(buffer, 1, bytes);
+  const ReadBandwidth r = measure_read_bandwidth(buffer, bytes, threads);
+  free_buffer(buffer);
+  return r;
+}
+
+}  // namespace qmeter::bench

@@ -1,0 +1,69 @@
+#pragma once
+// Private: the kernel table behind matmul() and vector_ops(). Each instruction-set variant lives
+// in its own translation unit (kernels_<isa>.cpp) compiled with GCC target attributes, so only
+// that file's functions use the wider instructions and the binary runs on any x86-64.
+//
+// Adding a weight format (e.g. the quantization issue's int8 / int4-group / GGUF blocks):
+//   1. a scalar reference kernel in kernels_scalar.cpp (the ground truth of its tests),
+//   2. SIMD kernels in the ISA files, 3. one row per (ISA, format) in kMatmulKernels
+// (kernels.cpp). Lookup falls back to the next lower ISA, so a scalar row alone already works
+// everywhere.
+#include <cstddef>
+
+#include "qmeter/engine/kernels.h"
+
+namespace qmeter::engine::kernels {
+
+// Computes y[b * w.rows + r] for r in [row_begin, row_end) and every b < batch.
+// x is batch x w.cols f32; `prepared` is what the row's PrepareFn made of x (nullptr if none).
+// A kernel must compute each y element with the same operations whatever the range, so results
+// do not depend on how rows are split across threads.
+using MatmulRowsFn = void (*)(const Matrix& w, const float* x, const void* prepared, int batch,
+                              float* y, int row_begin, int row_end);
+// Size in bytes of the converted activations, and the conversion (done once per matmul call).
+using PreparedBytesFn = std::size_t (*)(int batch, int cols);
+using PrepareFn = void (*)(const float* x, int batch, int cols, void* out);
+
+struct MatmulKernel {
+  Isa isa;
+  DType weights;
+  int min_batch;  // serves batch >= min_batch (lets matrix-matrix use another kernel than decode)
+  MatmulRowsFn rows;
+  PreparedBytesFn prepared_bytes = nullptr;  // nullptr: the kernel reads the f32 x directly
+  PrepareFn prepare = nullptr;
+};
+
+// The row for (isa, dtype, batch): the largest min_batch <= batch in the highest ISA <= isa that
+// has a row for dtype. Never null for the formats of DType.
+const MatmulKernel* find_matmul_kernel(Isa isa, DType dtype, int batch);
+
+// ---- variants (defined in kernels_<isa>.cpp) ----
+namespace scalar {
+void matmul_f32(const Matrix&, const float*, const void*, int, float*, int, int);
+void matmul_bf16(const Matrix&, const float*, const void*, int, float*, int, int);
+void matmul_f16(const Matrix&, const float*, const void*, int, float*, int, int);
+extern const VectorOps kVectorOps;
+}  // namespace scalar
+
+namespace avx2 {
+void matmul_f32(const Matrix&, const float*, const void*, int, float*, int, int);
+void matmul_bf16(const Matrix&, const float*, const void*, int, float*, int, int);
+void matmul_f16(const Matrix&, const float*, const void*, int, float*, int, int);
+extern const VectorOps kVectorOps;
+}  // namespace avx2
+
+namespace avx512 {
+void matmul_f32(const Matrix&, const float*, const void*, int, float*, int, int);
+void matmul_bf16(const Matrix&, const float*, const void*, int, float*, int, int);
+void matmul_f16(const Matrix&, const float*, const void*, int, float*, int, int);
+extern const VectorOps kVectorOps;
+}  // namespace avx512
+
+namespace avx512bf16 {
+// BF16 weights x bf16-rounded activations with VDPBF16PS (matrix-matrix).
+void matmul_bf16_dp(const Matrix&, const float*, const void*, int, float*, int, int);
+std::size_t prepared_bytes_bf16(int batch, int cols);
+void prepare_bf16(const float* x, int batch, int cols, void* out);
+}  // namespace avx512bf16
+
+}  // namespace qmeter::engine::kernels
