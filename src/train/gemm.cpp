@@ -96,6 +96,50 @@ void pack_b_panel(const GemmShape& s, const float* b, int ldb, int j, int n, int
 
 }  // namespace
 
+namespace {
+
+// The serial blocked GEMM on the sub-block rows [i_begin, i_end) x columns [j_begin, j_end) of C.
+void gemm_block(const GemmShape& s, const float* a, int lda, const float* b, int ldb, float* c, int ldc, int i_begin,
+                int i_end, int j_begin, int j_end) {
+  static thread_local std::vector<float> packed_a, packed_b;
+  packed_a.resize(static_cast<std::size_t>(kMC) * kKC);
+  alignas(64) float tile[kMR * kNR];
+  for (int jc = j_begin; jc < j_end; jc += kNC) {
+    const int nc = std::min(kNC, j_end - jc);
+    const int panels = (nc + kNR - 1) / kNR;
+    packed_b.resize(static_cast<std::size_t>(panels) * kNR * kKC);
+    for (int pc = 0; pc < s.k; pc += kKC) {
+      const int kc = std::min(kKC, s.k - pc);
+      const bool first = pc == 0 && !s.accumulate;
+      for (int p = 0; p < panels; ++p)
+        pack_b_panel(s, b, ldb, jc + p * kNR, jc + nc, pc, kc, packed_b.data() + static_cast<std::size_t>(p) * kNR * kc);
+      for (int i0 = i_begin; i0 < i_end; i0 += kMC) {
+        const int rows = std::min(kMC, i_end - i0);
+        pack_a(s, a, lda, i0, rows, pc, kc, packed_a.data());
+        for (int p = 0; p < panels; ++p) {
+          const int j0 = jc + p * kNR;
+          const int cols = std::min(kNR, jc + nc - j0);
+          const float* pb = packed_b.data() + static_cast<std::size_t>(p) * kNR * kc;
+          for (int r = 0; r < rows; r += kMR) {
+            micro_kernel(kc, packed_a.data() + static_cast<std::size_t>(r) * kc, pb, tile);
+            const int tr = std::min(kMR, rows - r);
+            for (int ii = 0; ii < tr; ++ii) {
+              float* crow = c + static_cast<std::size_t>(i0 + r + ii) * ldc + j0;
+              const float* t = tile + ii * kNR;
+              if (first)
+                for (int jj = 0; jj < cols; ++jj) crow[jj] = t[jj];
+              else
+                for (int jj = 0; jj < cols; ++jj) crow[jj] += t[jj];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void gemm(const GemmShape& s, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
   if (s.m <= 0 || s.n <= 0) return;
   if (s.k <= 0) {
@@ -104,51 +148,28 @@ void gemm(const GemmShape& s, const float* a, int lda, const float* b, int ldb, 
     return;
   }
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  // Rows per thread block: small problems are split so that every thread gets work.
-  int mc = std::min(kMC, ((s.m + threads - 1) / threads + kMR - 1) / kMR * kMR);
-  mc = std::max(mc, kMR);
-  const int m_blocks = (s.m + mc - 1) / mc;
-  static thread_local std::vector<float> packed_b;
-  for (int jc = 0; jc < s.n; jc += kNC) {
-    const int nc = std::min(kNC, s.n - jc);
-    const int panels = (nc + kNR - 1) / kNR;
-    for (int pc = 0; pc < s.k; pc += kKC) {
-      const int kc = std::min(kKC, s.k - pc);
-      const bool first = pc == 0 && !s.accumulate;
-      packed_b.resize(static_cast<std::size_t>(panels) * kNR * kc);
-      float* pb_all = packed_b.data();
-#pragma omp parallel num_threads(threads) if (threads > 1 && static_cast<long>(s.m) * nc * kc > (1L << 20))
-      {
-#pragma omp for schedule(static)
-        for (int p = 0; p < panels; ++p)
-          pack_b_panel(s, b, ldb, jc + p * kNR, s.n, pc, kc, pb_all + static_cast<std::size_t>(p) * kNR * kc);
-        static thread_local std::vector<float> packed_a;
-        packed_a.resize(static_cast<std::size_t>(kMC) * kKC);
-        alignas(64) float tile[kMR * kNR];
-#pragma omp for schedule(static)
-        for (int blk = 0; blk < m_blocks; ++blk) {
-          const int i0 = blk * mc;
-          const int rows = std::min(mc, s.m - i0);
-          pack_a(s, a, lda, i0, rows, pc, kc, packed_a.data());
-          for (int p = 0; p < panels; ++p) {
-            const int j0 = jc + p * kNR;
-            const int cols = std::min(kNR, s.n - j0);
-            const float* pb = pb_all + static_cast<std::size_t>(p) * kNR * kc;
-            for (int r = 0; r < rows; r += kMR) {
-              micro_kernel(kc, packed_a.data() + static_cast<std::size_t>(r) * kc, pb, tile);
-              const int tr = std::min(kMR, rows - r);
-              for (int ii = 0; ii < tr; ++ii) {
-                float* crow = c + static_cast<std::size_t>(i0 + r + ii) * ldc + j0;
-                const float* t = tile + ii * kNR;
-                if (first)
-                  for (int jj = 0; jj < cols; ++jj) crow[jj] = t[jj];
-                else
-                  for (int jj = 0; jj < cols; ++jj) crow[jj] += t[jj];
-              }
-            }
-          }
-        }
-      }
+  const long work = static_cast<long>(s.m) * s.n * s.k;
+  if (threads <= 1 || work < (1L << 21)) {
+    gemm_block(s, a, lda, b, ldb, c, ldc, 0, s.m, 0, s.n);
+    return;
+  }
+  // One parallel region per call, no barrier inside: each thread computes a contiguous slab of C
+  // (rows, or columns when C is wider than tall), packing what it needs itself. Splitting C never
+  // changes the order of any element's k-reduction, so the result is the same for every count.
+  const bool split_rows = s.m >= s.n;
+  const int extent = split_rows ? s.m : s.n;
+  const int align = split_rows ? kMR : kNR;
+#pragma omp parallel num_threads(threads)
+  {
+    const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+    const int units = (extent + align - 1) / align;
+    const int begin = std::min(extent, units * tid / nt * align);
+    const int end = std::min(extent, units * (tid + 1) / nt * align);
+    if (begin < end) {
+      if (split_rows)
+        gemm_block(s, a, lda, b, ldb, c, ldc, begin, end, 0, s.n);
+      else
+        gemm_block(s, a, lda, b, ldb, c, ldc, 0, s.m, begin, end);
     }
   }
 }

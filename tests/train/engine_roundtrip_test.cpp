@@ -30,6 +30,7 @@ class EngineRoundTrip : public ::testing::Test {
     o.out_dir = dir + "/model";
     o.preset_override = &preset;
     o.progress = false;
+    o.threads = 1;
     result_ = new TrainResult(train_model(o));
   }
   static void TearDownTestSuite() { delete result_; }
