@@ -6,12 +6,33 @@ namespace qmeter::exec {
 
 spec::KnownNames known_names() { return {}; }
 
-std::vector<std::unique_ptr<loadgen::RunObserver>> make_point_observers(const spec::RunConfig& run,
-                                                                        backend::Backend& backend) {
-  return {};
+RunInstruments::RunInstruments(const spec::RunConfig& run, backend::Backend& backend) {
+  if (run.energy.source != "none") {
+    energy_ = std::make_unique<EnergyObserver>(EnergyOptions{run.energy.source, run.energy.interval_ms, run.energy.idle_s});
+    energy_->prepare();
+  }
 }
 
-PointSideData collect_side_data(const std::vector<std::unique_ptr<loadgen::RunObserver>>& observers) { return {}; }
+std::vector<loadgen::RunObserver*> RunInstruments::observers() {
+  std::vector<loadgen::RunObserver*> out;
+  if (energy_) out.push_back(energy_.get());
+  return out;
+}
+
+std::vector<store::TelemetrySampleRow> RunInstruments::idle_samples() const {
+  return energy_ ? energy_->idle_sample_rows() : std::vector<store::TelemetrySampleRow>{};
+}
+
+PointSideData RunInstruments::point_side_data() const {
+  PointSideData d;
+  if (energy_) d.samples = energy_->load_sample_rows();
+  return d;
+}
+
+void RunInstruments::attach_request_energy(std::vector<store::RequestRow>& rows) const {
+  if (!energy_) return;
+  for (auto& r : rows) r.energy_j = energy_->request_energy_j(r.index);
+}
 
 void run_quality_phase(const spec::RunConfig& run, backend::Backend& backend, store::Store& db,
                        const StudyOptions& options) {

@@ -33,7 +33,8 @@ struct PointResult {
 };
 
 PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, const spec::LoadPoint& p,
-                      const std::string& kind, int index, backend::Backend& be, store::Store& db, const StudyOptions& o) {
+                      const std::string& kind, int index, backend::Backend& be, RunInstruments& instruments,
+                      store::Store& db, const StudyOptions& o) {
   workload::DatasetOptions d;
   d.spec = w.dataset;
   d.num_prompts = w.num_prompts + w.warmup;
@@ -63,8 +64,7 @@ PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, c
   lo.metrics = metrics_options(run);
   lo.cancel = o.cancel;
   lo.progress = false;
-  auto observers = make_point_observers(run, be);
-  for (auto& ob : observers) lo.observers.push_back(ob.get());
+  lo.observers = instruments.observers();
 
   loadgen::RunInfo info;
   info.base_url = be.base_url();
@@ -94,8 +94,10 @@ PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, c
   nlohmann::json mj = nlohmann::json::parse(row.metrics_json);
   mj["workload"] = w.name;
   row.metrics_json = mj.dump();
-  PointSideData side = collect_side_data(observers);
-  db.write_load_point(row, request_rows(result), side.samples, side.server_metrics);
+  PointSideData side = instruments.point_side_data();
+  auto rows = request_rows(result);
+  instruments.attach_request_energy(rows);
+  db.write_load_point(row, rows, side.samples, side.server_metrics);
 
   out.measured = static_cast<int>(result.metrics.measured);
   out.failed = static_cast<int>(result.metrics.failed);
@@ -140,12 +142,14 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
     return RunOutcome{store::RunStatus::kFailed, "server died " + when, tail};
   };
   try {
+    RunInstruments instruments(run, *be);
+    db.write_run_samples(run.id, instruments.idle_samples());
     run_quality_phase(run, *be, db, o);
     if (!be->alive()) return died("during the quality phase");
     int index = 0;
     for (const auto& w : run.workloads) {
       for (const auto& p : w.points) {
-        auto r = run_point(run, w, p, p.kind, index++, *be, db, o);
+        auto r = run_point(run, w, p, p.kind, index++, *be, instruments, db, o);
         if (r.cancelled) {
           be->stop();
           return {store::RunStatus::kRunning, "cancelled", ""};
@@ -162,7 +166,7 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
         double lo = w.search.lo, hi = w.search.hi;
         for (int it = 0; it < w.search.iterations; ++it) {
           const double mid = std::sqrt(lo * hi);
-          auto r = run_point(run, w, {"rate", mid}, "search", index++, *be, db, o);
+          auto r = run_point(run, w, {"rate", mid}, "search", index++, *be, instruments, db, o);
           if (r.cancelled) {
             be->stop();
             return {store::RunStatus::kRunning, "cancelled", ""};

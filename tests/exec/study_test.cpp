@@ -4,7 +4,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <set>
+#include <sstream>
 
 #include "qmeter/core/clock.h"
 #include "qmeter/core/paths.h"
@@ -18,13 +20,14 @@ namespace {
 
 // A study against the mock server started by the command backend (exact, fast ground truth).
 std::string mock_study(const std::string& name, int num_prompts, const std::string& extra_methods = "",
-                       const std::string& itl_ms = "1") {
+                       const std::string& energy = "{source: none}") {
   return "study: {name: " + name + "}\n"
          "models:\n  - {name: m, path: \"synthetic:tiny\"}\n"
          "methods: [{name: a, seed: 1}, {name: b, seed: 2}" + extra_methods + "]\n"
          "backend:\n  kind: command\n  argv: [" + qmeter::testing::qmeter_bin() +
-         ", mock-server, --port, \"{port}\", --ttft-ms, \"5\", --itl-ms, \"" + itl_ms +
-         "\", --output-len, \"8\", --seed, \"{opt.seed}\"]\n  startup_timeout_s: 20\n"
+         ", mock-server, --port, \"{port}\", --ttft-ms, \"5\", --itl-ms, \"1\"" +
+         ", --output-len, \"8\", --seed, \"{opt.seed}\"]\n  startup_timeout_s: 20\n"
+         "energy: " + energy + "\n"
          "workloads:\n  - {name: w, input_len: 16, output_len: 8, num_prompts: " + std::to_string(num_prompts) +
          ", rates: [40, 80]}\n"
          "slos:\n  fast: {ttft_ms: 500}\n";
@@ -50,7 +53,7 @@ std::set<std::string> run_ids(const std::string& db_path) {
 
 TEST(Study, TwoMethodsTimesTwoRatesFillsEveryTable) {
   auto dir = qmeter::testing::test_output_dir("study_basic");
-  std::ofstream(dir + "/s.yaml") << mock_study("basic", 30);
+  std::ofstream(dir + "/s.yaml") << mock_study("basic", 30, "", "{source: model, idle_s: 0.3, interval_ms: 20}");
   ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", dir + "/r.db", "--out", dir + "/out"}, dir + "/log.txt"), 0)
       << read_file(dir + "/log.txt");
   auto db = store::Store::open(dir + "/r.db");
@@ -70,10 +73,26 @@ TEST(Study, TwoMethodsTimesTwoRatesFillsEveryTable) {
       EXPECT_GT(p.p99_ttft_ms, 4.9);  // the mock's TTFT is 5 ms: nothing can be faster
       auto reqs = db->requests(p.id);
       ASSERT_EQ(reqs.size(), 30u);
-      for (const auto& q : reqs) EXPECT_EQ(q.output_tokens, 8);
+      double attributed = 0;
+      for (const auto& q : reqs) {
+        EXPECT_EQ(q.output_tokens, 8);
+        EXPECT_GT(q.energy_j, 0) << "every request gets its share of the modelled energy";
+        attributed += q.energy_j;
+      }
+      // The CPU model labels its figures; per-token energy = attributed energy / output tokens.
+      EXPECT_EQ(p.energy_source, "modelled");
+      EXPECT_NEAR(p.energy_per_token_j, attributed / (30 * 8), 1e-9 + 1e-6 * attributed);
+      EXPECT_GT(p.avg_power_w, 0);
     }
     EXPECT_NE(r.host_json.find("cpus"), std::string::npos);
   }
+  // Idle baseline once per run (>= 0.3 s at 20 ms = ~15 samples) plus load samples per point.
+  std::ostringstream csv;
+  db->export_table("telemetry_samples", "csv", csv);
+  const std::string t = csv.str();
+  EXPECT_GE(std::count(t.begin(), t.end(), '\n'), 2 * 10);
+  EXPECT_NE(t.find(",idle,model,"), std::string::npos);
+  EXPECT_NE(t.find(",load,model,"), std::string::npos);
   EXPECT_EQ(db->integrity_check(), "ok");
   // A second invocation skips both runs and adds nothing.
   ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", dir + "/r.db", "--out", dir + "/out"}, dir + "/log2.txt"), 0);
