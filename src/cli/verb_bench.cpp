@@ -113,7 +113,7 @@ void run_bench_serve(const BenchServeFlags& f) {
   info.endpoint = f.endpoint;
   info.model_id = f.model;
   info.dataset = f.dataset;
-  info.arrival = f.arrival.empty() ? (ar.request_rate > 0 ? "poisson" : "inf") : f.arrival;
+  info.arrival = schedule.arrival_kind;
   info.request_rate = ar.request_rate;
   info.burstiness = f.burstiness;
   info.max_concurrency = f.max_concurrency;

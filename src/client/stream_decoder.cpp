@@ -75,6 +75,9 @@ StreamDecoder::Step StreamDecoder::on_event(std::string_view event_type, std::st
   if (std::string msg = error_message_of(j); !msg.empty())
     return fail(ErrorKind::kServerError, "error in stream: " + excerpt(msg, 500));
 
+  if (rec_.response_id.empty()) {
+    if (const std::string* id = string_field(j, "id")) rec_.response_id = *id;
+  }
   int usage_completion = -1;
   if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
     usage_completion = int_field(*u, "completion_tokens");

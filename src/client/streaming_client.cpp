@@ -212,6 +212,13 @@ struct StreamingClient::Impl {
     return t->failed ? 0 : len;  // 0 aborts the transfer
   }
 
+  // Called once the connection is established or reused, right before the request goes out: the
+  // actual send time (a failed connect never gets here, so its sent_ns stays 0).
+  static int on_prereq(void* userdata, char*, char*, int, int) {
+    static_cast<Transfer*>(userdata)->rec->sent_ns = steady_now_ns();
+    return CURL_PREREQFUNC_OK;
+  }
+
   static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) {
     auto* self = static_cast<Impl*>(userp);
     if (what == CURL_POLL_REMOVE) {
@@ -259,6 +266,8 @@ struct StreamingClient::Impl {
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Impl::on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.curl_error);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms());
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);  // streams are small chunks; 10k streams x 8 KiB
@@ -270,9 +279,6 @@ struct StreamingClient::Impl {
     RequestRecord& rec = *t.rec;
     const Nanos now = steady_now_ns();
     rec.end_ns = now;
-    curl_off_t pretransfer_us = 0;
-    curl_easy_getinfo(t.easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
-    if (pretransfer_us > 0) rec.sent_ns = t.add_ns + static_cast<Nanos>(pretransfer_us) * 1000;
     if (rec.http_status == 0) {
       long status = 0;
       curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);

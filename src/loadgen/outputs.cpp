@@ -144,6 +144,7 @@ void write_requests_jsonl(const std::string& path, std::span<const RequestRecord
     auto chunks = ordered_json::array();
     for (const auto& c : r.chunks) chunks.push_back({c.t_ns, c.tokens});
     j["chunks"] = std::move(chunks);  // [arrival steady ns, tokens]
+    j["response_id"] = r.response_id;
     j["generated_text"] = r.generated_text;
     text += j.dump();
     text += '\n';

@@ -52,6 +52,7 @@ struct RequestRecord {
   ErrorKind error = ErrorKind::kNone;
   std::string error_message;
   std::string generated_text;
+  std::string response_id;  // the server's id of the reply (the chunks' "id" field), to match server logs
 
   bool ok() const { return error == ErrorKind::kNone; }
   // Output tokens as the metrics use them: the server's usage when present, else the client count.
