@@ -1,37 +1,11 @@
 #include "tokenizer_bpe.h"
 
 #include <algorithm>
-#include <mutex>
-#include <shared_mutex>
 
 #include "qmeter/core/error.h"
 
 namespace qmeter::engine::detail {
 namespace {
-
-// Words repeat a lot in running text: remember the ids of short words. Bounded, thread-safe.
-class WordCache {
- public:
-  static constexpr std::size_t kMaxWordBytes = 48;
-  static constexpr std::size_t kMaxEntries = 1 << 16;
-
-  bool get(std::string_view word, std::vector<int>& out) const {
-    std::shared_lock lock(mutex_);
-    auto it = map_.find(word);
-    if (it == map_.end()) return false;
-    out.insert(out.end(), it->second.begin(), it->second.end());
-    return true;
-  }
-  void put(std::string_view word, const int* ids, std::size_t n) {
-    std::unique_lock lock(mutex_);
-    if (map_.size() >= kMaxEntries) map_.clear();
-    map_.try_emplace(std::string(word), ids, ids + n);
-  }
-
- private:
-  mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, std::vector<int>, StringHash, std::equal_to<>> map_;
-};
 
 class BpeTokenizer final : public Tokenizer {
  public:
@@ -44,6 +18,7 @@ class BpeTokenizer final : public Tokenizer {
       if (merged == cfg_.symbol_index.end()) continue;  // loaders check this where the format demands it
       merge_ranks_.try_emplace(pair_key(a, b), rank, merged->second);
     }
+    if (!cfg_.scores.empty()) scored_.init(cfg_.pieces, cfg_.scores, cfg_.symbol_index, kSpmSpace);
     byte_symbol_.fill(-1);
     byte_token_.fill(-1);
     for (int b = 0; b < 256; ++b) {
@@ -187,7 +162,7 @@ class BpeTokenizer final : public Tokenizer {
   }
 
   void encode_word(std::string_view word, std::vector<int>& ids) const {
-    const bool cacheable = cfg_.scores.empty() && word.size() <= WordCache::kMaxWordBytes;
+    const bool cacheable = cfg_.scores.empty() && word.size() <= WordCache::kMaxKeyBytes;
     if (cacheable && cache_.get(word, ids)) return;
     const std::size_t start = ids.size();
     std::vector<int> symbols;
@@ -236,17 +211,7 @@ class BpeTokenizer final : public Tokenizer {
         return true;
       });
     } else {
-      std::string buffer;
-      bpe_merge<float>(symbols, [&](int a, int b, float* priority, int* merged) {
-        if (a < 0 || b < 0) return false;
-        buffer.assign(cfg_.pieces[a]);
-        buffer.append(cfg_.pieces[b]);
-        auto it = cfg_.symbol_index.find(std::string_view(buffer));
-        if (it == cfg_.symbol_index.end()) return false;
-        *priority = -cfg_.scores[it->second];
-        *merged = it->second;
-        return true;
-      });
+      scored_.merge(symbols);
     }
     for (int s : symbols) {
       if (s < 0)
@@ -265,6 +230,7 @@ class BpeTokenizer final : public Tokenizer {
 
   BpeConfig cfg_;
   std::unordered_map<uint64_t, std::pair<int, int>> merge_ranks_;  // pair -> (rank, merged id)
+  ScoredBpe scored_;                                                // scored mode
   std::array<int, 256> byte_symbol_{};  // byte-level: byte -> id of its character
   std::array<int, 256> byte_token_{};   // byte fallback: byte -> id of <0xXX>
   std::vector<std::string> bytes_;

@@ -3,7 +3,7 @@
 // when the text is not empty, one symbol per UTF-8 character (byte fallback to id byte+3 when the
 // character is not a piece), then repeatedly merge the adjacent pair whose concatenation is the
 // piece with the highest score (leftmost on ties). run.c rescans every pair after every merge;
-// here a priority queue gives the same merges in O(n log n).
+// here ScoredBpe gives the same merges with a priority queue over independent, cached words.
 #include <cstring>
 #include <fstream>
 
@@ -23,6 +23,7 @@ class Llama2cTokenizer final : public Tokenizer {
     for (int id = 0; id < static_cast<int>(pieces_.size()); ++id) index_.emplace(pieces_[id], id);  // first id wins
     auto space = index_.find(std::string_view(" "));
     space_id_ = space == index_.end() ? -1 : space->second;
+    bpe_.init(pieces_, scores_, index_, " ");
     bytes_.resize(pieces_.size());
     for (int id = 0; id < static_cast<int>(pieces_.size()); ++id) {
       if (id == kUnkId || id == kBosId || id == kEosId) continue;
@@ -54,16 +55,7 @@ class Llama2cTokenizer final : public Tokenizer {
       }
       pos += len;
     }
-    std::string buffer;
-    detail::bpe_merge<float>(ids, [&](int a, int b, float* priority, int* merged) {
-      buffer.assign(pieces_[a]);
-      buffer.append(pieces_[b]);
-      auto it = index_.find(std::string_view(buffer));
-      if (it == index_.end()) return false;
-      *priority = -scores_[it->second];
-      *merged = it->second;
-      return true;
-    });
+    bpe_.merge(ids);
     return ids;
   }
 
@@ -106,6 +98,7 @@ class Llama2cTokenizer final : public Tokenizer {
   std::vector<float> scores_;
   std::vector<std::string> bytes_;
   detail::PieceIndex index_;
+  detail::ScoredBpe bpe_;
   int space_id_ = -1;
 };
 

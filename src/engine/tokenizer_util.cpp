@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 #include "qmeter/core/error.h"
 
@@ -152,6 +153,91 @@ std::string byte_level_decode(std::string_view piece) {
     pos += len;
   }
   return out;
+}
+
+void ConcatPairTable::build(const std::vector<std::string>& pieces, const PieceIndex& index) {
+  canonical.resize(pieces.size());
+  for (std::size_t id = 0; id < pieces.size(); ++id) {
+    auto it = index.find(pieces[id]);
+    canonical[id] = it == index.end() ? -1 : it->second;  // -1: never part of a merge
+  }
+  merged.clear();
+  for (const auto& [piece, id] : index) {
+    std::string_view s = piece;
+    for (std::size_t cut = 1; cut < s.size(); ++cut) {
+      auto left = index.find(s.substr(0, cut));
+      if (left == index.end()) continue;
+      auto right = index.find(s.substr(cut));
+      if (right == index.end()) continue;
+      merged.emplace(key(left->second, right->second), id);
+    }
+  }
+}
+
+bool WordCache::get(std::string_view key, std::vector<int>& out) const {
+  std::shared_lock lock(mutex_);
+  auto it = map_.find(key);
+  if (it == map_.end()) return false;
+  out.insert(out.end(), it->second.begin(), it->second.end());
+  return true;
+}
+
+void WordCache::put(std::string_view key, const int* ids, std::size_t n) {
+  std::unique_lock lock(mutex_);
+  if (map_.size() >= kMaxEntries) map_.clear();
+  map_.try_emplace(std::string(key), ids, ids + n);
+}
+
+void ScoredBpe::init(const std::vector<std::string>& pieces, const std::vector<float>& scores, const PieceIndex& index,
+                     std::string_view space) {
+  pieces_ = &pieces;
+  scores_ = &scores;
+  pairs_.build(pieces, index);
+  auto it = index.find(space);
+  space_id_ = it == index.end() ? -1 : it->second;
+  joins_space_.fill(false);
+  for (const auto& [piece, id] : index)
+    for (std::size_t pos = piece.find(space, 1); pos != std::string::npos; pos = piece.find(space, pos + 1))
+      joins_space_[static_cast<unsigned char>(piece[pos - 1])] = true;
+}
+
+void ScoredBpe::merge_part(const int* begin, std::size_t n, std::vector<int>& out) const {
+  if (n == 1) {
+    out.push_back(*begin);
+    return;
+  }
+  std::string_view key(reinterpret_cast<const char*>(begin), n * sizeof(int));
+  const bool cacheable = key.size() <= WordCache::kMaxKeyBytes;
+  if (cacheable && cache_.get(key, out)) return;
+  std::vector<int> part(begin, begin + n);
+  bpe_merge<float>(part, [&](int a, int b, float* priority, int* merged) {
+    if (a < 0 || b < 0) return false;
+    int m = pairs_.find(a, b);
+    if (m < 0) return false;
+    *priority = -(*scores_)[m];
+    *merged = m;
+    return true;
+  });
+  if (cacheable) cache_.put(key, part.data(), part.size());
+  out.insert(out.end(), part.begin(), part.end());
+}
+
+void ScoredBpe::merge(std::vector<int>& ids) const {
+  std::vector<int> out;
+  out.reserve(ids.size());
+  std::size_t start = 0;
+  for (std::size_t i = 1; i <= ids.size(); ++i) {
+    bool cut = i == ids.size();
+    if (!cut && ids[i] == space_id_ && space_id_ >= 0 && ids[i - 1] >= 0) {
+      const std::string& left = (*pieces_)[ids[i - 1]];
+      cut = left.empty() || !joins_space_[static_cast<unsigned char>(left.back())];
+    }
+    if (cut) {
+      merge_part(ids.data() + start, i - start, out);
+      start = i;
+    }
+  }
+  ids.swap(out);
 }
 
 // ---------------------------------------------------------------- special tokens

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <queue>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -50,6 +51,23 @@ struct StringHash {
   std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 using PieceIndex = std::unordered_map<std::string, int, StringHash, std::equal_to<>>;
+
+// Scores-based BPE merges a pair when the concatenation of the two pieces is itself a piece.
+// Precomputing every such pair (split each piece in two at every byte) turns the per-candidate
+// string concatenation and lookup into one integer-key probe.
+struct ConcatPairTable {
+  std::unordered_map<uint64_t, int> merged;  // (canonical left, canonical right) -> merged id
+  std::vector<int> canonical;                // id -> the id the index holds for its string
+  static uint64_t key(int a, int b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  }
+  // `index` maps each piece string to the one id that concatenations resolve to.
+  void build(const std::vector<std::string>& pieces, const PieceIndex& index);
+  int find(int a, int b) const {
+    auto it = merged.find(key(canonical[a], canonical[b]));
+    return it == merged.end() ? -1 : it->second;
+  }
+};
 
 // The BPE merge loop shared by every tokenizer here. `ids` are the initial symbols in order;
 // `lookup(left_id, right_id, &priority, &merged_id)` says whether that adjacent pair may merge,
@@ -105,6 +123,43 @@ void bpe_merge(std::vector<int>& ids, const Lookup& lookup) {
   for (int i = 0; i >= 0; i = syms[i].next) ids[out++] = syms[i].id;
   ids.resize(out);
 }
+
+// Remembers the encoding of short words (running text repeats them a lot). Bounded, thread-safe.
+class WordCache {
+ public:
+  static constexpr std::size_t kMaxKeyBytes = 64;
+  static constexpr std::size_t kMaxEntries = 1 << 16;
+  // Appends the cached ids of `key` to `out`; false when absent.
+  bool get(std::string_view key, std::vector<int>& out) const;
+  void put(std::string_view key, const int* ids, std::size_t n);
+
+ private:
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, std::vector<int>, StringHash, std::equal_to<>> map_;
+};
+
+// Scores-based BPE (llama2.c, SentencePiece BPE): the adjacent pair whose concatenation is the
+// highest-scoring piece merges first, over the whole text. To stay fast on long texts, the symbol
+// sequence is cut before every space symbol that no merge can ever cross: a merge across it would
+// create a piece holding the left symbol's last byte followed by the space, and the vocabulary
+// says which bytes ever do. The parts are then independent (same result as one global loop) and
+// short enough to cache.
+class ScoredBpe {
+ public:
+  // `space` is the space symbol's piece (" " for llama2.c, U+2581 for SentencePiece).
+  void init(const std::vector<std::string>& pieces, const std::vector<float>& scores, const PieceIndex& index,
+            std::string_view space);
+  void merge(std::vector<int>& ids) const;
+
+ private:
+  void merge_part(const int* begin, std::size_t n, std::vector<int>& out) const;
+  const std::vector<std::string>* pieces_ = nullptr;
+  const std::vector<float>* scores_ = nullptr;
+  ConcatPairTable pairs_;
+  int space_id_ = -1;
+  std::array<bool, 256> joins_space_{};  // byte b: some piece has b immediately before the space
+  mutable WordCache cache_;
+};
 
 // Splits text around added/special tokens. Non-special added tokens are always matched;
 // special ones only when asked (parse_special). Longest match wins at a position.

@@ -35,23 +35,26 @@ std::string training_text() {
   return text;
 }
 
-// Trains once per test binary; returns the model path.
-const std::string& trained_model() {
-  static std::string path;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    std::string dir = qmeter::testing::test_output_dir("tokenizer_sentencepiece");
+// Trains once per test binary; returns the model path. With split_by_whitespace=false the
+// trainer may build pieces that hold "▁" inside (like "s▁the"), which merges across words.
+const std::string& trained_model(bool split_by_whitespace = true) {
+  static std::string paths[2];
+  static std::once_flag once[2];
+  std::call_once(once[split_by_whitespace], [split_by_whitespace] {
+    std::string name = split_by_whitespace ? "tokenizer_sentencepiece" : "tokenizer_sentencepiece_nosplit";
+    std::string dir = qmeter::testing::test_output_dir(name);
     qmeter::testing::write_text_file(dir + "/train.txt", training_text());
     // identity normalization and kept whitespace: the model sees the text exactly as given.
     std::string args = "--input=" + dir + "/train.txt --model_prefix=" + dir +
                        "/tiny --vocab_size=400 --model_type=bpe --byte_fallback=true "
                        "--character_coverage=1.0 --normalization_rule_name=identity "
-                       "--remove_extra_whitespaces=false --num_threads=1 --minloglevel=2";
+                       "--remove_extra_whitespaces=false --num_threads=1 --minloglevel=2 --split_by_whitespace=" +
+                       (split_by_whitespace ? "true" : "false");
     auto status = sentencepiece::SentencePieceTrainer::Train(args);
     if (!status.ok()) throw std::runtime_error("sentencepiece training failed: " + status.ToString());
-    path = dir + "/tiny.model";
+    paths[split_by_whitespace] = dir + "/tiny.model";
   });
-  return path;
+  return paths[split_by_whitespace];
 }
 
 std::vector<std::string> sample_texts() {
@@ -130,24 +133,34 @@ TEST(TokenizerSentencePiece, ControlPiecesParsedOnlyWhenAsked) {
 // Our scores-based BPE (the GGUF "llama" path) must segment exactly as libsentencepiece does when
 // given the same pieces, scores and types.
 TEST(TokenizerSentencePiece, GgufLlamaEncoderAgreesWithLibsentencepiece) {
-  sentencepiece::SentencePieceProcessor sp;
-  ASSERT_TRUE(sp.Load(trained_model()).ok());
-  qmeter::engine::TokenizerVocab v;
-  v.model = "llama";
-  for (int id = 0; id < sp.GetPieceSize(); ++id) {
-    v.tokens.push_back(sp.IdToPiece(id));
-    v.scores.push_back(sp.GetScore(id));
-    v.token_types.push_back(sp.IsUnknown(id) ? 2 : sp.IsControl(id) ? 3 : sp.IsByte(id) ? 6 : sp.IsUnused(id) ? 5 : 1);
-  }
-  v.bos_id = sp.bos_id(), v.eos_id = sp.eos_id(), v.unk_id = sp.unk_id();
-  auto ours = qmeter::engine::make_vocab_tokenizer(v);
-  std::vector<std::string> texts = sample_texts();
-  std::string train = training_text();
-  for (std::size_t pos = 0; pos < train.size() && texts.size() < 120; pos += 173)
-    texts.push_back(train.substr(pos, 60));  // windows that cut words and sentences anywhere
-  for (const std::string& text : texts) {
-    EXPECT_EQ(ours->encode(text, false), sp.EncodeAsIds(text)) << text;
-    EXPECT_EQ(ours->decode(ours->encode(text, true)), text);
+  for (bool split_by_whitespace : {true, false}) {
+    SCOPED_TRACE(split_by_whitespace ? "split_by_whitespace" : "pieces across words");
+    sentencepiece::SentencePieceProcessor sp;
+    ASSERT_TRUE(sp.Load(trained_model(split_by_whitespace)).ok());
+    qmeter::engine::TokenizerVocab v;
+    v.model = "llama";
+    int inner_space_pieces = 0;
+    for (int id = 0; id < sp.GetPieceSize(); ++id) {
+      v.tokens.push_back(sp.IdToPiece(id));
+      v.scores.push_back(sp.GetScore(id));
+      v.token_types.push_back(sp.IsUnknown(id) ? 2 : sp.IsControl(id) ? 3 : sp.IsByte(id) ? 6 : sp.IsUnused(id) ? 5 : 1);
+      if (v.tokens.back().find(kSp, 1) != std::string::npos) ++inner_space_pieces;
+    }
+    // The second model really has pieces that span a word boundary.
+    if (!split_by_whitespace) {
+      EXPECT_GT(inner_space_pieces, 0);
+    }
+    v.bos_id = sp.bos_id(), v.eos_id = sp.eos_id(), v.unk_id = sp.unk_id();
+    auto ours = qmeter::engine::make_vocab_tokenizer(v);
+    std::vector<std::string> texts = sample_texts();
+    std::string train = training_text();
+    for (std::size_t pos = 0; pos < train.size() && texts.size() < 120; pos += 173)
+      texts.push_back(train.substr(pos, 60));  // windows that cut words and sentences anywhere
+    texts.push_back(train.substr(0, 20000));   // one long text
+    for (const std::string& text : texts) {
+      EXPECT_EQ(ours->encode(text, false), sp.EncodeAsIds(text)) << text;
+      EXPECT_EQ(ours->decode(ours->encode(text, true)), text);
+    }
   }
 }
 
