@@ -21,6 +21,7 @@ void add_version_verb(CLI::App& app) {
 // clang-format off
 constexpr AddVerb kVerbs[] = {
     add_version_verb,
+    add_bench_verb,
     add_generate_verb,
     add_train_verb,
     add_energy_verb,

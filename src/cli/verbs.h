@@ -13,6 +13,7 @@ int& verb_exit_code();
 using AddVerb = void (*)(CLI::App& app);
 
 void add_version_verb(CLI::App& app);
+void add_bench_verb(CLI::App& app);
 void add_generate_verb(CLI::App& app);
 void add_train_verb(CLI::App& app);
 void add_energy_verb(CLI::App& app);
