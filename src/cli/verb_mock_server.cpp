@@ -16,14 +16,15 @@ namespace {
 struct MockServerFlags {
   mockserver::MockServerConfig config;
   std::string itl_dist = "constant";
-  int output_len = 0;  // 0: unset
+  int output_len = 0;
+  CLI::Option* output_len_option = nullptr;  // given or not
   std::vector<std::string> faults;
 };
 
 void run_mock_server(MockServerFlags& flags) {
   mockserver::MockServerConfig config = flags.config;
   config.itl_dist = mockserver::parse_itl_distribution(flags.itl_dist);
-  if (flags.output_len != 0) config.output_len = flags.output_len;
+  if (flags.output_len_option->count() > 0) config.output_len = flags.output_len;
   for (const auto& f : flags.faults) config.faults.push_back(mockserver::parse_fault_spec(f));
   config.validate();
 
@@ -66,7 +67,7 @@ void add_mock_server_verb(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--itl-sigma", c.itl_lognormal_sigma, "Shape (sigma) of lognormal gaps; their mean stays --itl-ms")
       ->capture_default_str();
-  sub->add_option("--output-len", flags->output_len,
+  flags->output_len_option = sub->add_option("--output-len", flags->output_len,
                   "Tokens before 'EOS': a reply has min(N, max_tokens) tokens, or max_tokens with ignore_eos "
                   "(default: max_tokens, 16 when absent)");
   sub->add_option("--tokens-per-chunk", c.tokens_per_chunk, "Generated tokens per streamed chunk")->capture_default_str();

@@ -245,7 +245,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void write_chunk(std::uint64_t gen, std::string data);
   void end(std::uint64_t gen);
   void abort(std::uint64_t gen) {
-    if (gen == gen_ && exchange_active_) close();
+    if (gen != gen_ || !exchange_active_ || closed_) return;
+    if (writing_ || !pending_.empty()) {
+      reply_ = Reply::kAborting;  // what was written still goes out; nothing more is accepted
+      return;
+    }
+    close();
   }
   void add_close_callback(std::uint64_t gen, std::function<void()> cb) {
     if (gen == gen_ && exchange_active_ && !closed_) close_callbacks_.push_back(std::move(cb));
@@ -273,7 +278,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
 
  private:
-  enum class Reply { kNone, kStreaming, kDone };
+  enum class Reply { kNone, kStreaming, kDone, kAborting };
   struct PendingTimer {
     explicit PendingTimer(asio::io_context& ioc, std::function<void()> f) : timer(ioc), fn(std::move(f)) {}
     Timer timer;
@@ -353,6 +358,7 @@ class Exchange final : public ResponseWriter, public std::enable_shared_from_thi
     call([](Connection& c, std::uint64_t g) { c.end(g); });
   }
   void abort() override {
+    finished_.store(true);
     call([](Connection& c, std::uint64_t g) { c.abort(g); });
   }
   bool is_closed() const override { return finished_.load() || disconnected_.load(); }
@@ -613,6 +619,10 @@ void Connection::on_written(const boost::system::error_code& ec) {
   }
   if (!pending_.empty()) {
     flush();
+    return;
+  }
+  if (reply_ == Reply::kAborting && exchange_active_) {
+    close();
     return;
   }
   maybe_complete();

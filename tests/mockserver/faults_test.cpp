@@ -99,7 +99,9 @@ TEST_P(StreamFault, HitsItsFractionAndDoesExactlyWhatItPromises) {
         const int code = kind == FaultKind::kHttp500 ? 500 : 429;
         EXPECT_EQ(r.status, code);
         EXPECT_EQ(json::parse(r.body)["error"]["code"], code);
-        if (code == 429) EXPECT_EQ(r.header("Retry-After"), "1");
+        if (code == 429) {
+          EXPECT_EQ(r.header("Retry-After"), "1");
+        }
         EXPECT_EQ(rec["status"], code);
         EXPECT_EQ(rec["outcome"], "error_status");
         break;

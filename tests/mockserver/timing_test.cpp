@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 
 #include "mock_test_support.h"
 #include "qmeter/core/stats.h"
@@ -116,6 +117,34 @@ TEST(MockServerTiming, WholeReplyArrivesWhenTheLastChunkWouldHave) {
   EXPECT_GE(offset, ms_to_ns(50));  // 30 + 4 x 5
   EXPECT_LT(offset, ms_to_ns(55));
   EXPECT_GE(got - sent, ms_to_ns(50));
+}
+
+TEST(MockServerTiming, HoldsAThousandConcurrentStreams) {
+  MockServerConfig c;
+  c.ttft_ms = 1500;  // long enough that every stream is open before any finishes
+  c.itl_ms = 5;
+  RunningMock mock(c, "mock_thousand_streams");
+  const int n = 1000;
+  std::vector<std::string> requests(n, post_text("/v1/completions", {{"prompt", "p"}, {"max_tokens", 3}, {"stream", true}}));
+  auto replies = run_concurrently(mock.port(), requests, s_to_ns(10));
+  std::set<std::string> ids;
+  for (const auto& r : replies) {
+    ASSERT_TRUE(r.complete);
+    StreamPayloads s = parse_stream(r);
+    ASSERT_EQ(s.chunks.size(), 3u);
+    EXPECT_EQ(chunk_text(s.chunks[2]), " tok2");
+    ids.insert(r.header("X-Request-Id"));
+  }
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(n));
+  auto log = mock.stop_and_read_log();
+  ASSERT_EQ(log.size(), static_cast<std::size_t>(n));
+  Nanos last_arrival = 0, first_end = INT64_MAX;
+  for (auto& [i, rec] : log) {
+    EXPECT_EQ(rec["outcome"], "completed");
+    last_arrival = std::max(last_arrival, rec["arrival_ns"].get<Nanos>());
+    first_end = std::min(first_end, rec["end_ns"].get<Nanos>());
+  }
+  EXPECT_LT(last_arrival, first_end) << "all 1000 streams were open at the same time";
 }
 
 }  // namespace

@@ -77,11 +77,12 @@ class ResponseWriter {
   virtual bool write_chunk(std::string data) = 0;
   // Ends the stream with the terminating chunk; the connection then serves its next request.
   virtual void end() = 0;
-  // Drops the TCP connection now, mid-response (the client sees an incomplete body).
+  // Drops the TCP connection mid-response: the bytes already written still go out, then the
+  // connection is closed with no terminating chunk (the client sees an incomplete body).
   virtual void abort() = 0;
 
-  // True once nothing more may be written: the response was finished (respond / end) or the
-  // connection closed (client gone, abort, write error, server stop).
+  // True once nothing more may be written: the response was finished (respond / end / abort) or
+  // the connection closed (client gone, write error, server stop).
   virtual bool is_closed() const = 0;
   // True when the connection closed before this response was completely written.
   virtual bool disconnected() const = 0;
