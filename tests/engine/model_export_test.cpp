@@ -93,12 +93,15 @@ TEST(HfModel, Bf16SafetensorsMatchBf16ConversionOfLlama2c) {
   o.weight_dtype = DType::kBF16;
   auto ref_bf16 = load_model(path, o);
   EXPECT_LT(max_abs_diff(all_logits(*ref_bf16, kTokens), all_logits(*hf, kTokens)), 1e-5f);
-  // And converting the bf16 folder to f32 at load gives the same numbers as bf16.
+  // Converting the bf16 folder to f32 at load keeps the values: decoded one token at a time
+  // (the exact f32-accumulation path for both; batched bf16 matmuls may round activations to
+  // bf16, see kernels.h) the logits agree.
   LoadOptions f;
   f.weight_dtype = DType::kF32;
   auto widened = load_model(dir, f);
   EXPECT_EQ(widened->weight_dtype, DType::kF32);
-  EXPECT_LT(max_abs_diff(all_logits(*widened, kTokens), all_logits(*hf, kTokens)), 1e-4f);
+  EXPECT_EQ(matrix_f32(widened->weights.layers[2].w_down), matrix_f32(hf->weights.layers[2].w_down));
+  EXPECT_LT(max_abs_diff(stepwise_logits(*widened, kTokens), stepwise_logits(*hf, kTokens)), 1e-4f);
 }
 
 TEST(GgufModel, ExportedGgufGivesLlama2cLogitsAndTokenizer) {

@@ -36,18 +36,16 @@ TEST(SyntheticModel, SeededShapesAreLabelledAndReproducible) {
   EXPECT_EQ(load_model("synthetic:tiny", f16)->weights.layers[0].w_up.dtype, DType::kF16);
 }
 
-TEST(SyntheticModel, Llama1bShapeHasTheRealParameterCount) {
-#ifdef QMETER_SANITIZE
-  GTEST_SKIP() << "2.5 GB of random weights is too slow under the sanitizers";
-#endif
-  // Shape only: weight bytes of LLaMA-3.2-1B in bf16 (1,235,814,400 parameters, tied classifier).
-  auto m = load_model("synthetic:llama-1b:bf16");
-  const std::size_t params = 128256ull * 2048 + 16ull * (2048 * 2048 * 2 + 2 * 512 * 2048 + 3 * 2048 * 8192) +
-                             16ull * 2 * 2048 + 2048;
-  EXPECT_EQ(params, 1235814400ull);
-  EXPECT_EQ(m->weight_bytes(), 2 * (params - (16ull * 2 * 2048 + 2048)) + 4 * (16ull * 2 * 2048 + 2048));
-  EXPECT_EQ(m->config.n_kv_heads, 8);
-  EXPECT_TRUE(m->config.tied_embeddings);
+TEST(SyntheticModel, SmallShapeHasItsParameterCountAndBytes) {
+  // synthetic:small: dim 512, hidden 1376, 8 layers, 8 heads (no GQA), vocab 32000, untied.
+  auto m = load_model("synthetic:small:bf16");
+  const std::size_t matrices = 2ull * 32000 * 512 + 8ull * (4 * 512 * 512 + 3 * 512 * 1376);
+  const std::size_t norms = 8ull * 2 * 512 + 512;
+  EXPECT_EQ(m->weight_bytes(), 2 * matrices + 4 * norms);
+  // A decode step reads every layer matrix and the classifier, not the embedding table.
+  EXPECT_EQ(m->decode_weight_bytes(), 2 * (matrices - 32000ull * 512));
+  EXPECT_FALSE(m->config.tied_embeddings);
+  EXPECT_NE(m->description.find("58.07M params"), std::string::npos) << m->description;
 }
 
 TEST(SyntheticModel, BadSpecsAreUsageErrors) {

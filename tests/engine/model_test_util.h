@@ -336,6 +336,18 @@ inline std::vector<float> all_logits(const Model& m, const std::vector<int>& tok
   return {l.begin(), l.end()};
 }
 
+// The same, fed one token per forward pass (the batch-1 decode path).
+inline std::vector<float> stepwise_logits(const Model& m, const std::vector<int>& tokens) {
+  Session s(m, nullptr);
+  std::vector<float> out;
+  for (int t : tokens) {
+    const int one[1] = {t};
+    auto l = s.feed(one);
+    out.insert(out.end(), l.begin(), l.end());
+  }
+  return out;
+}
+
 inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return INFINITY;
   float d = 0;
