@@ -2,7 +2,7 @@
 // folder, so scripts can write MODEL=$(qmeter train ...); progress and the summary go to stderr.
 #include <fmt/format.h>
 
-#include <atomic>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 

@@ -1,7 +1,8 @@
-// Packed, cache-blocked GEMM (the BLIS loop structure): B is packed into NR-wide column panels
-// shared by all threads, each thread packs its own MR-row panels of A, and an MR x NR register
-// tile micro-kernel does the arithmetic. The micro-kernel is compiled for AVX-512, AVX2 and
-// baseline x86-64 and picked once per process by the loader (target_clones).
+// Packed, cache-blocked GEMM (the BLIS loop structure): B is packed into NR-wide column panels,
+// A into MR-row panels, and an MR x NR register-tile micro-kernel does the arithmetic. Threads
+// each take a contiguous slab of C and pack their own panels, so a call has no barrier inside.
+// The micro-kernel is compiled for AVX-512, AVX2 and baseline x86-64 and picked once per process
+// by the loader (target_clones).
 #include "qmeter/train/gemm.h"
 
 #include <omp.h>

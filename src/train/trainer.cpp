@@ -176,11 +176,13 @@ TrainResult train_model(const TrainOptions& o) {
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) throw Error(fmt::format("--out: cannot create '{}': {}", o.out_dir, ec.message()));
-  fs::remove(out / "training.json", ec);  // the folder is incomplete until training.json is rewritten
 
   // Corpus and tokenizer (a resumed run reuses the tokenizer it started with).
-  const CorpusSplit corpus = load_corpus(o.corpus_paths);
   const std::string checkpoint_path = (out / "checkpoint.bin").string();
+  if (o.resume && !fs::exists(checkpoint_path))
+    throw UsageError(fmt::format("--resume: no checkpoint at '{}'", checkpoint_path));
+  fs::remove(out / "training.json", ec);  // the folder is incomplete until training.json is rewritten
+  const CorpusSplit corpus = load_corpus(o.corpus_paths);
   std::string tokenizer_model;
   if (o.resume && fs::exists(out / "tokenizer.model")) {
     tokenizer_model = read_file((out / "tokenizer.model").string());

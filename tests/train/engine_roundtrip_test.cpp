@@ -59,7 +59,6 @@ TEST_F(EngineRoundTrip, EngineLogitsAndHeldOutPerplexityMatchTheTrainer) {
   const std::string dir = result_->out_dir;
   auto m = engine::load_model(dir);
   ASSERT_TRUE(m->tokenizer);
-  EXPECT_EQ(m->config.rope_style, engine::RopeStyle::kHalf);
   EXPECT_TRUE(m->config.tied_embeddings);
   Transformer<float> mine = trainer_model_from(dir, *m);
   const int n = m->config.max_seq_len, vocab = m->config.vocab_size;

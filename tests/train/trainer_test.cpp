@@ -214,22 +214,22 @@ TEST_F(TrainerTest, SameSeedGivesBitIdenticalWeightsForAnyThreadCount) {
 }
 
 TEST_F(TrainerTest, ResumeFromCheckpointEqualsUninterruptedRun) {
-  run(*corpus_, *dir_ + "/straight", 60, 1);
-  const auto first = run(*corpus_, *dir_ + "/resumed", 60, 2, 1, /*stop_after=*/23);
+  run(*corpus_, *dir_ + "/straight", 30, 1);
+  const auto first = run(*corpus_, *dir_ + "/resumed", 30, 2, 1, /*stop_after=*/11);
   EXPECT_FALSE(first.completed);
-  EXPECT_EQ(first.step, 23);
+  EXPECT_EQ(first.step, 11);
   EXPECT_FALSE(is_complete_model_dir(*dir_ + "/resumed"));
-  const auto second = run(*corpus_, *dir_ + "/resumed", 60, 1, 1, 0, /*resume=*/true);
+  const auto second = run(*corpus_, *dir_ + "/resumed", 30, 1, 1, 0, /*resume=*/true);
   EXPECT_TRUE(second.completed);
   EXPECT_EQ(file_bytes(*dir_ + "/straight/model.safetensors"), file_bytes(*dir_ + "/resumed/model.safetensors"));
-  // The loss curve is continuous: 60 rows, one per step.
+  // The loss curve is continuous: 30 rows, one per step.
   std::ifstream csv(*dir_ + "/resumed/loss.csv");
   int rows = -1;
   for (std::string line; std::getline(csv, line);) ++rows;
-  EXPECT_EQ(rows, 60);
+  EXPECT_EQ(rows, 30);
   // Resuming with another seed is refused with a message naming the checkpoint.
   try {
-    run(*corpus_, *dir_ + "/resumed", 60, 1, /*seed=*/7, 0, true);
+    run(*corpus_, *dir_ + "/resumed", 30, 1, /*seed=*/7, 0, true);
     FAIL() << "resume with a different seed must be refused";
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("checkpoint.bin"), std::string::npos) << e.what();
