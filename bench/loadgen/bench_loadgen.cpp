@@ -3,7 +3,7 @@
 //      (16 output tokens, no server delays): every request completes and throughput keeps up;
 //   2. the most concurrent open streams held (ITL 100 ms): all complete, ITL stays near 100 ms;
 //   3. client CPU time per streamed token (process user+system time / output tokens) in each.
-// Usage: bench_loadgen [--rates 1000,2000,...] [--streams N] [--seconds S]
+// Usage: bench_loadgen [--rates 1000,2000,...] [--streams N] [--seconds S] [--qmeter PATH]
 #include <fmt/core.h>
 #include <sys/resource.h>
 
@@ -14,11 +14,14 @@
 
 #include "qmeter/core/error.h"
 #include "qmeter/core/process.h"
+#include "qmeter/client/stream_decoder.h"
 #include "qmeter/loadgen/loadgen.h"
 
 using namespace qmeter;
 
 namespace {
+
+std::string g_qmeter = QMETER_BIN_PATH;
 
 double cpu_seconds(int who) {
   rusage ru{};
@@ -32,7 +35,7 @@ class Mock {
     out_ = "/tmp/bench_loadgen_mock_" + std::to_string(getpid()) + ".out";
     std::remove(out_.c_str());
     SpawnOptions so;
-    so.argv = {QMETER_BIN_PATH, "mock-server", "--host", "127.0.0.1", "--port", "0"};
+    so.argv = {g_qmeter, "mock-server", "--host", "127.0.0.1", "--port", "0"};
     so.argv.insert(so.argv.end(), args.begin(), args.end());
     so.log_path = out_;
     child_ = ChildProcess::spawn(so);
@@ -103,11 +106,32 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--streams") {
       streams = std::stoi(argv[i + 1]);
+    } else if (a == "--qmeter") {
+      g_qmeter = argv[i + 1];
     } else if (a == "--seconds") {
       seconds = std::stod(argv[i + 1]);
     }
   }
   try {
+    {
+      // 0. Decoding cost per chunk (vLLM-shaped chat chunk with continuous usage): fast scan vs
+      // the general JSON parser it falls back to.
+      const std::string chunk =
+          R"({"id":"chatcmpl-mock-17","object":"chat.completion.chunk","created":1700000000,"model":"m",)"
+          R"("choices":[{"index":0,"delta":{"content":" tok42"},"logprobs":null,"finish_reason":null}],)"
+          R"("usage":{"prompt_tokens":128,"total_tokens":170,"completion_tokens":42}})";
+      for (bool fast : {true, false}) {
+        constexpr int kChunks = 200000;
+        client::RequestRecord rec;
+        rec.chunks.reserve(kChunks);
+        client::StreamDecoder dec(rec, false);
+        dec.set_fast_path(fast);
+        const Nanos t0 = steady_now_ns();
+        for (int i = 0; i < kChunks; ++i) dec.on_event("message", chunk, i + 1);
+        fmt::print("== 0. decode one chunk ({}): {:.0f} ns\n", fast ? "fast scan" : "general JSON parser",
+                   static_cast<double>(steady_now_ns() - t0) / kChunks);
+      }
+    }
     fmt::print("== 1. sustained request rate, p99 send lag < 1 ms (16 output tokens, no delays, {} s per rate)\n", seconds);
     fmt::print("{:>8} {:>9} {:>7} {:>10} {:>12} {:>12} {:>12} {:>14}\n", "rate", "requests", "failed", "achieved",
                "p50 lag ms", "p99 lag ms", "p99 e2e ms", "cpu us/token");

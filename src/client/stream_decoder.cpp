@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chunk_scan.h"
+
 namespace qmeter::client {
 
 namespace {
@@ -69,6 +71,10 @@ StreamDecoder::Step StreamDecoder::on_event(std::string_view event_type, std::st
   if (event_type == "error") return fail(ErrorKind::kServerError, "error event in stream: " + excerpt(data));
   if (data.find_first_not_of(" \t\r\n") == std::string_view::npos) return Step::kContinue;
 
+  if (fast_path_) {
+    detail::ScannedChunk sc;
+    if (detail::scan_chunk(data, sc)) return apply_scanned(sc, t_ns);
+  }
   const json j = json::parse(data, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object())
     return fail(ErrorKind::kMalformedResponse, "stream chunk is not a JSON object: " + excerpt(data));
@@ -111,24 +117,49 @@ StreamDecoder::Step StreamDecoder::on_event(std::string_view event_type, std::st
   }
   const bool has_text = (content && !content->empty()) || has_reasoning;
 
+  if (keep_text_ && content) rec_.generated_text += *content;
+  return count_tokens(usage_completion, has_text, logprob_entries(choice), t_ns);
+}
+
+StreamDecoder::Step StreamDecoder::count_tokens(int usage_completion, bool has_text, int logprobs, Nanos t_ns) {
   if (mode_ == UsageMode::kUndecided) mode_ = usage_completion >= 0 ? UsageMode::kContinuous : UsageMode::kCounting;
   int tokens = 0;
   if (mode_ == UsageMode::kContinuous && usage_completion >= 0) {
     tokens = std::max(0, usage_completion - last_cumulative_tokens_);
     last_cumulative_tokens_ = std::max(last_cumulative_tokens_, usage_completion);
-  } else if (const int lp = logprob_entries(choice); lp > 0) {
-    tokens = lp;
+  } else if (logprobs > 0) {
+    tokens = logprobs;
   } else {
     tokens = has_text ? 1 : 0;
   }
-
-  if (keep_text_ && content) rec_.generated_text += *content;
   if (tokens > 0) {
     if (rec_.first_token_ns == 0) rec_.first_token_ns = t_ns;
     rec_.chunks.push_back({t_ns, tokens});
     rec_.client_tokens += tokens;
   }
   return Step::kContinue;
+}
+
+// The hot path: the same decisions as the general path below, from the allocation-free scan.
+StreamDecoder::Step StreamDecoder::apply_scanned(const detail::ScannedChunk& sc, Nanos t_ns) {
+  if (rec_.response_id.empty() && !sc.id.empty()) rec_.response_id = sc.id;
+  int usage_completion = -1;
+  if (sc.has_usage) {
+    usage_completion = sc.completion_tokens;
+    if (sc.prompt_tokens >= 0) rec_.server_prompt_tokens = sc.prompt_tokens;
+    if (usage_completion >= 0) rec_.server_completion_tokens = usage_completion;
+  }
+  if (!sc.choices_nonempty) return Step::kContinue;
+  if (sc.finish_reason) saw_finish_reason_ = true;
+  const bool has_text = (sc.has_content && !sc.content_raw.empty()) || sc.has_reasoning;
+  if (keep_text_ && sc.has_content) {
+    if (!sc.content_escaped) {
+      rec_.generated_text.append(sc.content_raw);
+    } else if (!detail::append_unescaped(sc.content_raw, rec_.generated_text)) {
+      return fail(ErrorKind::kMalformedResponse, "bad string escape in stream chunk");
+    }
+  }
+  return count_tokens(usage_completion, has_text, sc.logprob_entries, t_ns);
 }
 
 StreamDecoder::Step StreamDecoder::on_json_body(std::string_view body, Nanos t_ns) {

@@ -134,5 +134,49 @@ TEST(StreamDecoder, EventsAfterDoneAreIgnored) {
   EXPECT_EQ(f.rec.client_tokens, 0);
 }
 
+// The allocation-free fast path and the general JSON path must give identical records for every
+// chunk shape, including the ones the fast path hands over to the general parser.
+TEST(StreamDecoder, FastPathAndGeneralParserAgree) {
+  const std::vector<std::vector<std::string>> streams = {
+      {R"({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":{"prompt_tokens":5,"completion_tokens":0}})",
+       R"({"id":"c1","choices":[{"index":0,"delta":{"content":" tok0 tok1"},"finish_reason":null}],"usage":{"prompt_tokens":5,"total_tokens":7,"completion_tokens":2}})",
+       R"({"id":"c1","choices":[{"index":0,"delta":{"content":"a\nb\u00e9\"q\\ \/"},"finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":3}})",
+       R"({"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":4}})"},
+      {R"( { "choices" : [ { "text" : "x" , "logprobs" : { "tokens" : [ "a" , "b" ] , "content" : null } } , { "text" : "other" } ] } )",
+       R"({"choices":[{"text":"é raw utf-8"}]})", R"({"choices":[{"text":"\ud83d\ude00"}]})",
+       R"({"choices":[{"text":"y","logprobs":{"content":[{"t":[1,2,{"z":null}]},{}],"tokens":["q"]}}]})",
+       R"({"choices":[{"delta":{"reasoning":"r","content":null}}]})", R"({"choices":[{"message":{"content":"m"}}]})",
+       R"({"choices":[{"delta":"notobj","message":{"content":"m2"}}]})", R"({"choices":{"0":1},"usage":null})",
+       R"({"usage":{"prompt_tokens":1.0,"completion_tokens":2.5}})", R"({"choices":[{"text":"d","text":"dup"}]})",
+       R"({"error":null,"choices":[{"text":"z","finish_reason":"stop"}]})", R"({"choices":[{"text":"t"}]} trailing)"},
+      {R"({"choices":[{"text":"a"}]})", R"({"object":"error","message":"bad"})"},
+      {R"({"choices":[{"text":"a"}]})", R"({"choices":["s"]})"},
+      {R"({"choices":[{"text":"bad escape \q"}]})"},
+      {R"({"choices":[{"text":"ok"}],"usage":{"completion_tokens":"3"}})", R"({"id":1,"choices":[{"text":"k"}]})"},
+  };
+  for (const auto& stream : streams) {
+    RequestRecord fast, slow;
+    StreamDecoder df(fast), ds(slow);
+    ds.set_fast_path(false);
+    Nanos t = 100;
+    for (const auto& chunk : stream) {
+      const auto a = df.on_event("message", chunk, t);
+      const auto b = ds.on_event("message", chunk, t);
+      ASSERT_EQ(a, b) << chunk;
+      t += 10;
+    }
+    EXPECT_EQ(fast.client_tokens, slow.client_tokens) << stream[0];
+    EXPECT_EQ(fast.generated_text, slow.generated_text) << stream[0];
+    EXPECT_EQ(fast.first_token_ns, slow.first_token_ns) << stream[0];
+    EXPECT_EQ(fast.server_completion_tokens, slow.server_completion_tokens) << stream[0];
+    EXPECT_EQ(fast.server_prompt_tokens, slow.server_prompt_tokens) << stream[0];
+    EXPECT_EQ(fast.response_id, slow.response_id) << stream[0];
+    EXPECT_EQ(fast.error, slow.error) << stream[0];
+    ASSERT_EQ(fast.chunks.size(), slow.chunks.size()) << stream[0];
+    for (std::size_t i = 0; i < fast.chunks.size(); ++i) EXPECT_EQ(fast.chunks[i].tokens, slow.chunks[i].tokens);
+    EXPECT_EQ(df.saw_finish_reason(), ds.saw_finish_reason());
+  }
+}
+
 }  // namespace
 }  // namespace qmeter::client

@@ -24,6 +24,10 @@
 
 namespace qmeter::client {
 
+namespace detail {
+struct ScannedChunk;
+}
+
 class StreamDecoder {
  public:
   enum class Step { kContinue, kDone, kFailed };
@@ -39,10 +43,14 @@ class StreamDecoder {
   bool saw_done() const { return saw_done_; }
   bool saw_finish_reason() const { return saw_finish_reason_; }
   bool continuous_usage() const { return mode_ == UsageMode::kContinuous; }
+  // Off: always use the general JSON parser (tests check both paths give the same records).
+  void set_fast_path(bool on) { fast_path_ = on; }
 
  private:
   enum class UsageMode { kUndecided, kContinuous, kCounting };
   Step fail(ErrorKind kind, std::string message);
+  Step count_tokens(int usage_completion, bool has_text, int logprobs, Nanos t_ns);
+  Step apply_scanned(const detail::ScannedChunk& chunk, Nanos t_ns);
 
   RequestRecord& rec_;
   bool keep_text_;
@@ -50,6 +58,7 @@ class StreamDecoder {
   int last_cumulative_tokens_ = 0;
   bool saw_done_ = false;
   bool saw_finish_reason_ = false;
+  bool fast_path_ = true;
 };
 
 }  // namespace qmeter::client
