@@ -2,7 +2,9 @@
 #include <dlfcn.h>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 
 #include "nvml_api.h"
@@ -71,6 +73,8 @@ struct NvmlSampler::Impl {
   std::vector<bool> use_instant_field;
   std::vector<bool> use_energy_counter;
   std::vector<double> first_energy_mj;  // counter value at open: samples report energy since then
+  std::vector<Nanos> last_counter_read;
+  Nanos counter_interval_ns = 0;
   mutable std::mutex notes_mutex;
   std::vector<std::string> notes;
 
@@ -114,6 +118,7 @@ struct NvmlSampler::Impl {
 NvmlSampler::NvmlSampler(const SamplerConfig& config) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.path = nvml_library_path(config);
+  m.counter_interval_ns = std::max<Nanos>(0, config.nvml_energy_counter_interval_ns);
   m.lib = dlopen(m.path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (m.lib == nullptr) {
     const char* why = dlerror();
@@ -216,6 +221,7 @@ NvmlSampler::NvmlSampler(const SamplerConfig& config) : impl_(std::make_unique<I
     m.use_instant_field.push_back(instant);
     m.use_energy_counter.push_back(counter);
     m.first_energy_mj.push_back(static_cast<double>(mj));
+    m.last_counter_read.push_back(std::numeric_limits<Nanos>::min() / 2);
   }
   if (m.handles.empty()) {
     m.close();
@@ -233,7 +239,10 @@ std::vector<std::string> NvmlSampler::notes() const {
   return impl_->notes;
 }
 
-void NvmlSampler::sample(Nanos now_ns, std::vector<PowerSample>& out) {
+void NvmlSampler::sample(Nanos now_ns, std::vector<PowerSample>& out) { read(now_ns, out, false); }
+void NvmlSampler::sample_all(Nanos now_ns, std::vector<PowerSample>& out) { read(now_ns, out, true); }
+
+void NvmlSampler::read(Nanos now_ns, std::vector<PowerSample>& out, bool all) {
   Impl& m = *impl_;
   const NvmlApi& a = m.api;
   for (std::size_t i = 0; i < m.handles.size(); ++i) {
@@ -251,9 +260,12 @@ void NvmlSampler::sample(Nanos now_ns, std::vector<PowerSample>& out) {
       unsigned mw = 0;
       if (a.get_power(h, &mw) == NVML_SUCCESS) s.power_w = mw / 1000.0;
     }
-    if (m.use_energy_counter[i]) {
+    if (m.use_energy_counter[i] && (all || s.t_ns - m.last_counter_read[i] >= m.counter_interval_ns)) {
       unsigned long long mj = 0;
-      if (a.get_energy(h, &mj) == NVML_SUCCESS) s.energy_j = (static_cast<double>(mj) - m.first_energy_mj[i]) / 1000.0;
+      if (a.get_energy(h, &mj) == NVML_SUCCESS) {
+        s.energy_j = (static_cast<double>(mj) - m.first_energy_mj[i]) / 1000.0;
+        m.last_counter_read[i] = s.t_ns;
+      }
     }
     unsigned v = 0;
     if (a.get_clock != nullptr) {

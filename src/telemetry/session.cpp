@@ -36,12 +36,13 @@ struct TelemetrySession::Impl {
   std::atomic<Nanos> thread_cpu_ns{0};
   std::vector<PowerSample> buffer;
 
-  void tick() {
+  void tick(bool all) {
     buffer.clear();
     Nanos now = steady_now_ns();
     for (std::size_t i = 0; i < samplers.size(); ++i) {
       std::size_t first = buffer.size();
-      samplers[i]->sample(now, buffer);
+      if (all) samplers[i]->sample_all(now, buffer);
+      else samplers[i]->sample(now, buffer);
       for (std::size_t k = first; k < buffer.size(); ++k) buffer[k].device += offsets[i];
     }
     std::lock_guard lock(data_mutex);
@@ -58,8 +59,10 @@ struct TelemetrySession::Impl {
 
   void run() {
     Nanos next = steady_now_ns();
+    bool first = true;
     for (;;) {
-      tick();
+      tick(first);
+      first = false;
       record_cpu_time();
       next += options.interval_ns;
       Nanos now = steady_now_ns();
@@ -69,7 +72,7 @@ struct TelemetrySession::Impl {
       auto deadline = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(next));
       if (wake.wait_until(lock, deadline, [&] { return stop_requested; })) break;
     }
-    tick();  // a last sample, so a window ending at stop() is covered
+    tick(true);  // a last full sample, so a window ending at stop() is covered
     record_cpu_time();
   }
 

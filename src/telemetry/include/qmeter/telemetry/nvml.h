@@ -30,6 +30,7 @@ class NvmlSampler : public Sampler {
   std::string_view source() const override { return "nvml"; }
   const std::vector<DeviceInfo>& devices() const override;
   void sample(Nanos now_ns, std::vector<PowerSample>& out) override;
+  void sample_all(Nanos now_ns, std::vector<PowerSample>& out) override;
   std::vector<std::string> notes() const override;
 
   // Hardware-level controls (power-capping and clock-locking studies). Need root on most systems.
@@ -43,6 +44,7 @@ class NvmlSampler : public Sampler {
   const std::string& library_path() const;
 
  private:
+  void read(Nanos now_ns, std::vector<PowerSample>& out, bool all);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
