@@ -11,6 +11,7 @@
 #include "qmeter/core/clock.h"
 #include "qmeter/core/error.h"
 #include "qmeter/loadgen/loadgen.h"
+#include "qmeter/server/inference_server.h"
 #include "qmeter/store/store.h"
 #include "qmeter/workload/schedule.h"
 #include "record_rows.h"
@@ -60,6 +61,7 @@ std::string describe_plan(const spec::StudySpec& spec, const std::vector<spec::R
 }
 
 StudySummary run_study(const StudyOptions& o) {
+  server::register_embedded_backend();
   const auto spec = spec::parse_study_spec_file(o.spec_path, known_names());
   const auto runs = spec::expand_runs(spec);
   StudySummary summary;

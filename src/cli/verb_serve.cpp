@@ -1,0 +1,51 @@
+// `qmeter serve`: the OpenAI-compatible serving engine over the embedded engine.
+#include <fmt/core.h>
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+#include "qmeter/core/error.h"
+#include "qmeter/server/inference_server.h"
+#include "verbs.h"
+
+namespace qmeter::cli {
+
+namespace {
+std::atomic<bool> g_serve_stop{false};
+extern "C" void on_signal_serve(int) { g_serve_stop.store(true); }
+}  // namespace
+
+void add_serve_verb(CLI::App& app) {
+  auto o = std::make_shared<server::ServeOptions>();
+  auto kv_mb = std::make_shared<double>(256);
+  auto* sub = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible API with continuous batching");
+  sub->add_option("--model", o->model, "model path (llama2.c .bin, HF folder, .gguf) or synthetic:SHAPE")->required();
+  sub->add_option("--dtype", o->dtype, "weight dtype: f32, bf16 or f16 (default: as stored)");
+  sub->add_option("--host", o->host, "address to bind (default 127.0.0.1)");
+  sub->add_option("--port", o->port, "port (0: a free one)")->check(CLI::Range(0, 65535));
+  sub->add_option("--threads", o->scheduler.threads, "engine compute threads")->check(CLI::Range(1, 1024));
+  sub->add_option("--max-num-seqs", o->scheduler.max_num_seqs, "most sequences in one batch")->check(CLI::Range(1, 100000));
+  sub->add_option("--max-num-batched-tokens", o->scheduler.max_num_batched_tokens, "most tokens in one step")
+      ->check(CLI::Range(1, 10000000));
+  sub->add_option("--kv-cache-memory", *kv_mb, "KV-cache pool size in MiB")->check(CLI::PositiveNumber);
+  sub->add_option("--max-queue", o->scheduler.max_queue, "waiting requests beyond this get HTTP 429")->check(CLI::Range(1, 10000000));
+  sub->add_option("--max-model-len", o->max_model_len, "cap the context length");
+  sub->add_option("--api-key", o->api_key, "require this bearer token");
+  sub->add_option("--served-model-name", o->served_model_name, "model name in /v1/models");
+  sub->callback([o, kv_mb] {
+    o->scheduler.kv_cache_bytes = static_cast<std::size_t>(*kv_mb * (1 << 20));
+    server::InferenceServer srv(*o);
+    srv.start();
+    fmt::print("qmeter serve: {} ({}), {} KV blocks\n", srv.served_model_name(), srv.model().description,
+               srv.scheduler().total_kv_blocks());
+    fmt::print("serving on {}\n", srv.base_url());
+    std::fflush(stdout);
+    std::signal(SIGINT, on_signal_serve);
+    std::signal(SIGTERM, on_signal_serve);
+    while (!g_serve_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    srv.stop();
+  });
+}
+
+}  // namespace qmeter::cli

@@ -1,0 +1,48 @@
+#pragma once
+// `qmeter serve`: an OpenAI-compatible HTTP server over the embedded engine (the same
+// event-driven HTTP layer as the mock server), with continuous batching (scheduler.h).
+// Endpoints: /v1/completions, /v1/chat/completions (SSE streaming or not), /v1/models, /health,
+// /tokenize, /detokenize, /metrics (Prometheus text, vLLM's metric names).
+#include <memory>
+#include <string>
+
+#include "qmeter/engine/model.h"
+#include "qmeter/server/scheduler.h"
+
+namespace qmeter::server {
+
+struct ServeOptions {
+  std::string model;              // any engine model spec (path, synthetic:SHAPE)
+  std::string dtype;              // "" keep stored, else f32 | bf16 | f16
+  std::string host = "127.0.0.1";
+  int port = 8000;                // 0: pick a free port
+  int io_threads = 1;
+  std::string api_key;            // non-empty: requests need "Authorization: Bearer KEY"
+  std::string served_model_name;  // "" = the model spec's last path component
+  int max_model_len = 0;          // caps the context (0 = the model's)
+  SchedulerOptions scheduler;
+};
+
+class InferenceServer {
+ public:
+  explicit InferenceServer(ServeOptions options);  // loads the model
+  // Serves an already loaded model (tests, the embedded backend after quantization).
+  InferenceServer(ServeOptions options, std::shared_ptr<const engine::Model> model);
+  ~InferenceServer();
+  void start();
+  void stop();
+  int port() const;
+  std::string base_url() const;
+  const std::string& served_model_name() const;
+  const engine::Model& model() const;
+  Scheduler& scheduler();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Registers the `embedded` backend kind (qmeter serve in-process on a free loopback port).
+void register_embedded_backend();
+
+}  // namespace qmeter::server

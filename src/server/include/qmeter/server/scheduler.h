@@ -1,0 +1,89 @@
+#pragma once
+// Continuous (iteration-level) batching over the embedded engine, with a paged KV cache.
+//
+// One engine thread runs steps. A step admits waiting sequences while the running set is below
+// max_num_seqs and the KV pool can hold their prompts, then builds one batch: every running
+// sequence in decode contributes one token, sequences still in prefill contribute a chunk, all
+// bounded by max_num_batched_tokens (so a long prompt is chunked and never stalls running
+// decodes). Finished or cancelled sequences leave at once and free their KV blocks. When the
+// pool runs out mid-decode, the newest running sequence is preempted: its blocks are freed and it
+// goes back to the front of the queue to be recomputed later (vLLM's recompute preemption), so
+// greedy outputs are unchanged by memory pressure.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "qmeter/core/clock.h"
+#include "qmeter/engine/model.h"
+#include "qmeter/engine/sampling.h"
+
+namespace qmeter::server {
+
+struct SchedulerOptions {
+  int max_num_seqs = 64;
+  int max_num_batched_tokens = 1024;
+  std::size_t kv_cache_bytes = 256u << 20;  // size of the block pool
+  int block_size = 16;
+  int max_queue = 4096;  // waiting sequences beyond this are refused (HTTP 429)
+  int threads = 1;       // engine compute threads
+};
+
+struct TopLogprob {
+  int token = 0;
+  double logprob = 0;
+};
+
+// What the engine reports per generated token.
+struct TokenEvent {
+  int token = 0;
+  double logprob = 0;              // of the chosen token (when logprobs were asked)
+  std::vector<TopLogprob> top;     // top-N alternatives (logprobs = N)
+};
+
+enum class FinishReason { kLength, kStop, kCancelled, kError };
+
+struct GenerationRequest {
+  std::vector<int> prompt;
+  int max_tokens = 16;
+  engine::SamplingParams sampling;
+  std::vector<int> stop_ids;   // tokens that end generation (not reported)
+  int logprobs = -1;           // -1: none; N >= 0: chosen token's logprob + top N
+  bool prompt_logprobs = false;  // echo: log-probabilities of prompt tokens 1..n-1
+  // Called on the engine thread. Must be quick (they post to the network thread).
+  std::function<void(const std::vector<double>& prompt_logprobs)> on_prompt_logprobs;
+  std::function<void(const TokenEvent&)> on_token;
+  // Returns true to stop (a stop string matched in the text so far).
+  std::function<bool()> should_stop;
+  std::function<void(FinishReason, const std::string& error)> on_finish;
+};
+
+struct SchedulerStats {
+  int running = 0, waiting = 0;
+  double kv_usage = 0;  // fraction of pool blocks in use
+  std::int64_t preemptions = 0;
+  std::int64_t prompt_tokens = 0, generation_tokens = 0;
+  std::int64_t finished = 0;
+  std::int64_t steps = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(const engine::Model& model, SchedulerOptions options);
+  ~Scheduler();  // stops the engine thread; unfinished requests end kCancelled
+
+  // Queues a request; returns an id, or -1 when the queue is full (HTTP 429).
+  std::int64_t submit(GenerationRequest request);
+  // Cancels a request (client gone): its blocks are freed at the next step.
+  void cancel(std::int64_t id);
+  SchedulerStats stats() const;
+  int total_kv_blocks() const;
+  const SchedulerOptions& options() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qmeter::server

@@ -1,0 +1,134 @@
+#include "qmeter/server/inference_server.h"
+
+#include <fmt/core.h>
+
+#include "openai_api.h"
+#include "qmeter/backend/backend.h"
+#include "qmeter/core/error.h"
+#include "qmeter/net/http_server.h"
+#include "server_metrics.h"
+
+namespace qmeter::server {
+
+struct InferenceServer::Impl {
+  ServeOptions options;
+  std::shared_ptr<const engine::Model> model;
+  std::unique_ptr<Scheduler> scheduler;
+  ServerMetrics metrics;
+  ApiContext ctx;
+  std::unique_ptr<net::HttpServer> http;
+};
+
+static std::shared_ptr<const engine::Model> load(const ServeOptions& o) {
+  engine::LoadOptions lo;
+  if (!o.dtype.empty()) lo.weight_dtype = engine::parse_dtype(o.dtype);
+  lo.max_seq_len = o.max_model_len;
+  return engine::load_model(o.model, lo);
+}
+
+InferenceServer::InferenceServer(ServeOptions options) : InferenceServer(options, load(options)) {}
+
+InferenceServer::InferenceServer(ServeOptions options, std::shared_ptr<const engine::Model> model)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->model = std::move(model);
+  if (!impl_->model->tokenizer) throw Error("model '" + impl_->options.model + "' has no tokenizer; serving needs one");
+  auto& o = impl_->options;
+  if (o.served_model_name.empty()) {
+    o.served_model_name = o.model.substr(o.model.find_last_of('/') + 1);
+    if (o.served_model_name.empty()) o.served_model_name = o.model;
+  }
+  impl_->scheduler = std::make_unique<Scheduler>(*impl_->model, o.scheduler);
+  auto& c = impl_->ctx;
+  c.model = impl_->model.get();
+  c.scheduler = impl_->scheduler.get();
+  c.metrics = &impl_->metrics;
+  c.served_model_name = o.served_model_name;
+  c.api_key = o.api_key;
+  c.max_model_len = impl_->model->config.max_seq_len;
+  if (o.max_model_len > 0) c.max_model_len = std::min(c.max_model_len, o.max_model_len);
+}
+
+InferenceServer::~InferenceServer() { stop(); }
+
+void InferenceServer::start() {
+  net::HttpServerOptions ho;
+  ho.host = impl_->options.host;
+  ho.port = impl_->options.port;
+  ho.io_threads = impl_->options.io_threads;
+  const ApiContext* ctx = &impl_->ctx;
+  impl_->http = std::make_unique<net::HttpServer>(
+      ho, [ctx](const net::HttpRequest& r, const net::ResponseWriterPtr& w) { handle_request(*ctx, r, w); });
+  impl_->http->start();
+}
+
+void InferenceServer::stop() {
+  if (impl_->http) impl_->http->stop(ms_to_ns(200));
+}
+
+int InferenceServer::port() const { return impl_->http ? impl_->http->port() : 0; }
+std::string InferenceServer::base_url() const { return fmt::format("http://{}:{}", impl_->options.host, port()); }
+const std::string& InferenceServer::served_model_name() const { return impl_->ctx.served_model_name; }
+const engine::Model& InferenceServer::model() const { return *impl_->model; }
+Scheduler& InferenceServer::scheduler() { return *impl_->scheduler; }
+
+namespace {
+
+// The `embedded` backend: qmeter serve in this process, on a free loopback port.
+class EmbeddedBackend : public backend::Backend {
+ public:
+  explicit EmbeddedBackend(spec::BackendSpec spec) : spec_(std::move(spec)) {}
+  void start(const backend::RunContext& ctx) override {
+    ServeOptions o;
+    o.model = ctx.model_path;
+    o.port = 0;
+    o.served_model_name = ctx.model_name;
+    auto opt = [&](const char* k) -> const std::string* {
+      auto it = spec_.options.find(k);
+      return it == spec_.options.end() ? nullptr : &it->second;
+    };
+    try {
+      if (auto v = opt("threads")) o.scheduler.threads = std::stoi(*v);
+      if (auto v = opt("max_num_seqs")) o.scheduler.max_num_seqs = std::stoi(*v);
+      if (auto v = opt("max_num_batched_tokens")) o.scheduler.max_num_batched_tokens = std::stoi(*v);
+      if (auto v = opt("kv_cache_mb")) o.scheduler.kv_cache_bytes = static_cast<std::size_t>(std::stod(*v) * (1 << 20));
+      if (auto v = opt("max_model_len")) o.max_model_len = std::stoi(*v);
+    } catch (const std::exception& e) {
+      throw backend::BackendError(std::string("backend.options: not a number: ") + e.what(), "");
+    }
+    // Method names that are plain weight dtypes run as such; quantization methods come with
+    // the quantization registry.
+    if (ctx.method == "fp32" || ctx.method == "bf16" || ctx.method == "fp16") {
+      o.dtype = ctx.method == "fp32" ? "f32" : ctx.method == "bf16" ? "bf16" : "f16";
+    } else {
+      throw backend::BackendError("method '" + ctx.method + "' is not available in the embedded engine of this build", "");
+    }
+    try {
+      server_ = std::make_unique<InferenceServer>(o);
+      server_->start();
+    } catch (const std::exception& e) {
+      throw backend::BackendError(e.what(), "");
+    }
+    description_ = server_->model().description;
+  }
+  std::string base_url() const override { return server_->base_url(); }
+  std::string served_model() const override { return server_->served_model_name(); }
+  bool alive() override { return server_ != nullptr; }
+  void stop() override { server_.reset(); }
+  std::string describe() const override {
+    return fmt::format(R"({{"kind":"embedded","model":"{}"}})", description_);
+  }
+
+ private:
+  spec::BackendSpec spec_;
+  std::unique_ptr<InferenceServer> server_;
+  std::string description_;
+};
+
+}  // namespace
+
+void register_embedded_backend() {
+  backend::register_backend("embedded", [](const spec::BackendSpec& s) { return std::make_unique<EmbeddedBackend>(s); });
+}
+
+}  // namespace qmeter::server

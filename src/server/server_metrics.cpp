@@ -1,0 +1,62 @@
+#include "server_metrics.h"
+
+#include <fmt/core.h>
+
+namespace qmeter::server {
+
+void Histogram::observe(double v) {
+  std::lock_guard lock(mu_);
+  std::size_t i = 0;
+  while (i < bounds_.size() && v > bounds_[i]) ++i;
+  ++counts_[i];
+  sum_ += v;
+  ++n_;
+}
+
+std::string Histogram::text(const std::string& name, const std::string& labels) const {
+  std::lock_guard lock(mu_);
+  std::string out = fmt::format("# TYPE {} histogram\n", name);
+  std::uint64_t cum = 0;
+  for (std::size_t i = 0; i < bounds_.size(); ++i) {
+    cum += counts_[i];
+    out += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, bounds_[i], cum);
+  }
+  cum += counts_.back();
+  out += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, cum);
+  out += fmt::format("{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name, labels, sum_, name, labels, n_);
+  return out;
+}
+
+ServerMetrics::ServerMetrics()
+    : ttft_s({0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}),
+      e2e_s({0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60}),
+      tpot_s({0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5}) {}
+
+std::string ServerMetrics::prometheus_text(const SchedulerStats& s, const std::string& model_name) const {
+  const std::string l = fmt::format("model_name=\"{}\"", model_name);
+  std::string out;
+  auto gauge = [&](const char* name, const char* help, double v) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{}{{{}}} {}\n", name, help, name, name, l, v);
+  };
+  auto counter = [&](const char* name, const char* help, double v) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{}{{{}}} {}\n", name, help, name, name, l, v);
+  };
+  gauge("vllm:num_requests_running", "Sequences in the running batch.", s.running);
+  gauge("vllm:num_requests_waiting", "Sequences waiting to be scheduled.", s.waiting);
+  gauge("vllm:kv_cache_usage_perc", "Fraction of KV-cache blocks in use (1 = 100%).", s.kv_usage);
+  gauge("vllm:gpu_cache_usage_perc", "Alias of vllm:kv_cache_usage_perc for older dashboards.", s.kv_usage);
+  counter("vllm:num_preemptions_total", "Sequences preempted (KV blocks freed, recomputed later).",
+          static_cast<double>(s.preemptions));
+  counter("vllm:prompt_tokens_total", "Prompt tokens received.", static_cast<double>(s.prompt_tokens));
+  counter("vllm:generation_tokens_total", "Tokens generated.", static_cast<double>(s.generation_tokens));
+  counter("vllm:request_success_total", "Requests finished (stop or length).", static_cast<double>(success.load()));
+  counter("qmeter:request_aborted_total", "Requests cancelled (client gone).", static_cast<double>(aborted.load()));
+  counter("qmeter:request_rejected_total", "Requests refused with 429 (queue full).", static_cast<double>(rejected.load()));
+  counter("qmeter:engine_steps_total", "Batched forward steps run.", static_cast<double>(s.steps));
+  out += ttft_s.text("vllm:time_to_first_token_seconds", l);
+  out += tpot_s.text("vllm:time_per_output_token_seconds", l);
+  out += e2e_s.text("vllm:e2e_request_latency_seconds", l);
+  return out;
+}
+
+}  // namespace qmeter::server
