@@ -10,7 +10,7 @@ PKGS=(
   libyaml-cpp-dev libsqlite3-dev sqlite3 libcli11-dev libfmt-dev libspdlog-dev
   libpcre2-dev libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev
   libomp-dev openssl ca-certificates
-  chromium
+  chromium bible-kjv bible-kjv-text
 )
 missing=()
 for p in "${PKGS[@]}"; do
