@@ -289,12 +289,14 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
       m.name = m.path.substr(m.path.find_last_of('/') + 1);
     } else {
       check_keys(n, cm, {"name", "path"});
-      if (!n["path"]) cm.fail(n, "a model needs a 'path' (a folder or file, synthetic:SHAPE, or train:PRESET)");
+      if (!n["path"]) cm.fail(n, "a model needs a 'path' (a folder or file, or synthetic:SHAPE)");
       m.path = scalar(n["path"], cm.sub("path"));
       m.name = n["name"] ? scalar(n["name"], cm.sub("name")) : m.path.substr(m.path.find_last_of('/') + 1);
     }
-    const bool generated = m.path.rfind("synthetic:", 0) == 0 || m.path.rfind("train:", 0) == 0;
-    if (!generated && !std::ifstream(m.path)) cm.fail(n.IsMap() ? n["path"] : n, "model path not found: " + m.path);
+    // Only the embedded engine reads the path here; a command backend may take a hub id.
+    const bool embedded = !root["backend"] || !root["backend"]["kind"] || root["backend"]["kind"].Scalar() == "embedded";
+    const bool generated = m.path.rfind("synthetic:", 0) == 0;
+    if (embedded && !generated && !std::ifstream(m.path)) cm.fail(n.IsMap() ? n["path"] : n, "model path not found: " + m.path);
     s.models.push_back(m);
   });
   if (!root["methods"]) c.fail(root, "missing section 'methods'");

@@ -14,7 +14,7 @@ namespace qmeter::spec {
 
 struct ModelSpec {
   std::string name;
-  std::string path;  // a model path, "synthetic:SHAPE", or "train:PRESET" (qmeter's own reference model)
+  std::string path;  // a model path or "synthetic:SHAPE" (embedded); anything the server takes (command)
 };
 
 struct MethodSpec {
