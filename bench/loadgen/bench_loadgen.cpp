@@ -91,7 +91,7 @@ double p99(const loadgen::LatencyStats& s) { return s.percentiles_ms.empty() ? 0
 
 int main(int argc, char** argv) {
   std::vector<double> rates = {1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000};
-  int streams = 10000;
+  std::vector<int> stream_counts = {10000};
   double seconds = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
@@ -105,7 +105,14 @@ int main(int argc, char** argv) {
         pos = c + 1;
       }
     } else if (a == "--streams") {
-      streams = std::stoi(argv[i + 1]);
+      stream_counts.clear();
+      std::string s = argv[i + 1];
+      for (std::size_t pos = 0; pos <= s.size();) {
+        auto c = s.find(',', pos);
+        stream_counts.push_back(std::stoi(s.substr(pos, c - pos)));
+        if (c == std::string::npos) break;
+        pos = c + 1;
+      }
     } else if (a == "--qmeter") {
       g_qmeter = argv[i + 1];
     } else if (a == "--seconds") {
@@ -154,7 +161,7 @@ int main(int argc, char** argv) {
     fmt::print("highest sustained rate with p99 send lag < 1 ms: {:.0f} req/s\n\n", best);
 
     fmt::print("== 2. concurrent open streams (ITL 100 ms, 100 tokens each = ~10 s streams, opened at 5000/s)\n");
-    {
+    for (int streams : stream_counts) {
       Mock mock({"--ttft-ms", "0", "--itl-ms", "100", "--output-len", "100", "--threads", "1"});
       const double cpu_mock0 = cpu_seconds(RUSAGE_CHILDREN);
       const Point p = run_point(mock.url(), 5000, streams, 100, 8);
@@ -162,11 +169,12 @@ int main(int argc, char** argv) {
       fmt::print("streams requested {}, held at once (max concurrent) {}, completed {}, failed {}\n", streams,
                  p.m.max_concurrent_requests, p.m.completed, p.m.failed);
       for (const auto& [k, v] : p.m.failed_by_kind) fmt::print("  failed {}: {}\n", k, v);
-      fmt::print("ITL median {:.2f} ms, p99 {:.2f} ms; TTFT p99 {:.2f} ms; p99 send lag {:.3f} ms\n", p.m.itl.median_ms,
+      fmt::print("  ITL median {:.2f} ms, p99 {:.2f} ms; TTFT p99 {:.2f} ms; p99 send lag {:.3f} ms\n", p.m.itl.median_ms,
                  p99(p.m.itl), p99(p.m.ttft), p99(p.m.send_lag));
-      fmt::print("client CPU {:.2f} s for {} tokens = {:.2f} us/token; mock CPU {:.2f} s\n", p.client_cpu_s,
+      fmt::print("  client CPU {:.2f} s for {} tokens = {:.2f} us/token; mock CPU {:.2f} s\n", p.client_cpu_s,
                  p.m.total_output_tokens, 1e6 * p.client_cpu_s / std::max<std::int64_t>(1, p.m.total_output_tokens),
                  cpu_seconds(RUSAGE_CHILDREN) - cpu_mock0);
+      std::fflush(stdout);
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "bench_loadgen: {}\n", e.what());
