@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   // ---- memory read bandwidth ----
   const auto bw1 = qmeter::bench::measure_read_bandwidth(arena, arena_bytes, 1);
   const auto bwn = qmeter::bench::measure_read_bandwidth(arena, arena_bytes, threads);
-  std::printf("\nmemory read bandwidth (streaming %zu MiB, best of 5)\n", arena_bytes >> 20);
+  std::printf("\nmemory read bandwidth (streaming %zu MiB, best of 6, with and without prefetch)\n", arena_bytes >> 20);
   std::printf("  1 thread   %7.2f GB/s\n", bw1.gb_per_s);
   std::printf("  %d threads  %7.2f GB/s   <- roofline below\n", threads, bwn.gb_per_s);
 

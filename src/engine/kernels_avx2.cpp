@@ -76,18 +76,27 @@ void tile(const typename Weights<D>::Elem* w, long cols, const float* x, float* 
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < B; ++j) acc[i][j] = _mm256_setzero_ps();
-  long c = 0;
-  for (; c + 8 <= cols; c += 8) {
+  // One 64-byte line per row per step (2 or 4 chunks of 8 columns), prefetching ahead; the
+  // chunks still enter each accumulator in column order.
+  constexpr long kLine = 64 / sizeof(typename W::Elem);
+  auto chunk = [&](long col) __attribute__((always_inline)) {
     __m256 xv[B];
 #pragma GCC unroll 4
-    for (int j = 0; j < B; ++j) xv[j] = _mm256_loadu_ps(x + j * cols + c);
+    for (int j = 0; j < B; ++j) xv[j] = _mm256_loadu_ps(x + j * cols + col);
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
-      const __m256 wv = W::load(w + i * cols + c);
+      const __m256 wv = W::load(w + i * cols + col);
 #pragma GCC unroll 4
       for (int j = 0; j < B; ++j) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
     }
+  };
+  long c = 0;
+  for (; c + kLine <= cols; c += kLine) {
+    prefetch_tile_rows(w, cols * sizeof(w[0]), R, c * sizeof(w[0]));
+#pragma GCC unroll 4
+    for (long k = 0; k < kLine; k += 8) chunk(c + k);
   }
+  for (; c + 8 <= cols; c += 8) chunk(c);
   if (c < cols) {
     const int n = static_cast<int>(cols - c);
     const __m256i m = lane_mask(n);

@@ -59,18 +59,27 @@ void tile(const typename Weights<D>::Elem* w, long cols, const float* x, float* 
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < B; ++j) acc[i][j] = _mm512_setzero_ps();
+  // One 64-byte line per row per step (two 16-column chunks for 16-bit weights), prefetching
+  // ahead; the chunks still enter each accumulator in column order.
+  constexpr long kLine = 64 / sizeof(typename W::Elem);
   long c = 0;
-  for (; c + 16 <= cols; c += 16) {
+  auto chunk = [&](long col) __attribute__((always_inline)) {
     __m512 xv[B];
 #pragma GCC unroll 4
-    for (int j = 0; j < B; ++j) xv[j] = _mm512_loadu_ps(x + j * cols + c);
+    for (int j = 0; j < B; ++j) xv[j] = _mm512_loadu_ps(x + j * cols + col);
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
-      const __m512 wv = W::load(w + i * cols + c);
+      const __m512 wv = W::load(w + i * cols + col);
 #pragma GCC unroll 4
       for (int j = 0; j < B; ++j) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
     }
+  };
+  for (; c + kLine <= cols; c += kLine) {
+    prefetch_tile_rows(w, cols * sizeof(w[0]), R, c * sizeof(w[0]));
+#pragma GCC unroll 2
+    for (long k = 0; k < kLine; k += 16) chunk(c + k);
   }
+  for (; c + 16 <= cols; c += 16) chunk(c);
   if (c < cols) {
     const __mmask16 m = static_cast<__mmask16>((1u << (cols - c)) - 1u);
     __m512 xv[B];

@@ -35,7 +35,8 @@ void tile(const std::uint16_t* w, long cols, const std::uint16_t* xq, long xq_st
 #pragma GCC unroll 4
     for (int j = 0; j < B; ++j) acc[i][j] = _mm512_setzero_ps();
   long c = 0;
-  for (; c + 32 <= cols; c += 32) {
+  for (; c + 32 <= cols; c += 32) {  // one 64-byte line of each row per step
+    prefetch_tile_rows(w, cols * 2, R, c * 2);
     __m512bh xv[B];
 #pragma GCC unroll 4
     for (int j = 0; j < B; ++j) xv[j] = (__m512bh)_mm512_loadu_si512(xq + j * xq_stride + c);
