@@ -187,3 +187,32 @@ TEST(Study, MalformedSpecsGiveLineNumberedErrorsAndRunNothing) {
     EXPECT_FALSE(std::filesystem::exists(dir + "/r.db")) << "a malformed spec must run nothing";
   }
 }
+
+TEST(Study, EmbeddedBackendTwoMethodsTwoRates) {
+  QMETER_REQUIRE_SHARED_DATA(model_path, "models/stories260K/stories260K.bin");
+  auto dir = qmeter::testing::test_output_dir("study_embedded");
+  std::ofstream(dir + "/s.yaml") << "study: embedded\n"
+                                    "models: [{name: stories, path: \"" + model_path + "\"}]\n"
+                                    "methods: [fp32, bf16]\n"
+                                    "backend: {kind: embedded, options: {threads: 1, max_num_seqs: 16}}\n"
+                                    "workloads: [{name: w, input_len: 16, output_len: 16, num_prompts: 20, rates: [20, inf]}]\n"
+                                    "slos: {fast: {ttft_ms: 2000}}\n"
+                                    "energy: {source: model, idle_s: 0.2, interval_ms: 20}\n";
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", dir + "/r.db", "--out", dir + "/out"}, dir + "/log.txt"), 0)
+      << read_file(dir + "/log.txt");
+  auto db = store::Store::open(dir + "/r.db");
+  EXPECT_EQ(db->count_rows("runs"), 2);
+  EXPECT_EQ(db->count_rows("load_points"), 4);
+  EXPECT_EQ(db->count_rows("requests"), 4 * 20);
+  for (const auto& r : db->runs()) {
+    EXPECT_EQ(r.status, store::RunStatus::kComplete) << r.error;
+    for (const auto& p : db->load_points(r.id)) {
+      EXPECT_EQ(p.completed, 20);
+      for (const auto& q : db->requests(p.id)) {
+        EXPECT_EQ(q.prompt_tokens >= 16, true);  // the server counted the prompt (BOS included)
+        EXPECT_GT(q.output_tokens, 0);
+        EXPECT_EQ(q.output_tokens, q.client_tokens);  // server usage == client count
+      }
+    }
+  }
+}
