@@ -9,6 +9,7 @@
 
 #include "cpu_features.h"
 #include "kernels_dispatch.h"
+#include "kernels_quant.h"  // packed formats (quant issue)
 #include "qmeter/core/error.h"
 #include "qmeter/engine/kernels.h"
 #include "qmeter/engine/thread_pool.h"
@@ -31,6 +32,11 @@ const MatmulKernel kMatmulKernels[] = {
     // Decode (batch 1) is memory-bound: it keeps the exact f32 path of kAvx512 (fallback).
     {Isa::kAvx512Bf16, DType::kBF16, 2, avx512bf16::matmul_bf16_dp, avx512bf16::prepared_bytes_bf16,
      avx512bf16::prepare_bf16},
+    // Packed quantized formats (quant issue; kernels_quant_*.cpp).
+    {Isa::kScalar, DType::kQ8Row, 1, scalar::matmul_q8_row},
+    {Isa::kScalar, DType::kQ4Group, 1, scalar::matmul_q4_group},
+    {Isa::kAvx512, DType::kQ8Row, 1, avx512::matmul_q8_row},
+    {Isa::kAvx512, DType::kQ4Group, 1, avx512::matmul_q4_group},
 };
 
 }  // namespace
@@ -56,6 +62,8 @@ std::string_view dtype_name(DType d) {
     case DType::kF32: return "f32";
     case DType::kBF16: return "bf16";
     case DType::kF16: return "f16";
+    case DType::kQ8Row: return "q8_row";
+    case DType::kQ4Group: return "q4_group";
   }
   return "unknown";
 }
@@ -65,6 +73,8 @@ std::size_t dtype_size(DType d) {
     case DType::kF32: return 4;
     case DType::kBF16: return 2;
     case DType::kF16: return 2;
+    case DType::kQ8Row:
+    case DType::kQ4Group: return 0;  // packed: see matrix_bytes()
   }
   return 0;
 }
@@ -242,6 +252,9 @@ void convert_to_f32(DType dtype, const void* data, std::size_t n, float* out) {
       for (std::size_t i = 0; i < n; ++i) out[i] = f16_to_f32(h[i]);
       return;
     }
+    case DType::kQ8Row:
+    case DType::kQ4Group:  // packed rows need their matrix's scales: matrix_row_to_f32()
+      throw Error("convert_to_f32: packed weight type " + std::string(dtype_name(dtype)) + " needs matrix_row_to_f32");
   }
 }
 

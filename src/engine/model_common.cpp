@@ -11,6 +11,7 @@
 
 #include "loader_common.h"
 #include "qmeter/core/error.h"
+#include "qmeter/engine/packed_formats.h"
 
 namespace qmeter::engine {
 
@@ -19,10 +20,12 @@ namespace fs = std::filesystem;
 std::size_t dense_bytes(DType dtype, std::size_t n) { return n * dtype_size(dtype); }
 
 std::size_t matrix_bytes(const Matrix& m) {
+  if (is_packed(m.dtype)) return packed_matrix_bytes(m);  // quantized layouts (packed_formats.h)
   return dense_bytes(m.dtype, static_cast<std::size_t>(m.rows) * static_cast<std::size_t>(m.cols));
 }
 
 void matrix_row_to_f32(const Matrix& m, int row, float* out) {
+  if (is_packed(m.dtype)) return packed_row_to_f32(m, row, out);  // quantized layouts (packed_formats.h)
   const std::size_t cols = static_cast<std::size_t>(m.cols);
   convert_to_f32(m.dtype, static_cast<const std::byte*>(m.data) + dense_bytes(m.dtype, static_cast<std::size_t>(row) * cols),
                  cols, out);

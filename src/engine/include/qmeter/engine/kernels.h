@@ -11,7 +11,9 @@ namespace qmeter::engine {
 
 class ThreadPool;
 
-enum class DType : std::uint8_t { kF32, kBF16, kF16 };
+// kQ8Row / kQ4Group: packed quantized layouts (quant module), see packed_formats.h; their
+// dtype_size() is 0 (not a per-element size): use matrix_bytes().
+enum class DType : std::uint8_t { kF32, kBF16, kF16, kQ8Row, kQ4Group };
 std::string_view dtype_name(DType d);
 std::size_t dtype_size(DType d);
 

@@ -1,0 +1,266 @@
+// The method registry, option parsing, calibration text, and the per-model drivers of
+// RTN / w8a16 / GPTQ / AWQ (see quantize.h).
+#include "qmeter/quant/quantize.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "awq.h"
+#include "calibration.h"
+#include "layer_access.h"
+#include "qmeter/core/error.h"
+#include "qmeter/core/paths.h"
+#include "qmeter/engine/packed_formats.h"
+#include "qmeter/quant/linear_quant.h"
+
+namespace qmeter::quant {
+
+using engine::DType;
+
+const std::vector<MethodInfo>& methods() {
+  static const std::vector<MethodInfo> table = {
+      {"fp32", 32, {32}, false, DType::kF32, "f32 weights (the reference)"},
+      {"bf16", 16, {16}, false, DType::kBF16, "bf16 weights"},
+      {"fp16", 16, {16}, false, DType::kF16, "f16 weights"},
+      {"w8a16", 8, {8}, false, DType::kQ8Row, "int8 weights, per-output-channel symmetric RTN"},
+      {"w4a16-rtn", 4, {4}, false, DType::kQ4Group, "4-bit group-wise round-to-nearest"},
+      {"w3a16-rtn", 3, {3}, false, DType::kQ4Group, "3-bit group-wise round-to-nearest (4-bit container)"},
+      {"gptq", 4, {4, 3}, true, DType::kQ4Group, "GPTQ: Hessian-aware error compensation, lazy 128-column blocks"},
+      {"awq", 4, {4}, true, DType::kQ4Group, "AWQ: activation-aware scales + clipping search, then RTN"},
+  };
+  return table;
+}
+
+std::vector<std::string> method_names() {
+  std::vector<std::string> out;
+  for (const MethodInfo& m : methods()) out.push_back(m.name);
+  return out;
+}
+
+const MethodInfo& method_info(const std::string& name) {
+  for (const MethodInfo& m : methods())
+    if (m.name == name) return m;
+  std::string known;
+  for (const MethodInfo& m : methods()) known += (known.empty() ? "" : ", ") + m.name;
+  throw UsageError(fmt::format("unknown quantization method '{}' (known: {})", name, known));
+}
+
+namespace {
+
+int parse_int(const std::string& key, const std::string& v) {
+  try {
+    std::size_t used = 0;
+    const int n = std::stoi(v, &used);
+    if (used == v.size()) return n;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(fmt::format("--{}: '{}' is not an integer", key, v));
+}
+
+bool parse_bool(const std::string& key, const std::string& v) {
+  if (v == "true" || v == "1" || v == "yes" || v.empty()) return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  throw UsageError(fmt::format("--{}: '{}' is not a boolean", key, v));
+}
+
+}  // namespace
+
+QuantOptions parse_options(const std::string& method, const std::map<std::string, std::string>& options) {
+  const MethodInfo& info = method_info(method);
+  QuantOptions o;
+  o.bits = info.default_bits;
+  for (const auto& [key, value] : options) {
+    if (key == "bits") o.bits = parse_int(key, value);
+    else if (key == "group-size" || key == "group_size") {
+      o.group_size = parse_int(key, value);
+      o.group_size_given = true;
+    } else if (key == "sym") o.symmetric = parse_bool(key, value);
+    else if (key == "act-order" || key == "act_order") o.act_order = parse_bool(key, value);
+    else if (key == "damp") {
+      try {
+        o.damp = std::stod(value);
+      } catch (const std::exception&) {
+        throw UsageError(fmt::format("--damp: '{}' is not a number", value));
+      }
+      if (!(o.damp >= 0.0 && o.damp < 1.0)) throw UsageError(fmt::format("--damp: {} is outside [0, 1)", value));
+    } else if (key == "calib-samples") o.calib_samples = parse_int(key, value);
+    else if (key == "calib-seq-len") o.calib_seq_len = parse_int(key, value);
+    else throw UsageError(fmt::format("quantization option '{}' is unknown for method {}", key, method));
+  }
+  if (std::find(info.allowed_bits.begin(), info.allowed_bits.end(), o.bits) == info.allowed_bits.end())
+    throw UsageError(fmt::format("--bits {}: method {} supports {}", o.bits, method, fmt::join(info.allowed_bits, " or ")));
+  if (o.group_size <= 0 || o.group_size % 32 != 0)
+    throw UsageError(fmt::format("--group-size {}: must be a positive multiple of 32", o.group_size));
+  if (o.calib_samples <= 0 || o.calib_seq_len < 2)
+    throw UsageError("--calib-samples must be > 0 and --calib-seq-len >= 2");
+  if (o.act_order && method != "gptq") throw UsageError(fmt::format("--act-order applies to gptq only, not {}", method));
+  if (o.symmetric && method == "awq") throw UsageError("awq uses asymmetric (zero-point) groups; --sym is not supported");
+  return o;
+}
+
+std::vector<std::vector<int>> calibration_tokens(const engine::Model& model, const std::string& calib_path,
+                                                 int samples, int seq_len) {
+  if (!model.tokenizer) throw UsageError(fmt::format("{}: calibration needs a tokenizer and the model has none", model.source));
+  std::string text;
+  if (calib_path.empty()) {
+    // Built-in default: the first half of the shared TinyStories validation slice.
+    const std::string path = shared_data_dir() + "/eval/tinystories_val.txt";
+    if (!std::filesystem::exists(path)) throw UsageError("calibration: no --calib file given and " + path + " does not exist");
+    text = read_file(path);
+    text.resize(text.size() / 2);
+  } else {
+    if (!std::filesystem::exists(calib_path)) throw UsageError("--calib: " + calib_path + " does not exist");
+    text = read_file(calib_path);
+  }
+  std::vector<int> stream;
+  std::size_t pos = 0;
+  while (pos < text.size() && stream.size() < static_cast<std::size_t>(samples) * seq_len) {
+    std::size_t end = text.find("\n\n", pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string para = text.substr(pos, end - pos);
+    pos = end + 2;
+    if (para.find_first_not_of(" \n\r\t") == std::string::npos) continue;
+    const std::vector<int> ids = model.tokenizer->encode(para, true);
+    stream.insert(stream.end(), ids.begin(), ids.end());
+  }
+  const int len = std::min(seq_len, model.config.max_seq_len);
+  std::vector<std::vector<int>> out;
+  for (std::size_t s = 0; s + len <= stream.size() && static_cast<int>(out.size()) < samples; s += len)
+    out.emplace_back(stream.begin() + s, stream.begin() + s + len);
+  if (out.empty()) throw UsageError(fmt::format("calibration text '{}' has fewer than {} tokens", calib_path, len));
+  return out;
+}
+
+std::vector<LinearRef> layer_linears(engine::LayerWeights& lw) {
+  return {{"wq", &lw.wq}, {"wk", &lw.wk}, {"wv", &lw.wv}, {"wo", &lw.wo},
+          {"w_gate", &lw.w_gate}, {"w_up", &lw.w_up}, {"w_down", &lw.w_down}};
+}
+
+float* make_owned_f32(engine::Model& model, engine::Matrix& m) {
+  auto buf = std::make_shared<std::vector<float>>(static_cast<std::size_t>(m.rows) * m.cols);
+  for (int r = 0; r < m.rows; ++r) engine::matrix_row_to_f32(m, r, buf->data() + static_cast<std::size_t>(r) * m.cols);
+  m = engine::Matrix{DType::kF32, m.rows, m.cols, buf->data()};
+  model.storage.push_back(buf);
+  return buf->data();
+}
+
+void install_packed(engine::Model& model, engine::Matrix& m, DType dtype, std::vector<std::byte> blob) {
+  auto buf = std::make_shared<std::vector<std::byte>>(std::move(blob));
+  m = engine::packed_matrix(dtype, m.rows, m.cols, buf->data());
+  model.storage.push_back(buf);
+}
+
+int effective_group_size(int group_size, int cols) { return group_size <= cols ? group_size : (cols + 31) / 32 * 32; }
+
+namespace {
+
+// Embedding and classifier in bf16 (one shared buffer when tied).
+void embeddings_to_bf16(engine::Model& model) {
+  auto convert = [&](engine::Matrix& m) {
+    auto buf = std::make_shared<std::vector<std::uint16_t>>(static_cast<std::size_t>(m.rows) * m.cols);
+    std::vector<float> row(m.cols);
+    for (int r = 0; r < m.rows; ++r) {
+      engine::matrix_row_to_f32(m, r, row.data());
+      for (int c = 0; c < m.cols; ++c) (*buf)[static_cast<std::size_t>(r) * m.cols + c] = engine::f32_to_bf16(row[c]);
+    }
+    m = engine::Matrix{DType::kBF16, m.rows, m.cols, buf->data()};
+    model.storage.push_back(buf);
+  };
+  const bool tied = model.weights.classifier.data == model.weights.token_embedding.data;
+  convert(model.weights.token_embedding);
+  if (tied) model.weights.classifier = model.weights.token_embedding;
+  else convert(model.weights.classifier);
+}
+
+void quantize_layer_rtn(engine::Model& model, engine::LayerWeights& lw, const MethodInfo& info, const QuantOptions& o) {
+  for (LinearRef ref : layer_linears(lw)) {
+    engine::Matrix& m = *ref.matrix;
+    std::vector<float> w(static_cast<std::size_t>(m.rows) * m.cols);
+    for (int r = 0; r < m.rows; ++r) engine::matrix_row_to_f32(m, r, w.data() + static_cast<std::size_t>(r) * m.cols);
+    if (info.packed_dtype == DType::kQ8Row) {
+      install_packed(model, m, DType::kQ8Row, quantize_rtn_rows8(w.data(), m.rows, m.cols).pack());
+    } else {
+      const int gs = effective_group_size(o.group_size, m.cols);
+      install_packed(model, m, DType::kQ4Group, quantize_rtn_groups(w.data(), m.rows, m.cols, o.bits, gs, o.symmetric).pack());
+    }
+  }
+}
+
+void quantize_layer_gptq(engine::Model& model, int l, const CalibState& st, const QuantOptions& o, engine::ThreadPool* pool) {
+  engine::LayerWeights& lw = model.weights.layers[l];
+  const std::pair<Stage, std::vector<engine::Matrix*>> stages[] = {
+      {Stage::kAttnIn, {&lw.wq, &lw.wk, &lw.wv}},
+      {Stage::kAttnOut, {&lw.wo}},
+      {Stage::kFfnIn, {&lw.w_gate, &lw.w_up}},
+      {Stage::kDownIn, {&lw.w_down}},
+  };
+  for (const auto& [stage, mats] : stages) {
+    const std::vector<float> x = layer_forward(model, l, st, stage, pool);  // already-quantized earlier stages
+    const int cols = mats[0]->cols;
+    const std::vector<double> h = hessian_from_inputs(x.data(), static_cast<int>(x.size() / cols), cols, pool);
+    for (engine::Matrix* m : mats) {
+      std::vector<float> w(static_cast<std::size_t>(m->rows) * m->cols);
+      for (int r = 0; r < m->rows; ++r) engine::matrix_row_to_f32(*m, r, w.data() + static_cast<std::size_t>(r) * m->cols);
+      GptqOptions g;
+      g.bits = o.bits;
+      g.group_size = effective_group_size(o.group_size, cols);
+      g.symmetric = o.symmetric;
+      g.act_order = o.act_order;
+      g.damp = o.damp;
+      install_packed(model, *m, DType::kQ4Group, gptq_quantize(w.data(), m->rows, m->cols, h, g, pool).pack());
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_model(engine::Model& model, const std::string& method, const QuantOptions& o,
+                    const std::vector<std::vector<int>>& calib, engine::ThreadPool* pool) {
+  const MethodInfo& info = method_info(method);
+  if (!engine::is_packed(info.packed_dtype)) return;  // plain dtypes: chosen at load
+  if (model.weights.layers.empty()) return;
+  if (o.group_size_given && info.packed_dtype == DType::kQ4Group) {
+    for (LinearRef ref : layer_linears(model.weights.layers[0]))
+      if (o.group_size > ref.matrix->cols)
+        throw UsageError(fmt::format("--group-size {} is larger than layer {} ({} input columns) of {}", o.group_size,
+                                     ref.name, ref.matrix->cols, model.source));
+  }
+  embeddings_to_bf16(model);
+  if (!info.needs_calibration) {
+    for (engine::LayerWeights& lw : model.weights.layers) quantize_layer_rtn(model, lw, info, o);
+  } else {
+    if (calib.empty()) throw UsageError(fmt::format("method {} needs calibration data", method));
+    CalibState st = calibration_start(model, calib);
+    for (int l = 0; l < model.config.n_layers; ++l) {
+      if (method == "gptq") quantize_layer_gptq(model, l, st, o, pool);
+      else awq_quantize_layer(model, l, st, o.bits, o.group_size, pool);
+      st.hidden = layer_forward(model, l, st, Stage::kOutput, pool);  // from the quantized layer
+    }
+  }
+  model.weight_dtype = info.packed_dtype;
+  model.description += fmt::format(" | quantized: {} ({}-bit{})", method, o.bits,
+                                   info.packed_dtype == DType::kQ4Group ? fmt::format(", group {}", o.group_size) : "");
+}
+
+std::shared_ptr<engine::Model> load_quantized(const std::string& model_spec, const std::string& method,
+                                              const std::map<std::string, std::string>& options,
+                                              const std::string& calib_path) {
+  const MethodInfo& info = method_info(method);
+  const QuantOptions o = parse_options(method, options);
+  engine::LoadOptions lo;
+  lo.weight_dtype = engine::is_packed(info.packed_dtype) ? DType::kF32 : info.packed_dtype;
+  std::shared_ptr<engine::Model> model = engine::load_model(model_spec, lo);
+  std::vector<std::vector<int>> calib;
+  std::unique_ptr<engine::ThreadPool> pool;
+  if (info.needs_calibration) {
+    calib = calibration_tokens(*model, calib_path, o.calib_samples, o.calib_seq_len);
+    pool = std::make_unique<engine::ThreadPool>(2);
+  }
+  quantize_model(*model, method, o, calib, pool.get());
+  return model;
+}
+
+}  // namespace qmeter::quant
