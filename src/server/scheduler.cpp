@@ -376,8 +376,14 @@ void Scheduler::cancel(std::int64_t id) {
 }
 
 SchedulerStats Scheduler::stats() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->stats;
+  SchedulerStats s;
+  {
+    std::lock_guard lock(impl_->mu);
+    s = impl_->stats;
+  }
+  // Live, not as of the last step: a finished request's blocks are free before its reply ends.
+  s.kv_usage = 1.0 - static_cast<double>(impl_->pool->free_blocks()) / impl_->pool->total_blocks();
+  return s;
 }
 
 int Scheduler::total_kv_blocks() const { return impl_->pool->total_blocks(); }
