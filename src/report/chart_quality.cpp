@@ -211,8 +211,10 @@ void add_pareto_chart(const ReportModel& m, Section& s) {
                  quantitative("p99_tpot_ms", "p99 TPOT (ms)"), nominal("energy_source", "energy source"),
                  quantitative("quality", qkey.empty() ? "quality" : qkey), nominal("front_label", "Pareto")})
     tooltip.push_back(t);
-  const json x = quantitative("p99_tpot_ms", "p99 TPOT (ms)");
-  const json y = quantitative("energy_per_token_j", "energy per output token (J)");
+  json x = quantitative("p99_tpot_ms", "p99 TPOT (ms)");
+  json y = quantitative("energy_per_token_j", "energy per output token (J)");
+  x["scale"] = {{"zero", false}, {"padding", 16}};
+  y["scale"] = {{"zero", false}, {"padding", 16}};
   json point_enc = {{"x", x},
                     {"y", y},
                     {"stroke", method_colour(m)},
