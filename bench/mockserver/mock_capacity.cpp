@@ -4,6 +4,7 @@
 // open at once, chunk lateness against the configured schedule, and the server's CPU use.
 //
 //   mock_capacity_bench [--streams 10000] [--itl-ms 100] [--ttft-ms 100] [--tokens 40] [--threads 2]
+//                       [--request-log PATH]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -70,6 +71,7 @@ double percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
   int streams = 10000, tokens = 40, threads = 2;
+  std::string request_log;  // passed to the mock (--request-log) for a server-side view
   double itl_ms = 100, ttft_ms = 100;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -78,6 +80,7 @@ int main(int argc, char** argv) {
     else if (a == "--ttft-ms") ttft_ms = std::stod(argv[i + 1]);
     else if (a == "--tokens") tokens = std::stoi(argv[i + 1]);
     else if (a == "--threads") threads = std::stoi(argv[i + 1]);
+    else if (a == "--request-log") request_log = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
@@ -96,6 +99,10 @@ int main(int argc, char** argv) {
   qmeter::SpawnOptions opts;
   opts.argv = {QMETER_BIN_PATH, "mock-server", "--port", "0", "--ttft-ms", std::to_string(ttft_ms), "--itl-ms",
                std::to_string(itl_ms), "--threads", std::to_string(threads)};
+  if (!request_log.empty()) {
+    opts.argv.push_back("--request-log");
+    opts.argv.push_back(request_log);
+  }
   opts.log_path = out_path;
   qmeter::ChildProcess server = qmeter::ChildProcess::spawn(opts);
   std::regex ready(R"(listening on http://127\.0\.0\.1:(\d+))");

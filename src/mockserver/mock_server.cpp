@@ -56,7 +56,9 @@ class Generation : public std::enable_shared_from_this<Generation> {
         format_(std::move(format)),
         rec_(std::move(record)),
         stream_(stream),
-        continuous_(continuous_usage) {}
+        continuous_(continuous_usage) {
+    rec_.chunks.reserve(plan_.events.size());
+  }
 
   void start() {
     auto self = shared_from_this();

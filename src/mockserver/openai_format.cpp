@@ -134,12 +134,17 @@ std::string openai_error_body(int status, std::string_view message, std::string_
 
 ReplyFormatter::ReplyFormatter(bool chat, std::string id, const std::string& model, std::int64_t created,
                                int prompt_tokens)
-    : chat_(chat), id_(std::move(id)), model_json_(json(model).dump()), created_(created), prompt_tokens_(prompt_tokens) {}
-
-std::string ReplyFormatter::head(bool chunk) const {
-  const char* object = chat_ ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
-  return fmt::format(R"({{"id":"{}","object":"{}","created":{},"model":{},)", id_, object, created_, model_json_);
+    : chat_(chat), id_(std::move(id)), created_(created), prompt_tokens_(prompt_tokens) {
+  // The start of every chunk of this reply is the same: built once.
+  const std::string model_json = json(model).dump();
+  auto head_for = [&](const char* object) {
+    return fmt::format(R"({{"id":"{}","object":"{}","created":{},"model":{},)", id_, object, created_, model_json);
+  };
+  chunk_head_ = head_for(chat_ ? "chat.completion.chunk" : "text_completion");
+  body_head_ = head_for(chat_ ? "chat.completion" : "text_completion");
 }
+
+const std::string& ReplyFormatter::head(bool chunk) const { return chunk ? chunk_head_ : body_head_; }
 
 std::string ReplyFormatter::usage_json(int completion_tokens) const {
   return fmt::format(R"({{"prompt_tokens":{},"total_tokens":{},"completion_tokens":{}}})", prompt_tokens_,

@@ -48,12 +48,13 @@ class ReplyFormatter {
   const std::string& id() const { return id_; }
 
  private:
-  std::string head(bool chunk) const;
+  const std::string& head(bool chunk) const;
   std::string usage_json(int completion_tokens) const;
   bool chat_;
   std::string id_;
-  std::string model_json_;
   std::int64_t created_;
+  std::string chunk_head_;  // {"id":...,"object":...,"created":...,"model":...,
+  std::string body_head_;
   int prompt_tokens_;
 };
 

@@ -322,7 +322,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<asio::const_buffer> buffers_;
   std::vector<std::function<void()>> close_callbacks_;
   std::weak_ptr<Exchange> exchange_;
-  std::list<PendingTimer> timers_;
+  std::list<PendingTimer> timers_;       // armed
+  std::list<PendingTimer> idle_timers_;  // fired, kept for reuse
 
   friend class Exchange;
 };
@@ -663,12 +664,22 @@ void Connection::reply_error_and_close(int status, std::string_view message) {
 
 void Connection::run_at(Nanos deadline_ns, std::function<void()> fn) {
   if (closed_) return;
-  auto it = timers_.emplace(timers_.end(), worker_.ioc, std::move(fn));
+  // A paced stream arms one timer per chunk: fired timers are kept for reuse (no allocation and
+  // no timer construction on that path).
+  std::list<PendingTimer>::iterator it;
+  if (!idle_timers_.empty()) {
+    timers_.splice(timers_.end(), idle_timers_, idle_timers_.begin());
+    it = std::prev(timers_.end());
+    it->fn = std::move(fn);
+  } else {
+    it = timers_.emplace(timers_.end(), worker_.ioc, std::move(fn));
+  }
   it->timer.expires_at(std::chrono::steady_clock::time_point(
       std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::nanoseconds(deadline_ns))));
   it->timer.async_wait([self = shared_from_this(), it](const boost::system::error_code& ec) {
     std::function<void()> f = std::move(it->fn);
-    self->timers_.erase(it);
+    it->fn = nullptr;
+    self->idle_timers_.splice(self->idle_timers_.end(), self->timers_, it);
     if (ec || self->closed_) return;
     try {
       f();
