@@ -1,0 +1,138 @@
+// Decode throughput of the weight formats on the synthetic LLaMA-1B shape (engine
+// synthetic:llama-1b: dim 2048, hidden 8192, 16 layers, 32/8 heads, vocab 128256, tied bf16
+// classifier), 2 threads: per method, one decoder layer's seven linears are built (seeded random
+// weights, quantized by the method's packer) and timed at batch 1 and 16; a decode step is
+// 16 x that layer + the bf16 classifier (attention over the KV cache is excluded: it is the same
+// for every weight format). Then the GPTQ time of one layer's linears (2048 calibration tokens)
+// and the GPTQ / AWQ time of the whole stories260K model.
+//   usage: bench_quant [repeats=5]
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+#include "qmeter/core/paths.h"
+#include "qmeter/engine/kernels.h"
+#include "qmeter/engine/packed_formats.h"
+#include "qmeter/engine/thread_pool.h"
+#include "qmeter/quant/linear_quant.h"
+#include "qmeter/quant/quantize.h"
+
+using namespace qmeter;
+using engine::DType;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Shape { int rows, cols; };
+const Shape kLayer[] = {{2048, 2048}, {512, 2048}, {512, 2048}, {2048, 2048}, {8192, 2048}, {8192, 2048}, {2048, 8192}};
+constexpr int kLayers = 16, kVocab = 128256, kDim = 2048;
+
+std::vector<float> random_weights(int rows, int cols, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(0.0f, 0.02f);
+  std::vector<float> w(static_cast<std::size_t>(rows) * cols);
+  for (float& v : w) v = n(rng);
+  return w;
+}
+
+struct Built {
+  std::vector<std::vector<std::byte>> blobs;
+  std::vector<engine::Matrix> mats;
+  std::size_t bytes = 0;
+};
+
+Built build(const std::string& method) {
+  Built b;
+  unsigned seed = 1;
+  for (const Shape& s : kLayer) {
+    const auto w = random_weights(s.rows, s.cols, seed++);
+    std::vector<std::byte> blob;
+    DType dt;
+    if (method == "bf16" || method == "fp16") {
+      dt = method == "bf16" ? DType::kBF16 : DType::kF16;
+      blob.resize(w.size() * 2);
+      auto* h = reinterpret_cast<std::uint16_t*>(blob.data());
+      for (std::size_t i = 0; i < w.size(); ++i) h[i] = dt == DType::kBF16 ? engine::f32_to_bf16(w[i]) : engine::f32_to_f16(w[i]);
+    } else if (method == "w8a16") {
+      dt = DType::kQ8Row;
+      blob = quant::quantize_rtn_rows8(w.data(), s.rows, s.cols).pack();
+    } else {
+      dt = DType::kQ4Group;
+      blob = quant::quantize_rtn_groups(w.data(), s.rows, s.cols, method == "w3a16 (g128)" ? 3 : 4, 128, false).pack();
+    }
+    b.bytes += blob.size();
+    b.blobs.push_back(std::move(blob));
+    b.mats.push_back(engine::Matrix{dt, s.rows, s.cols, b.blobs.back().data()});
+  }
+  return b;
+}
+
+double seconds_per_call(const std::vector<engine::Matrix>& mats, int batch, int repeats, engine::ThreadPool& pool) {
+  std::vector<float> x(static_cast<std::size_t>(batch) * 8192, 0.01f), y(static_cast<std::size_t>(batch) * kVocab);
+  for (const auto& m : mats) engine::matmul(m, x.data(), batch, y.data(), &pool);  // warm up
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    for (const auto& m : mats) engine::matmul(m, x.data(), batch, y.data(), &pool);
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered: figures show as they come
+  const int repeats = argc > 1 ? std::atoi(argv[1]) : 5;
+  engine::ThreadPool pool(2);
+  fmt::print("isa {}, 2 threads, best of {} runs\n", engine::isa_name(engine::detected_isa()), repeats);
+  // The tied bf16 classifier, the same for every method.
+  const auto cw = random_weights(kVocab, kDim, 99);
+  std::vector<std::uint16_t> cls(cw.size());
+  for (std::size_t i = 0; i < cw.size(); ++i) cls[i] = engine::f32_to_bf16(cw[i]);
+  const engine::Matrix classifier{DType::kBF16, kVocab, kDim, cls.data()};
+  const double cls1 = seconds_per_call({classifier}, 1, repeats, pool), cls16 = seconds_per_call({classifier}, 16, repeats, pool);
+  long params = 0;
+  for (const Shape& s : kLayer) params += static_cast<long>(s.rows) * s.cols;
+  double base1 = 0, base16 = 0;
+  fmt::print("{:<14} {:>10} {:>12} {:>13} {:>10} {:>11}\n", "method", "bytes/par", "tok/s b=1", "tok/s b=16", "x bf16 b1", "x bf16 b16");
+  for (const std::string method : {"bf16", "fp16", "w8a16", "w4a16 (g128)", "w3a16 (g128)"}) {
+    const Built b = build(method);
+    const double t1 = seconds_per_call(b.mats, 1, repeats, pool) * kLayers + cls1;
+    const double t16 = seconds_per_call(b.mats, 16, repeats, pool) * kLayers + cls16;
+    const double tps1 = 1.0 / t1, tps16 = 16.0 / t16;
+    if (method == "bf16") base1 = tps1, base16 = tps16;
+    fmt::print("{:<14} {:>10.4f} {:>12.2f} {:>13.2f} {:>10.2f} {:>11.2f}\n", method,
+               static_cast<double>(b.bytes) / params, tps1, tps16, tps1 / base1, tps16 / base16);
+  }
+  // GPTQ on one LLaMA-1B wq (2048x2048), 2048 calibration tokens (random, correlated).
+  {
+    double hess = 0, gptq = 0;
+    unsigned seed = 7;
+    for (const Shape& s : {kLayer[0]}) {  // wq only: the naive O(n^3) Cholesky/inverse makes 8192-wide layers minutes long
+      std::mt19937 rng(seed++);
+      std::normal_distribution<float> n(0.0f, 1.0f);
+      std::vector<float> x(static_cast<std::size_t>(2048) * s.cols);
+      for (float& v : x) v = n(rng);
+      const auto w = random_weights(s.rows, s.cols, seed);
+      auto t0 = Clock::now();
+      const auto h = quant::hessian_from_inputs(x.data(), 2048, s.cols, &pool);
+      hess += std::chrono::duration<double>(Clock::now() - t0).count();
+      t0 = Clock::now();
+      quant::GptqOptions o;
+      (void)quant::gptq_quantize(w.data(), s.rows, s.cols, h, o, &pool);
+      gptq += std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    fmt::print("gptq, llama-1b wq 2048x2048 (2048 tokens): hessian {:.1f} s, gptq {:.1f} s\n", hess, gptq);
+  }
+  const std::string stories = shared_data_dir() + "/models/stories260K/stories260K.bin";
+  for (const std::string method : {"gptq", "awq"}) {
+    const auto t0 = Clock::now();
+    (void)quant::load_quantized(stories, method, {{"group-size", "32"}, {"calib-samples", "16"}, {"calib-seq-len", "256"}}, "");
+    fmt::print("{} on stories260K (load + calibrate 16x256 tokens + quantize): {:.2f} s\n", method,
+               std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+}
