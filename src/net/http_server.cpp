@@ -10,6 +10,7 @@
 
 #include <fmt/core.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -590,12 +591,29 @@ void Connection::end(std::uint64_t gen) {
   reply_ = Reply::kDone;
   if (chunked_ && !head_request_) {
     queue("0\r\n\r\n");
-  } else {
-    maybe_complete();
+  } else if (!writing_ && pending_.empty()) {
+    asio::post(worker_.ioc, [self = shared_from_this()] { self->maybe_complete(); });
   }
 }
 
 void Connection::queue(std::string bytes) {
+  if (!writing_ && pending_.empty() && !closed_) {
+    // Fast path (most SSE chunks): nothing is in flight, so try the socket directly; this skips
+    // an asynchronous operation and its completion per chunk. What does not fit goes the
+    // asynchronous way. Completion and errors are handled from a posted handler, never inside
+    // the caller's write_chunk/end (a handler must not be re-entered from its own call).
+    const ssize_t n = ::send(socket_.native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(bytes.size())) {
+      if (reply_ == Reply::kDone) asio::post(worker_.ioc, [self = shared_from_this()] { self->maybe_complete(); });
+      return;
+    }
+    if (n > 0) {
+      bytes.erase(0, static_cast<std::size_t>(n));
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      asio::post(worker_.ioc, [self = shared_from_this()] { self->close(); });
+      return;
+    }
+  }
   pending_.push_back(std::move(bytes));
   if (!writing_) flush();
 }
