@@ -25,6 +25,7 @@ constexpr AddVerb kVerbs[] = {
     add_generate_verb,
     add_train_verb,
     add_energy_verb,
+    add_mock_server_verb,
     add_report_verb,
     // verb table: one line per verb
 };

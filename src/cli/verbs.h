@@ -17,6 +17,7 @@ void add_bench_verb(CLI::App& app);
 void add_generate_verb(CLI::App& app);
 void add_train_verb(CLI::App& app);
 void add_energy_verb(CLI::App& app);
+void add_mock_server_verb(CLI::App& app);
 void add_report_verb(CLI::App& app);
 
 
