@@ -346,7 +346,10 @@ void RegexSplitter::split(std::vector<std::string_view>& pieces) const {
     std::size_t pos = 0, gap_start = 0;
     while (pos <= piece.size()) {
       int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, piece.size(), pos, 0, md.data, nullptr)
-                          : pcre2_match(impl_->code, subject, piece.size(), pos, 0, md.data, nullptr);
+                          : PCRE2_ERROR_JIT_STACKLIMIT;
+      // The JIT's small default stack can run out on huge runs of one class; the interpreter
+      // (heap-backed) then takes over.
+      if (rc == PCRE2_ERROR_JIT_STACKLIMIT) rc = pcre2_match(impl_->code, subject, piece.size(), pos, 0, md.data, nullptr);
       if (rc < 0) break;  // PCRE2_ERROR_NOMATCH (or a resource limit: the rest stays one gap)
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.data);
       std::size_t mb = ov[0], me = ov[1];
