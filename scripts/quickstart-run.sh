@@ -8,6 +8,7 @@ OUT="${QMETER_QUICKSTART_OUT:-$ROOT/out/quickstart}"
 CACHE="${QMETER_CACHE_DIR:-$ROOT/.cache/qmeter}"
 mkdir -p "$OUT"
 CORPUS="$("$ROOT/scripts/corpus.sh" "$CACHE/corpus")"
+export QMETER_QUICKSTART_CORPUS="$CORPUS"  # calibration text of gptq / awq (training text, not held-out)
 echo "== reference model (qmeter train --preset tiny; cached in $CACHE/models)" >&2
 export QMETER_QUICKSTART_MODEL="$("$QMETER" train --preset tiny --corpus "$CORPUS" --cache-dir "$CACHE/models" --threads 2)"
 echo "== study (qmeter run examples/quickstart.yaml)" >&2

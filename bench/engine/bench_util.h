@@ -95,45 +95,76 @@ inline std::uint64_t read_once(const std::uint8_t* p, std::size_t bytes, bool pr
 }  // namespace detail
 
 struct ReadBandwidth {
-  double gb_per_s = 0;  // 1e9 bytes per second, best pass
+  // 1e9 bytes per second: the highest figure measured (best window or best whole pass), the
+  // roofline to divide by. A roofline must not be understated: on a loaded machine a whole
+  // pass is slowed by other processes, a short window often is not.
+  double gb_per_s = 0;
+  double gb_per_s_best_pass = 0;    // best whole pass over the buffer (sustained)
+  double gb_per_s_best_window = 0;  // best `window_bytes` window
   int threads = 0;
   std::size_t bytes = 0;
 };
 
 // Streams `bytes` of `buffer` (64-byte aligned; make it much larger than the last-level cache)
-// with `threads` threads, each reading its own contiguous slice, like the matmul kernels split
-// weight rows. Best of `passes` timed passes (alternately without and with software prefetch,
-// so the roofline is the faster of the two ways to read) after one warm-up; a pass is timed
-// from the common start to the end of the slowest thread.
-inline ReadBandwidth measure_read_bandwidth(const void* buffer, std::size_t bytes, int threads, int passes = 6) {
+// with `threads` threads. The buffer is walked in windows of `window_bytes` (each thread reads
+// its own contiguous part of each window, as the matmul kernels split weight rows); every
+// window and every pass is timed from the common start to the end of the slowest thread.
+// `passes` timed passes after a warm-up, alternately without and with software prefetch, so
+// the roofline is the faster of the two ways to read.
+inline ReadBandwidth measure_read_bandwidth(const void* buffer, std::size_t bytes, int threads, int passes = 6,
+                                            std::size_t window_bytes = std::size_t{32} << 20) {
   const auto* base = static_cast<const std::uint8_t*>(buffer);
-  const std::size_t slice = bytes / threads / 256 * 256;
-  std::atomic<int> go{-1};       // pass number the threads may start
+  window_bytes = std::min(window_bytes, bytes) / threads / 256 * 256 * threads;
+  const std::size_t windows = bytes / window_bytes;
+  const std::size_t part = window_bytes / threads;
+  const long steps = static_cast<long>(passes + 1) * static_cast<long>(windows);
+  std::atomic<long> go{-1};  // the step (pass * windows + window) the threads may start
   std::atomic<int> done{0};
   std::atomic<std::uint64_t> sink{0};
+  auto wait_until = [](auto pred) {
+    for (int spins = 0; !pred(); ++spins) {
+      if (spins > 1000) std::this_thread::yield();
+    }
+  };
+  auto read_part = [&](long step, int t) {
+    const std::size_t window = static_cast<std::size_t>(step) % windows;
+    const bool prefetch = (step / static_cast<long>(windows)) % 2 == 0;
+    sink += detail::read_once(base + window * window_bytes + t * part, part, prefetch);
+  };
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) {
     pool.emplace_back([&, t] {
-      for (int pass = 0; pass <= passes; ++pass) {
-        while (go.load(std::memory_order_acquire) < pass) std::this_thread::yield();
-        sink += detail::read_once(base + t * slice, slice, pass % 2 == 0);
+      for (long step = 0; step < steps; ++step) {
+        wait_until([&] { return go.load(std::memory_order_acquire) >= step; });
+        read_part(step, t);
         done.fetch_add(1, std::memory_order_acq_rel);
       }
     });
   }
-  double best = 0;
-  for (int pass = 0; pass <= passes; ++pass) {  // pass 0 is the warm-up
-    done.store(0);
-    const auto start = std::chrono::steady_clock::now();
-    go.store(pass, std::memory_order_release);
-    sink += detail::read_once(base, slice, pass % 2 == 0);
-    while (done.load(std::memory_order_acquire) < threads - 1) std::this_thread::yield();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (pass > 0) best = std::max(best, static_cast<double>(slice) * threads / s / 1e9);
+  ReadBandwidth r{0, 0, 0, threads, windows * window_bytes};
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point pass_start;
+  for (long step = 0; step < steps; ++step) {
+    const long pass = step / static_cast<long>(windows);  // pass 0 is the warm-up
+    done.store(0, std::memory_order_relaxed);
+    const auto start = Clock::now();
+    if (step % static_cast<long>(windows) == 0) pass_start = start;
+    go.store(step, std::memory_order_release);
+    read_part(step, 0);
+    wait_until([&] { return done.load(std::memory_order_acquire) >= threads - 1; });
+    const auto end = Clock::now();
+    if (pass == 0) continue;
+    r.gb_per_s_best_window = std::max(r.gb_per_s_best_window,
+                                      window_bytes / std::chrono::duration<double>(end - start).count() / 1e9);
+    if (step % static_cast<long>(windows) == static_cast<long>(windows) - 1) {
+      r.gb_per_s_best_pass = std::max(r.gb_per_s_best_pass,
+                                      r.bytes / std::chrono::duration<double>(end - pass_start).count() / 1e9);
+    }
   }
   for (auto& t : pool) t.join();
   if (sink.load() == 42) std::abort();  // keeps the reads observable
-  return {best, threads, slice * threads};
+  r.gb_per_s = std::max(r.gb_per_s_best_pass, r.gb_per_s_best_window);
+  return r;
 }
 
 // Convenience: allocates and fills a `bytes` buffer, measures, frees it.

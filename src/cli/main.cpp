@@ -21,9 +21,13 @@ void add_version_verb(CLI::App& app) {
 // clang-format off
 constexpr AddVerb kVerbs[] = {
     add_version_verb,
-    add_bench_verb,
-    add_generate_verb,
+    add_export_verb,
+    add_ls_verb,
+    add_run_verb,
+    add_serve_verb,
     add_train_verb,
+    add_generate_verb,
+    add_bench_verb,
     add_energy_verb,
     add_mock_server_verb,
     add_report_verb,

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "qmeter/core/error.h"
+#include "qmeter/exec/energy_observer.h"
 #include "qmeter/loadgen/loadgen.h"
 #include "qmeter/workload/schedule.h"
 #include "verbs.h"
@@ -39,6 +40,8 @@ struct BenchServeFlags {
   bool strict_token_count = false;
   double trace_time_scale = 1.0;
   double ramp_start_rate = 0, ramp_end_rate = 0;
+  std::string energy = "none";  // auto | nvml | rapl | model | none
+  double power_interval_ms = 50, idle_seconds = 2;
 };
 
 std::atomic<bool> g_interrupted{false};
@@ -119,6 +122,14 @@ void run_bench_serve(const BenchServeFlags& f) {
   info.max_concurrency = f.max_concurrency;
   info.seed = f.seed;
 
+  // Energy: one telemetry session with an idle baseline before the load (exec::EnergyObserver).
+  std::unique_ptr<exec::EnergyObserver> energy;
+  if (f.energy != "none") {
+    energy = std::make_unique<exec::EnergyObserver>(exec::EnergyOptions{f.energy, f.power_interval_ms, f.idle_seconds});
+    for (const auto& n : energy->notes()) fmt::print(stderr, "energy: {}\n", n);
+    energy->prepare();
+    opt.observers.push_back(energy.get());
+  }
   auto old_handler = std::signal(SIGINT, on_sigint_bench);
   loadgen::LoadgenResult result = loadgen::run_load(schedule, opt, info);
   std::signal(SIGINT, old_handler);
@@ -162,6 +173,12 @@ void add_bench_verb(CLI::App& app) {
   serve->add_option("--timeout", f->timeout_s, "Per-request timeout in seconds")->capture_default_str();
   serve->add_option("--slo", f->slos, "SLO class NAME:ttft=MS,tpot=MS,e2e=MS,itl=MS (repeatable)");
   serve->add_option("--percentiles", f->percentiles, "Percentiles to report")->capture_default_str();
+  serve->add_option("--energy", f->energy, "Energy source: auto, nvml, rapl, model or none (default none)")
+      ->check(CLI::IsMember({"auto", "nvml", "rapl", "model", "none"}));
+  serve->add_option("--power-interval-ms", f->power_interval_ms, "Power sampling interval (default 50 ms = 20 Hz)")
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--idle-seconds", f->idle_seconds, "Idle baseline measured before the load (default 2 s)")
+      ->check(CLI::NonNegativeNumber);
   serve->add_option("--seed", f->seed, "Seed of the schedule (same seed, same schedule)")->capture_default_str();
   serve->add_option("--output-json", f->output_json, "Write vLLM-compatible results JSON here");
   serve->add_option("--save-requests", f->save_requests, "Write every per-request record here (JSON lines)");

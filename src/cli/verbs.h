@@ -13,9 +13,13 @@ int& verb_exit_code();
 using AddVerb = void (*)(CLI::App& app);
 
 void add_version_verb(CLI::App& app);
-void add_bench_verb(CLI::App& app);
-void add_generate_verb(CLI::App& app);
+void add_export_verb(CLI::App& app);
+void add_ls_verb(CLI::App& app);
+void add_run_verb(CLI::App& app);
+void add_serve_verb(CLI::App& app);
 void add_train_verb(CLI::App& app);
+void add_generate_verb(CLI::App& app);
+void add_bench_verb(CLI::App& app);
 void add_energy_verb(CLI::App& app);
 void add_mock_server_verb(CLI::App& app);
 void add_report_verb(CLI::App& app);

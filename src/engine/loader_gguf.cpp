@@ -174,8 +174,11 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
     return v->str;
   };
 
-  std::uint64_t alignment = static_cast<std::uint64_t>(meta_number("general.alignment", 32.0));
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0)
+  const double alignment_value = meta_number("general.alignment", 32.0);
+  if (!(alignment_value >= 1 && alignment_value <= 65536))
+    throw Error(fmt::format("'{}': metadata 'general.alignment' = {} is out of range", path, alignment_value));
+  const auto alignment = static_cast<std::uint64_t>(alignment_value);
+  if ((alignment & (alignment - 1)) != 0)
     throw Error(fmt::format("'{}': metadata 'general.alignment' = {} is not a power of two", path, alignment));
   const std::uint64_t data_start = (rd.pos() + alignment - 1) / alignment * alignment;
   if (data_start > file->size())
@@ -193,7 +196,8 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
   c.architecture = arch;
   auto int_meta = [&](const std::string& key, std::optional<double> fallback = std::nullopt) {
     const double v = meta_number(arch + "." + key, fallback);
-    if (v < 0 || v > (1 << 30)) throw Error(fmt::format("'{}': metadata '{}.{}' = {} is out of range", path, arch, key, v));
+    if (!(v >= 0 && v <= (1 << 30)))
+      throw Error(fmt::format("'{}': metadata '{}.{}' = {} is out of range", path, arch, key, v));
     return static_cast<int>(v);
   };
   c.dim = int_meta("embedding_length");
@@ -297,11 +301,20 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
       return a->numbers;
     };
     for (double s : numbers("tokenizer.ggml.scores")) v.scores.push_back(static_cast<float>(s));
-    for (double t : numbers("tokenizer.ggml.token_type")) v.token_types.push_back(static_cast<int>(t));
+    for (double t : numbers("tokenizer.ggml.token_type")) {
+      if (!(t >= 0 && t <= 255)) throw Error(fmt::format("'{}': metadata 'tokenizer.ggml.token_type' has value {}", path, t));
+      v.token_types.push_back(static_cast<int>(t));
+    }
     if (const GgufValue* m = find_meta("tokenizer.ggml.merges"); m != nullptr) v.merges = m->strings;
-    v.bos_id = static_cast<int>(meta_number("tokenizer.ggml.bos_token_id", -1.0));
-    v.eos_id = static_cast<int>(meta_number("tokenizer.ggml.eos_token_id", -1.0));
-    v.unk_id = static_cast<int>(meta_number("tokenizer.ggml.unknown_token_id", -1.0));
+    auto token_id = [&](const char* key) {
+      const double id = meta_number(key, -1.0);
+      if (!(id >= -1 && id < static_cast<double>(v.tokens.size())))
+        throw Error(fmt::format("'{}': metadata '{}' = {} is not a token id", path, key, id));
+      return static_cast<int>(id);
+    };
+    v.bos_id = token_id("tokenizer.ggml.bos_token_id");
+    v.eos_id = token_id("tokenizer.ggml.eos_token_id");
+    v.unk_id = token_id("tokenizer.ggml.unknown_token_id");
     v.add_bos = meta_number("tokenizer.ggml.add_bos_token", 1.0) != 0.0;
     v.add_space_prefix = meta_number("tokenizer.ggml.add_space_prefix", 1.0) != 0.0;
     v.source = path;

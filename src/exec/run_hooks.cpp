@@ -1,10 +1,11 @@
 #include "run_hooks.h"
 
 #include "qmeter/core/error.h"
+#include "qmeter/quant/quantize.h"
 
 namespace qmeter::exec {
 
-spec::KnownNames known_names() { return {}; }
+spec::KnownNames known_names() { return {quant::method_names(), {}}; }
 
 RunInstruments::RunInstruments(const spec::RunConfig& run, backend::Backend& backend) {
   if (run.energy.source != "none") {

@@ -6,6 +6,7 @@
 #include "qmeter/backend/backend.h"
 #include "qmeter/core/error.h"
 #include "qmeter/net/http_server.h"
+#include "qmeter/quant/quantize.h"
 #include "server_metrics.h"
 
 namespace qmeter::server {
@@ -96,15 +97,17 @@ class EmbeddedBackend : public backend::Backend {
     } catch (const std::exception& e) {
       throw backend::BackendError(std::string("backend.options: not a number: ") + e.what(), "");
     }
-    // Method names that are plain weight dtypes run as such; quantization methods come with
-    // the quantization registry.
-    if (ctx.method == "fp32" || ctx.method == "bf16" || ctx.method == "fp16") {
-      o.dtype = ctx.method == "fp32" ? "f32" : ctx.method == "bf16" ? "bf16" : "f16";
-    } else {
-      throw backend::BackendError("method '" + ctx.method + "' is not available in the embedded engine of this build", "");
-    }
+    // The method comes from the quantization registry (plain dtypes included); calibration text
+    // is the method option `calib` when given, else the registry's default.
     try {
-      server_ = std::make_unique<InferenceServer>(o);
+      std::map<std::string, std::string> qopts = ctx.method_options;
+      std::string calib;
+      if (auto it = qopts.find("calib"); it != qopts.end()) {
+        calib = it->second;
+        qopts.erase(it);
+      }
+      std::shared_ptr<const engine::Model> model = quant::load_quantized(ctx.model_path, ctx.method, qopts, calib);
+      server_ = std::make_unique<InferenceServer>(o, model);
       server_->start();
     } catch (const std::exception& e) {
       throw backend::BackendError(e.what(), "");

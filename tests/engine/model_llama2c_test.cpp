@@ -253,6 +253,28 @@ TEST(Llama2cModel, Bf16ConversionAtLoadStaysCloseToF32) {
   EXPECT_GT(max_abs_diff(a, b), 0.0f);  // it really is a different dtype
 }
 
+TEST(Llama2cModel, NegativeVocabMeansSeparateClassifier) {
+  QMETER_REQUIRE_SHARED_DATA(path, kStoriesBin);
+  const std::string dir = qmeter::testing::test_output_dir("llama2c_wcls");
+  std::string bytes = read_bytes(path);
+  const std::int32_t negative = -512;
+  std::memcpy(bytes.data() + 20, &negative, 4);
+  // The classifier is the embedding times 2: every logit doubles exactly.
+  std::vector<float> wcls(512 * 64);
+  std::memcpy(wcls.data(), bytes.data() + 28, wcls.size() * 4);
+  for (float& v : wcls) v *= 2.0f;
+  bytes.append(reinterpret_cast<const char*>(wcls.data()), wcls.size() * 4);
+  write_bytes(dir + "/untied.bin", bytes);
+  auto tied = load_model(path);
+  auto untied = load_model(dir + "/untied.bin");
+  EXPECT_FALSE(untied->config.tied_embeddings);
+  EXPECT_NE(untied->weights.classifier.data, untied->weights.token_embedding.data);
+  const std::vector<int> ids = {1, 403, 407, 261};
+  std::vector<float> doubled = all_logits(*tied, ids);
+  for (float& v : doubled) v *= 2.0f;
+  EXPECT_EQ(all_logits(*untied, ids), doubled);
+}
+
 // ---- corrupt llama2.c files ----------------------------------------------------------------
 
 std::string load_error(const std::string& path) {

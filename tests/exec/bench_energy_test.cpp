@@ -1,0 +1,47 @@
+// `qmeter bench serve --energy`: the energy figures join the JSON output, labelled by source.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "qmeter/core/clock.h"
+#include "qmeter/core/paths.h"
+#include "qmeter/core/process.h"
+#include "test_support.h"
+
+using namespace qmeter;
+
+TEST(BenchServeEnergy, ModelledEnergyJoinsTheJsonOutput) {
+  auto dir = qmeter::testing::test_output_dir("bench_energy");
+  SpawnOptions mo;
+  mo.argv = {qmeter::testing::qmeter_bin(), "mock-server", "--port", "0", "--ttft-ms", "5", "--itl-ms", "2", "--output-len", "16"};
+  mo.log_path = dir + "/mock.log";
+  auto mock = ChildProcess::spawn(mo);
+  std::string url;
+  const Nanos deadline = steady_now_ns() + s_to_ns(20);
+  while (url.empty() && steady_now_ns() < deadline) {
+    const std::string log = file_tail(mo.log_path, 4096);
+    if (auto p = log.find("listening on "); p != std::string::npos) url = log.substr(p + 13, log.find('\n', p) - p - 13);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(url.empty()) << file_tail(mo.log_path);
+  SpawnOptions bo;
+  bo.argv = {qmeter::testing::qmeter_bin(), "bench", "serve", "--base-url", url, "--model", "m", "--input-len", "8",
+             "--output-len", "16", "--num-prompts", "30", "--request-rate", "50", "--energy", "model",
+             "--idle-seconds", "0.3", "--power-interval-ms", "20", "--output-json", dir + "/out.json"};
+  bo.log_path = dir + "/bench.log";
+  auto bench = ChildProcess::spawn(bo);
+  ASSERT_EQ(bench.wait(120), 0) << file_tail(bo.log_path);
+  mock.stop(2);
+  auto j = nlohmann::json::parse(read_file(dir + "/out.json"));
+  EXPECT_EQ(j["completed"], 30);
+  EXPECT_EQ(j["energy_source"], "modelled");
+  ASSERT_TRUE(j.contains("energy_per_output_token_j"));
+  const double jpt = j["energy_per_output_token_j"].get<double>();
+  const double total = j["total_energy_j"].get<double>();
+  EXPECT_GT(jpt, 0);
+  // Attribution splits the window's energy over the 30 x 16 output tokens (prefill shares aside),
+  // so J/token cannot exceed the whole window's energy per token.
+  EXPECT_LE(jpt * 30 * 16, total * 1.0001);
+  EXPECT_GT(j["avg_power_w"].get<double>(), 0);
+}
