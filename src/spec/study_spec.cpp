@@ -300,8 +300,13 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
     s.models.push_back(m);
   });
   if (!root["methods"]) c.fail(root, "missing section 'methods'");
+  // Method names are the embedded engine's registry; a command backend's are the user's own
+  // labels (they select server flags through {opt.*} placeholders).
+  const bool embedded_backend =
+      !root["backend"] || !root["backend"]["kind"] || root["backend"]["kind"].Scalar() == "embedded";
+  const KnownNames method_check = embedded_backend ? known : KnownNames{{}, known.quality_tasks};
   for_list(root["methods"], c.sub("methods"),
-           [&](const YAML::Node& n, const Ctx& cm) { s.methods.push_back(parse_method(n, cm, known)); });
+           [&](const YAML::Node& n, const Ctx& cm) { s.methods.push_back(parse_method(n, cm, method_check)); });
 
   if (root["backend"]) {
     const auto n = root["backend"];

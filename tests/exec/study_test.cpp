@@ -175,8 +175,10 @@ TEST(Study, MalformedSpecsGiveLineNumberedErrorsAndRunNothing) {
       {"study: x\nmodels: [\n", "s.yaml:3:1: invalid YAML"},
       {"study: x\nmodels: [{path: /no/such/model}]\nmethods: [a]\nworkloads: [{rates: [1]}]\n",
        "s.yaml:2:17: models[0]: model path not found: /no/such/model"},
-      {"study: x\nmodels: [\"synthetic:tiny\"]\nmethods: [a]\nworkloads: [{num_prompts: many, rates: [1]}]\n",
+      {"study: x\nmodels: [\"synthetic:tiny\"]\nmethods: [fp32]\nworkloads: [{num_prompts: many, rates: [1]}]\n",
        "s.yaml:4:27: workloads[0].num_prompts: expected a number, got 'many'"},
+      {"study: x\nmodels: [\"synthetic:tiny\"]\nmethods: [fp32, gptqq]\nworkloads: [{rates: [1]}]\n",
+       "s.yaml:3:17: methods[1]: unknown method 'gptqq' (known: fp32"},
   };
   for (const auto& c : cases) {
     std::ofstream(dir + "/s.yaml") << c.spec;
