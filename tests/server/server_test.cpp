@@ -233,6 +233,11 @@ TEST(Serve, ClientsThatDisconnectFreeTheirKvBlocks) {
     ASSERT_GT(read(fd, buf, sizeof buf), 0);  // the stream has started
     fds.push_back(fd);
   }
+  // The headers go out before the engine admits the sequences: wait until their blocks are held.
+  const Nanos admit_deadline = steady_now_ns() + s_to_ns(10);
+  while (steady_now_ns() < admit_deadline && metric(f.base, "vllm:kv_cache_usage_perc") == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   EXPECT_GT(metric(f.base, "vllm:kv_cache_usage_perc"), 0);
   for (int fd : fds) close(fd);
   const Nanos deadline = steady_now_ns() + s_to_ns(10);
