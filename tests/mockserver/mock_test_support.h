@@ -63,7 +63,7 @@ inline RawResponse exchange(int port, const std::string& path, const json& body,
 // Sends every request at once, each on its own connection, and reads all replies until each is
 // complete, the server closed it, or `quiet_timeout` passed with no byte from anyone (stalls).
 inline std::vector<RawResponse> run_concurrently(int port, const std::vector<std::string>& requests,
-                                                 Nanos quiet_timeout = ms_to_ns(300)) {
+                                                 Nanos quiet_timeout = s_to_ns(1)) {
   const std::size_t n = requests.size();
   std::vector<std::unique_ptr<RawHttpConnection>> conns;
   std::vector<ResponseParser> parsers(n);
