@@ -32,6 +32,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "net_text.h"
 #include "qmeter/core/error.h"
 
 namespace qmeter::net {
@@ -49,40 +50,6 @@ namespace {
 
 constexpr std::size_t kMaxBufferedPipelineBytes = 64 * 1024;
 constexpr std::size_t kWatchReadBytes = 4096;
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 std::string json_escape(std::string_view s) {
   std::string out;
@@ -139,46 +106,6 @@ bool is_fd_exhaustion(const boost::system::error_code& ec) {
 
 }  // namespace
 
-// ---------------------------------------------------------------------------------------------
-// HttpRequest helpers
-
-std::string_view HttpRequest::header(std::string_view name) const {
-  for (const auto& h : headers) {
-    if (iequals(h.name, name)) return h.value;
-  }
-  return {};
-}
-
-bool HttpRequest::has_header(std::string_view name) const {
-  for (const auto& h : headers) {
-    if (iequals(h.name, name)) return true;
-  }
-  return false;
-}
-
-std::optional<std::string> HttpRequest::query_param(std::string_view name) const {
-  std::string_view rest = query;
-  while (!rest.empty()) {
-    std::size_t amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-    std::size_t eq = pair.find('=');
-    std::string key = percent_decode(pair.substr(0, eq));
-    if (key == name) return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
-  }
-  return std::nullopt;
-}
-
-std::uint64_t raise_open_file_limit() {
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
-  if (lim.rlim_cur < lim.rlim_max) {
-    rlimit want = lim;
-    want.rlim_cur = lim.rlim_max == RLIM_INFINITY ? (1u << 20) : lim.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &want) == 0) lim = want;
-  }
-  return static_cast<std::uint64_t>(lim.rlim_cur);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Server internals
