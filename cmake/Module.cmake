@@ -41,10 +41,11 @@ function(qmeter_test name)
   # Only tests that spawn the qmeter binary (they call qmeter_bin()) wait for it to be built, so
   # a module's unit tests build without every other module.
   foreach(src ${T_SOURCES})
-    if(NOT EXISTS ${src})
+    get_filename_component(src_abs ${src} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+    if(NOT EXISTS ${src_abs})
       continue()
     endif()
-    file(READ ${src} content)
+    file(READ ${src_abs} content)
     if(content MATCHES "qmeter_bin\\(\\)")
       add_dependencies(${name} qmeter)
       break()
