@@ -3,6 +3,7 @@
 // and a skip that says clearly when the shared data folder is absent.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <filesystem>
 #include <string>
 
@@ -12,9 +13,15 @@ namespace qmeter::testing {
 
 inline std::string qmeter_bin() { return QMETER_BIN_PATH; }
 inline std::string source_dir() { return QMETER_SOURCE_DIR; }
-// A fresh folder for one test's files (kept after the run for inspection).
+// A fresh folder for one test's files (kept after the run for inspection). CTest runs every test
+// case as its own process, in parallel, so a suite's shared folder would be wiped and rewritten by
+// its sibling processes: the folder is made unique to this process's test filter.
 inline std::string test_output_dir(const std::string& name) {
+  std::string filter = ::testing::GTEST_FLAG(filter);
+  for (char& c : filter)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
   auto dir = std::filesystem::path(QMETER_TEST_OUTPUT_DIR) / name;
+  if (!filter.empty() && filter != "_") dir /= filter;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
