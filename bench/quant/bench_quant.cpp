@@ -5,7 +5,7 @@
 // 16 x that layer + the bf16 classifier (attention over the KV cache is excluded: it is the same
 // for every weight format). Then the GPTQ time of one layer's linears (2048 calibration tokens)
 // and the GPTQ / AWQ time of the whole stories260K model.
-//   usage: bench_quant [repeats=5]
+//   usage: bench_quant [repeats=5] [method filter (substring; bf16 always runs)] [--no-gptq]
 #include <fmt/format.h>
 
 #include <chrono>
@@ -17,6 +17,7 @@
 #include "qmeter/engine/kernels.h"
 #include "qmeter/engine/packed_formats.h"
 #include "qmeter/engine/thread_pool.h"
+#include "qmeter/quant/float_quant.h"
 #include "qmeter/quant/linear_quant.h"
 #include "qmeter/quant/quantize.h"
 
@@ -59,6 +60,15 @@ Built build(const std::string& method) {
     } else if (method == "w8a16") {
       dt = DType::kQ8Row;
       blob = quant::quantize_rtn_rows8(w.data(), s.rows, s.cols).pack();
+    } else if (method == "smoothquant-w8a8") {  // the kernel cost; the smoothing is folded into the norms
+      dt = DType::kQ8RowA8;
+      blob = quant::quantize_rtn_rows8(w.data(), s.rows, s.cols).pack_a8();
+    } else if (method == "fp8-w8a16" || method == "fp8-w8a8") {
+      dt = method == "fp8-w8a16" ? DType::kFp8Row : DType::kFp8RowA8;
+      blob = quant::quantize_fp8_rows(w.data(), s.rows, s.cols).pack(dt);
+    } else if (method == "nf4" || method == "nf4 (dq)") {
+      dt = DType::kNf4;
+      blob = quant::quantize_nf4(w.data(), s.rows, s.cols, method == "nf4 (dq)").pack();
     } else {
       dt = DType::kQ4Group;
       blob = quant::quantize_rtn_groups(w.data(), s.rows, s.cols, method == "w3a16 (g128)" ? 3 : 4, 128, false).pack();
@@ -99,7 +109,11 @@ int main(int argc, char** argv) {
   for (const Shape& s : kLayer) params += static_cast<long>(s.rows) * s.cols;
   double base1 = 0, base16 = 0;
   fmt::print("{:<14} {:>10} {:>12} {:>13} {:>10} {:>11}\n", "method", "bytes/par", "tok/s b=1", "tok/s b=16", "x bf16 b1", "x bf16 b16");
-  for (const std::string method : {"bf16", "fp16", "w8a16", "w4a16 (g128)", "w3a16 (g128)"}) {
+  const char* const kMethods[] = {"bf16",      "fp16",     "w8a16",            "smoothquant-w8a8", "fp8-w8a16", "fp8-w8a8",
+                                  "w4a16 (g128)", "w3a16 (g128)", "nf4", "nf4 (dq)"};
+  const std::string only = argc > 2 ? argv[2] : "";
+  for (const std::string method : kMethods) {
+    if (!only.empty() && method != "bf16" && method.find(only) == std::string::npos) continue;
     const Built b = build(method);
     const double t1 = seconds_per_call(b.mats, 1, repeats, pool) * kLayers + cls1;
     const double t16 = seconds_per_call(b.mats, 16, repeats, pool) * kLayers + cls16;
@@ -108,6 +122,7 @@ int main(int argc, char** argv) {
     fmt::print("{:<14} {:>10.4f} {:>12.2f} {:>13.2f} {:>10.2f} {:>11.2f}\n", method,
                static_cast<double>(b.bytes) / params, tps1, tps16, tps1 / base1, tps16 / base16);
   }
+  if (argc > 3 && std::string(argv[3]) == "--no-gptq") return 0;
   // GPTQ on one LLaMA-1B wq (2048x2048), 2048 calibration tokens (random, correlated).
   {
     double hess = 0, gptq = 0;

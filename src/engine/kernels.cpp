@@ -37,6 +37,7 @@ const MatmulKernel kMatmulKernels[] = {
     {Isa::kScalar, DType::kQ4Group, 1, scalar::matmul_q4_group},
     {Isa::kAvx512, DType::kQ8Row, 1, avx512::matmul_q8_row},
     {Isa::kAvx512, DType::kQ4Group, 1, avx512::matmul_q4_group},
+    QMETER_QUANT_KERNEL_ROWS  // nf4 / fp8 / int8 x int8 (kernels_quant.h)
 };
 
 }  // namespace
@@ -64,6 +65,10 @@ std::string_view dtype_name(DType d) {
     case DType::kF16: return "f16";
     case DType::kQ8Row: return "q8_row";
     case DType::kQ4Group: return "q4_group";
+    case DType::kNf4: return "nf4";
+    case DType::kFp8Row: return "fp8_row";
+    case DType::kFp8RowA8: return "fp8_row_a8";
+    case DType::kQ8RowA8: return "q8_row_a8";
   }
   return "unknown";
 }
@@ -74,7 +79,11 @@ std::size_t dtype_size(DType d) {
     case DType::kBF16: return 2;
     case DType::kF16: return 2;
     case DType::kQ8Row:
-    case DType::kQ4Group: return 0;  // packed: see matrix_bytes()
+    case DType::kQ4Group:
+    case DType::kNf4:
+    case DType::kFp8Row:
+    case DType::kFp8RowA8:
+    case DType::kQ8RowA8: return 0;  // packed: see matrix_bytes()
   }
   return 0;
 }
@@ -253,7 +262,11 @@ void convert_to_f32(DType dtype, const void* data, std::size_t n, float* out) {
       return;
     }
     case DType::kQ8Row:
-    case DType::kQ4Group:  // packed rows need their matrix's scales: matrix_row_to_f32()
+    case DType::kQ4Group:
+    case DType::kNf4:
+    case DType::kFp8Row:
+    case DType::kFp8RowA8:
+    case DType::kQ8RowA8:  // packed rows need their matrix's scales: matrix_row_to_f32()
       throw Error("convert_to_f32: packed weight type " + std::string(dtype_name(dtype)) + " needs matrix_row_to_f32");
   }
 }

@@ -100,6 +100,7 @@ std::vector<float> RowQuantized8::dequantized() const {
 }
 
 std::vector<std::byte> RowQuantized8::pack() const { return engine::pack_q8_row(rows, cols, codes.data(), scales.data()); }
+std::vector<std::byte> RowQuantized8::pack_a8() const { return engine::pack_q8_row_a8(rows, cols, codes.data(), scales.data()); }
 
 RowQuantized8 quantize_rtn_rows8(const float* w, int rows, int cols) {
   RowQuantized8 q;

@@ -9,11 +9,13 @@
 #include <filesystem>
 
 #include "awq.h"
+#include "smoothquant.h"
 #include "calibration.h"
 #include "layer_access.h"
 #include "qmeter/core/error.h"
 #include "qmeter/core/paths.h"
 #include "qmeter/engine/packed_formats.h"
+#include "qmeter/quant/float_quant.h"
 #include "qmeter/quant/linear_quant.h"
 
 namespace qmeter::quant {
@@ -30,6 +32,11 @@ const std::vector<MethodInfo>& methods() {
       {"w3a16-rtn", 3, {3}, false, DType::kQ4Group, "3-bit group-wise round-to-nearest (4-bit container)"},
       {"gptq", 4, {4, 3}, true, DType::kQ4Group, "GPTQ: Hessian-aware error compensation, lazy 128-column blocks"},
       {"awq", 4, {4}, true, DType::kQ4Group, "AWQ: activation-aware scales + clipping search, then RTN"},
+      {"nf4", 4, {4}, false, DType::kNf4, "bitsandbytes NormalFloat4, absmax per 64 weights (--double-quant: 8-bit absmax)"},
+      {"fp8-w8a16", 8, {8}, false, DType::kFp8Row, "FP8 E4M3 weights, per-output-channel scale"},
+      {"fp8-w8a8", 8, {8}, false, DType::kFp8RowA8, "FP8 E4M3 weights and per-token dynamic E4M3 activations"},
+      {"smoothquant-w8a8", 8, {8}, true, DType::kQ8RowA8,
+       "SmoothQuant: alpha migration into the RMSNorms, int8 per-channel weights x per-token int8 activations"},
   };
   return table;
 }
@@ -86,6 +93,17 @@ QuantOptions parse_options(const std::string& method, const std::map<std::string
         throw UsageError(fmt::format("--damp: '{}' is not a number", value));
       }
       if (!(o.damp >= 0.0 && o.damp < 1.0)) throw UsageError(fmt::format("--damp: {} is outside [0, 1)", value));
+    } else if (key == "double-quant" || key == "double_quant") o.double_quant = parse_bool(key, value);
+    else if (key == "alpha") {
+      try {
+        std::size_t used = 0;
+        o.alpha = std::stod(value, &used);
+        if (used != value.size()) throw std::invalid_argument(value);
+      } catch (const std::exception&) {
+        throw UsageError(fmt::format("--alpha: '{}' is not a number", value));
+      }
+      if (!(o.alpha >= 0.0 && o.alpha <= 1.0)) throw UsageError(fmt::format("--alpha {}: must be within [0, 1]", value));
+      o.alpha_given = true;
     } else if (key == "calib-samples") o.calib_samples = parse_int(key, value);
     else if (key == "calib-seq-len") o.calib_seq_len = parse_int(key, value);
     else throw UsageError(fmt::format("quantization option '{}' is unknown for method {}", key, method));
@@ -98,7 +116,21 @@ QuantOptions parse_options(const std::string& method, const std::map<std::string
     throw UsageError("--calib-samples must be > 0 and --calib-seq-len >= 2");
   if (o.act_order && method != "gptq") throw UsageError(fmt::format("--act-order applies to gptq only, not {}", method));
   if (o.symmetric && method == "awq") throw UsageError("awq uses asymmetric (zero-point) groups; --sym is not supported");
+  const bool grouped = info.packed_dtype == DType::kQ4Group;
+  if (o.group_size_given && !grouped)
+    throw UsageError(fmt::format("--group-size applies to the group-wise methods (w4a16-rtn, w3a16-rtn, gptq, awq), not {}{}",
+                                 method, method == "nf4" ? " (its blocks are 64 weights)" : ""));
+  if (o.symmetric && !grouped) throw UsageError(fmt::format("--sym applies to the group-wise methods, not {}", method));
+  if (o.double_quant && method != "nf4") throw UsageError(fmt::format("--double-quant applies to nf4 only, not {}", method));
+  if (o.alpha_given && method != "smoothquant-w8a8")
+    throw UsageError(fmt::format("--alpha applies to smoothquant-w8a8 only, not {}", method));
   return o;
+}
+
+const std::vector<std::string>& option_keys() {
+  static const std::vector<std::string> keys = {"bits",  "group-size",    "sym",          "act-order",     "damp",
+                                                "alpha", "double-quant", "calib-samples", "calib-seq-len", "calib"};
+  return keys;
 }
 
 std::vector<std::vector<int>> calibration_tokens(const engine::Model& model, const std::string& calib_path,
@@ -180,11 +212,19 @@ void quantize_layer_rtn(engine::Model& model, engine::LayerWeights& lw, const Me
     engine::Matrix& m = *ref.matrix;
     std::vector<float> w(static_cast<std::size_t>(m.rows) * m.cols);
     for (int r = 0; r < m.rows; ++r) engine::matrix_row_to_f32(m, r, w.data() + static_cast<std::size_t>(r) * m.cols);
-    if (info.packed_dtype == DType::kQ8Row) {
-      install_packed(model, m, DType::kQ8Row, quantize_rtn_rows8(w.data(), m.rows, m.cols).pack());
-    } else {
-      const int gs = effective_group_size(o.group_size, m.cols);
-      install_packed(model, m, DType::kQ4Group, quantize_rtn_groups(w.data(), m.rows, m.cols, o.bits, gs, o.symmetric).pack());
+    switch (info.packed_dtype) {
+      case DType::kQ8Row: install_packed(model, m, DType::kQ8Row, quantize_rtn_rows8(w.data(), m.rows, m.cols).pack()); break;
+      case DType::kNf4:
+        install_packed(model, m, DType::kNf4, quantize_nf4(w.data(), m.rows, m.cols, o.double_quant).pack());
+        break;
+      case DType::kFp8Row:
+      case DType::kFp8RowA8:
+        install_packed(model, m, info.packed_dtype, quantize_fp8_rows(w.data(), m.rows, m.cols).pack(info.packed_dtype));
+        break;
+      default: {
+        const int gs = effective_group_size(o.group_size, m.cols);
+        install_packed(model, m, DType::kQ4Group, quantize_rtn_groups(w.data(), m.rows, m.cols, o.bits, gs, o.symmetric).pack());
+      }
     }
   }
 }
@@ -236,7 +276,8 @@ void quantize_model(engine::Model& model, const std::string& method, const Quant
     CalibState st = calibration_start(model, calib);
     for (int l = 0; l < model.config.n_layers; ++l) {
       if (method == "gptq") quantize_layer_gptq(model, l, st, o, pool);
-      else awq_quantize_layer(model, l, st, o.bits, o.group_size, pool);
+      else if (method == "awq") awq_quantize_layer(model, l, st, o.bits, o.group_size, pool);
+      else smoothquant_layer(model, l, st, o.alpha, pool);
       st.hidden = layer_forward(model, l, st, Stage::kOutput, pool);  // from the quantized layer
     }
   }

@@ -183,6 +183,12 @@ TEST(QuantPerplexity, Stories260KTable) {
       {"awq 4-bit g32", "awq", calib},
       {"w3a16-rtn g32", "w3a16-rtn", {{"group-size", "32"}}},
       {"gptq 3-bit g32", "gptq", [&] { auto o = calib; o["bits"] = "3"; return o; }()},
+      {"nf4", "nf4", {}},
+      {"nf4 double-quant", "nf4", {{"double-quant", "true"}}},
+      {"fp8-w8a16", "fp8-w8a16", {}},
+      {"fp8-w8a8", "fp8-w8a8", {}},
+      {"smoothquant a0.8", "smoothquant-w8a8", {{"calib-samples", "16"}, {"calib-seq-len", "256"}}},
+      {"smoothquant a0.5", "smoothquant-w8a8", {{"calib-samples", "16"}, {"calib-seq-len", "256"}, {"alpha", "0.5"}}},
   };
   for (Row& r : rows) {
     auto m = load_quantized(model_path, r.method, r.opts, "");
@@ -198,4 +204,12 @@ TEST(QuantPerplexity, Stories260KTable) {
   EXPECT_LT(awq4, rtn4);
   EXPECT_GT(rtn3, rtn4);
   EXPECT_GT(rtn3 - gptq3, rtn4 - gptq4) << "at 3 bits the gap to RTN is larger";
+  const double nf4 = rows[9].ppl, nf4dq = rows[10].ppl;
+  EXPECT_GT(nf4, fp32);
+  EXPECT_LT(nf4, rtn3);
+  EXPECT_LT(std::fabs(nf4dq / nf4 - 1.0), 0.02) << "8-bit absmax costs little";
+  // FP8 E4M3 keeps 3 mantissa bits (relative step up to 1/8): on this 260K-parameter model it
+  // measures +1.0..1.2% (int8 per channel: +0.05%), so its bound is 1.5%.
+  for (int i = 11; i <= 12; ++i) EXPECT_LT(std::fabs(rows[i].ppl / fp32 - 1.0), 0.015) << rows[i].label;
+  for (int i = 13; i <= 14; ++i) EXPECT_LT(std::fabs(rows[i].ppl / fp32 - 1.0), 0.01) << rows[i].label;
 }

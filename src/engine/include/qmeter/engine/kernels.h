@@ -11,9 +11,9 @@ namespace qmeter::engine {
 
 class ThreadPool;
 
-// kQ8Row / kQ4Group: packed quantized layouts (quant module), see packed_formats.h; their
+// kQ8Row .. kQ8RowA8: packed quantized layouts (quant module), see packed_formats.h; their
 // dtype_size() is 0 (not a per-element size): use matrix_bytes().
-enum class DType : std::uint8_t { kF32, kBF16, kF16, kQ8Row, kQ4Group };
+enum class DType : std::uint8_t { kF32, kBF16, kF16, kQ8Row, kQ4Group, kNf4, kFp8Row, kFp8RowA8, kQ8RowA8 };
 std::string_view dtype_name(DType d);
 std::size_t dtype_size(DType d);
 

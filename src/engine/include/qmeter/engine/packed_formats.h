@@ -14,6 +14,21 @@
 //   block: column 32j+i (i < 16) in the low nibble of byte 16j+i, column 32j+16+i in its high
 //   nibble (llama.cpp's q4_0 order: no interleave shuffle to unpack); then f16 scales[ngroups],
 //   then u8 zeros[ngroups]. group_size is a multiple of 32, so groups start on a block.
+// kNf4 (bitsandbytes NormalFloat4): codes index kNf4Values, one absmax per block of 64 input
+//   columns (a shorter last block).  w[r][c] = kNf4Values[q[r][c]] * absmax[r][c / 64]
+//   Row: codes as kQ4Group, then f32 absmax[nblocks], or with double quantization (flags bit 0)
+//   u8 absmax codes[nblocks]; the tail holds f32 absmax2[ceil(rows*nblocks / 256)], f32 offset:
+//   absmax[i] = kDynamicMap8[code[i]] * absmax2[i / 256] + offset, i = r * nblocks + b (the
+//   flattened block index, as bitsandbytes' nested quantization of the absmax vector).
+// kFp8Row / kFp8RowA8 (fp8-w8a16 / fp8-w8a8): E4M3 (OCP "fn": max 448, no inf) codes per output
+//   channel scale.  w[r][c] = scale[r] * e4m3_to_f32(q[r][c])
+//   header | u8 codes [rows][row_stride] | f32 scale [rows]. kFp8RowA8 also rounds each input
+//   token to E4M3 with its own scale amax/448 (per-token dynamic) before the product.
+// kQ8RowA8 (smoothquant-w8a8): kQ8Row's int8 codes and scales, plus i32 row sums (the
+//   correction of the unsigned activations of VPDPBUSD); each input token is quantized to int8
+//   with scale amax/127 and the products accumulate exactly in int32:
+//   y[b][r] = (scale[r] * xscale[b]) * sum_c q[r][c] * xq[b][c]
+//   header | int8 codes [rows][row_stride] | f32 scale [rows] | i32 rowsum [rows]
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -30,7 +45,9 @@ struct PackedHeader {
   std::uint32_t n_groups;    // groups per row
   std::uint32_t row_stride;  // bytes per row (codes + per-row metadata)
   std::uint32_t codes_bytes; // bytes of codes at the start of each kQ4Group row
-  std::uint32_t reserved[9];
+  std::uint32_t flags;       // kNf4: bit 0 = double-quantized absmax
+  std::uint32_t tail_bytes;  // bytes after the rows (per-matrix data)
+  std::uint32_t reserved[7];
 };
 static_assert(sizeof(PackedHeader) == 64);
 inline constexpr std::uint32_t kPackedMagic = 0x4b435150;  // "PQCK"
@@ -49,6 +66,36 @@ std::vector<std::byte> pack_q8_row(int rows, int cols, const std::int8_t* codes,
 std::vector<std::byte> pack_q4_group(int rows, int cols, int bits, int group_size, const std::uint8_t* codes,
                                      const float* scales, const std::uint8_t* zeros);
 int q4_group_count(int cols, int group_size);
+
+// The 16 NormalFloat4 values (QLoRA, Dettmers et al. 2023), ascending, -1 .. 1 with an exact 0.
+extern const float kNf4Values[16];
+// bitsandbytes' signed dynamic 8-bit map (create_dynamic_map(signed=True, 7, 8)): 256 ascending
+// values in [-1, 1], used for the double quantization of NF4 absmax values.
+const float* dynamic_map8();
+// Nearest entry of dynamic_map8() (ties to the lower code).
+std::uint8_t dynamic_map8_code(float v);
+// kNf4: codes [rows][cols] in [0, 16). Plain: absmax [rows][nblocks] as f32. Double-quantized:
+// absmax_codes [rows][nblocks], absmax2 [ceil(rows*nblocks/256)], offset.
+std::vector<std::byte> pack_nf4(int rows, int cols, const std::uint8_t* codes, const float* absmax);
+std::vector<std::byte> pack_nf4_double(int rows, int cols, const std::uint8_t* codes, const std::uint8_t* absmax_codes,
+                                       const float* absmax2, float offset);
+// The dequantized absmax values of row `row`'s blocks (nblocks floats), either format.
+void nf4_row_absmax(const Matrix& m, int row, float* out);
+// One double-quantized absmax: kDynamicMap8[code] * absmax2 + offset (the one place it is computed).
+float nf4_double_absmax(std::uint8_t code, float absmax2, float offset);
+constexpr int kNf4Block = 64;
+constexpr int kNf4DoubleBlock = 256;
+
+// E4M3 (fn): decode any code (0x7F / 0xFF are NaN), and round an f32 to the nearest E4M3 value
+// (ties to even, saturating at +-448) as a code or as its f32 value.
+float e4m3_to_f32(std::uint8_t code);
+std::uint8_t f32_to_e4m3(float v);
+float round_to_e4m3(float v);
+constexpr float kE4m3Max = 448.0f;
+// kFp8Row / kFp8RowA8 (dtype chooses): E4M3 codes [rows][cols], scales [rows].
+std::vector<std::byte> pack_fp8_row(DType dtype, int rows, int cols, const std::uint8_t* codes, const float* scales);
+// kQ8RowA8: int8 codes [rows][cols] in [-127, 127], scales [rows].
+std::vector<std::byte> pack_q8_row_a8(int rows, int cols, const std::int8_t* codes, const float* scales);
 
 // A Matrix view of a packed blob (which must outlive it and be 64-byte aligned for speed).
 Matrix packed_matrix(DType dtype, int rows, int cols, const std::byte* blob);

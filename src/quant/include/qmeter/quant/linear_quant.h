@@ -33,7 +33,8 @@ struct RowQuantized8 {
   std::vector<std::int8_t> codes;
   std::vector<float> scales;
   std::vector<float> dequantized() const;
-  std::vector<std::byte> pack() const;
+  std::vector<std::byte> pack() const;     // kQ8Row (w8a16)
+  std::vector<std::byte> pack_a8() const;  // kQ8RowA8 (w8a8: int8 activations per token)
 };
 RowQuantized8 quantize_rtn_rows8(const float* w, int rows, int cols);
 

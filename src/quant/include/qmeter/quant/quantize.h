@@ -3,11 +3,14 @@
 // packed format), and the entry points the CLI and the embedded backend use.
 //
 // Method names: fp32, bf16, fp16 (plain dtypes), w8a16 (int8 per output channel, RTN),
-// w4a16-rtn / w3a16-rtn (group-wise RTN), gptq (4 or 3 bits), awq (4 bits).
+// w4a16-rtn / w3a16-rtn (group-wise RTN), gptq (4 or 3 bits), awq (4 bits), nf4, fp8-w8a16,
+// fp8-w8a8, smoothquant-w8a8.
 // Options (map keys, also the `qmeter quantize` flags): bits, group-size (multiple of 32; default
 // 128, capped to a layer's width unless given explicitly), sym (true/false; default false =
 // asymmetric with a zero point), act-order (gptq), damp (gptq, default 0.01), calib-samples
-// (default 128), calib-seq-len (default 512).
+// (default 128), calib-seq-len (default 512), double-quant (nf4: 8-bit absmax, default false),
+// alpha (smoothquant-w8a8 migration strength in [0, 1], default 0.8). An option a method does
+// not use is refused (e.g. --group-size for nf4, whose blocks are fixed at 64).
 // The token embedding and the classifier are kept in bf16 by every quantized method (common
 // practice for weight-only methods; they are not linear layers of the blocks).
 #include <map>
@@ -43,6 +46,9 @@ struct QuantOptions {
   bool symmetric = false;
   bool act_order = false;
   double damp = 0.01;
+  bool double_quant = false;  // nf4
+  double alpha = 0.8;         // smoothquant-w8a8
+  bool alpha_given = false;
   int calib_samples = 128;
   int calib_seq_len = 512;
 };
@@ -50,6 +56,9 @@ struct QuantOptions {
 // Parses the option map (keys as above); UsageError naming the key for bad values or
 // combinations the method does not support (e.g. awq with 5 bits).
 QuantOptions parse_options(const std::string& method, const std::map<std::string, std::string>& options);
+
+// Every option key parse_options accepts (the CLI's flags), plus "calib" (the calibration file).
+const std::vector<std::string>& option_keys();
 
 // Calibration sequences: the text of `calib_path` (empty: the built-in default of the shared
 // TinyStories file's first half, else an error), split on blank lines, tokenized with BOS,
