@@ -79,7 +79,7 @@ struct Generation {
   bool stopped_by_string = false;
   std::vector<TokenEvent> events;     // for non-streaming logprobs
   std::vector<TokenEvent> pending_ev; // streaming: events not yet sent
-  std::vector<double> prompt_lp;
+  std::vector<TokenEvent> prompt_lp;
   Nanos arrival_ns = 0, first_token_ns = 0;
   std::int64_t sched_id = -1;
 
@@ -115,8 +115,14 @@ struct Generation {
         lps.push_back(nullptr);
         tops.push_back(nullptr);
       } else {
-        lps.push_back(i - 1 < prompt_lp.size() ? json(prompt_lp[i - 1]) : json(nullptr));
-        tops.push_back(json::object());
+        json top = json::object();
+        if (i - 1 < prompt_lp.size()) {
+          lps.push_back(prompt_lp[i - 1].logprob);
+          for (const auto& t : prompt_lp[i - 1].top) top[tok.token_bytes(t.token)] = t.logprob;
+        } else {
+          lps.push_back(nullptr);
+        }
+        tops.push_back(top);
       }
       offsets.push_back(off);
       off += piece.size();
@@ -368,7 +374,7 @@ void handle_generation(const ApiContext& ctx, const net::HttpRequest& req, const
   gr.prompt = g->prompt;
   gr.logprobs = g->logprobs;
   gr.prompt_logprobs = g->echo && g->logprobs >= 0;
-  gr.on_prompt_logprobs = [g](const std::vector<double>& lp) { g->prompt_lp = lp; };
+  gr.on_prompt_logprobs = [g](const std::vector<TokenEvent>& lp) { g->prompt_lp = lp; };
   gr.on_token = [g](const TokenEvent& ev) { g->on_token(ev); };
   gr.should_stop = [g] { return g->stopped_by_string; };
   gr.on_finish = [g](FinishReason why, const std::string& err) {

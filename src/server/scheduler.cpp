@@ -24,7 +24,7 @@ struct Sequence {
   int generated = 0;
   std::int64_t admit_order = 0;
   std::unique_ptr<engine::Sampler> sampler;
-  std::vector<double> prompt_lp;
+  std::vector<TokenEvent> prompt_lp;  // one per prompt token after the first (with top-N when asked)
   bool prompt_lp_sent = false;
   bool cancelled = false;
   std::string error;  // set when it can never run: finished with kError at the next step
@@ -275,6 +275,7 @@ struct Scheduler::Impl {
       ++stats.steps;
     }
     const int vocab = pass->vocab_size();
+    std::vector<float> prompt_scratch;
     std::vector<Sequence*> done;
     std::vector<FinishReason> why;
     for (std::size_t i = 0; i < members.size(); ++i) {
@@ -288,7 +289,15 @@ struct Scheduler::Impl {
         for (int j = 0; j < n; ++j) {
           const int target = computed_before + j + 1;
           auto row = logits.subspan(static_cast<std::size_t>(j) * vocab, static_cast<std::size_t>(vocab));
-          if (target < s->prompt_len) s->prompt_lp.push_back(engine::token_logprob(row, s->tokens[static_cast<std::size_t>(target)]));
+          if (target >= s->prompt_len) continue;
+          TokenEvent ev;
+          ev.token = s->tokens[static_cast<std::size_t>(target)];
+          if (s->req.logprobs > 0) {
+            top_logprobs(row, s->req.logprobs, ev.token, ev, prompt_scratch);
+          } else {
+            ev.logprob = engine::token_logprob(row, ev.token);
+          }
+          s->prompt_lp.push_back(std::move(ev));
         }
         if (last) next = logits.subspan(static_cast<std::size_t>(n - 1) * vocab, static_cast<std::size_t>(vocab));
         if (s->kv->length() >= s->prompt_len && !s->prompt_lp_sent) {

@@ -50,9 +50,11 @@ struct GenerationRequest {
   engine::SamplingParams sampling;
   std::vector<int> stop_ids;   // tokens that end generation (not reported)
   int logprobs = -1;           // -1: none; N >= 0: chosen token's logprob + top N
-  bool prompt_logprobs = false;  // echo: log-probabilities of prompt tokens 1..n-1
+  // echo: log-probabilities of prompt tokens 1..n-1 (with the top `logprobs` alternatives at each
+  // position when logprobs > 0, which fidelity scoring needs).
+  bool prompt_logprobs = false;
   // Called on the engine thread. Must be quick (they post to the network thread).
-  std::function<void(const std::vector<double>& prompt_logprobs)> on_prompt_logprobs;
+  std::function<void(const std::vector<TokenEvent>& prompt_logprobs)> on_prompt_logprobs;
   std::function<void(const TokenEvent&)> on_token;
   // Returns true to stop (a stop string matched in the text so far).
   std::function<bool()> should_stop;

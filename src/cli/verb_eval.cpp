@@ -1,0 +1,123 @@
+// `qmeter eval`: quality tasks against an OpenAI-compatible server (--base-url) or the embedded
+// engine in-process (--engine-model, optionally quantized), with lm-evaluation-harness-shaped JSON.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "qmeter/core/error.h"
+#include "qmeter/core/paths.h"
+#include "qmeter/engine/model.h"
+#include "qmeter/quality/eval.h"
+#include "qmeter/quant/quantize.h"
+#include "verbs.h"
+
+namespace qmeter::cli {
+
+namespace {
+
+struct EvalArgs {
+  std::string base_url, model = "default", api_key;
+  std::string engine_model, quantization = "fp32", calib;
+  std::vector<std::string> quant_options;
+  std::vector<std::string> tasks;
+  std::string kl_baseline_model, output_json;
+  int threads = 0;
+  double timeout_s = 300;
+  quality::EvalOptions opts;
+};
+
+std::map<std::string, std::string> parse_kv(const std::vector<std::string>& items, const char* flag) {
+  std::map<std::string, std::string> out;
+  for (const auto& s : items) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) throw UsageError(fmt::format("{}: '{}' is not KEY=VALUE", flag, s));
+    out[s.substr(0, eq)] = s.substr(eq + 1);
+  }
+  return out;
+}
+
+std::unique_ptr<quality::Scorer> engine_scorer(const EvalArgs& a, const std::string& method) {
+  auto model = quant::load_quantized(a.engine_model, method, parse_kv(a.quant_options, "--quant-option"), a.calib);
+  const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return quality::make_engine_scorer(std::move(model), threads);
+}
+
+void run_eval(EvalArgs& a) {
+  if (a.base_url.empty() == a.engine_model.empty())
+    throw UsageError("give exactly one of --base-url (a server) and --engine-model (the embedded engine in-process)");
+  if (a.tasks.empty()) throw UsageError("--task is required (e.g. perplexity:PATH, mc:PATH, gsm8k:PATH, kl:BASE_URL)");
+  std::vector<quality::TaskSpec> specs;
+  for (const auto& t : a.tasks) specs.push_back(quality::parse_task_spec(t));
+  std::unique_ptr<quality::Scorer> scorer;
+  if (!a.engine_model.empty()) {
+    scorer = engine_scorer(a, a.quantization);
+  } else {
+    scorer = quality::make_server_scorer({a.base_url, a.model, a.api_key, a.timeout_s});
+  }
+  fmt::print(stderr, "scoring {}\n", scorer->describe());
+  a.opts.progress = [](int done, int total) {
+    if (done == total || done % std::max(1, total / 20) == 0) fmt::print(stderr, "\r  {}/{}", done, total);
+    if (done == total) fmt::print(stderr, "\n");
+  };
+  std::vector<quality::TaskResult> results;
+  for (const auto& spec : specs) {
+    std::unique_ptr<quality::Scorer> baseline;
+    if (spec.kind == "kl") {
+      if (spec.arg.empty()) throw UsageError("kl needs its baseline: kl:BASE_URL (or kl:METHOD with --engine-model)");
+      if (!a.engine_model.empty()) {
+        baseline = engine_scorer(a, spec.arg);
+      } else {
+        baseline = quality::make_server_scorer({spec.arg, a.kl_baseline_model.empty() ? a.model : a.kl_baseline_model,
+                                                a.api_key, a.timeout_s});
+      }
+    }
+    fmt::print(stderr, "task {}\n", spec.name());
+    results.push_back(quality::run_task(spec, *scorer, a.opts, baseline.get()));
+  }
+  for (const auto& line : quality::results_table(results)) fmt::print("{}\n", line);
+  if (!a.output_json.empty()) {
+    nlohmann::json config = {{"scorer", scorer->describe()},     {"limit", a.opts.limit},
+                             {"concurrency", a.opts.concurrency}, {"ppl_mode", a.opts.ppl_mode},
+                             {"num_fewshot", a.opts.num_fewshot}, {"top_logprobs", a.opts.top_logprobs}};
+    std::ofstream out(a.output_json, std::ios::binary);
+    out << quality::results_json(results, config.dump());
+    if (!out.flush()) throw Error(fmt::format("--output-json {}: cannot write the file", a.output_json));
+    fmt::print(stderr, "wrote {}\n", a.output_json);
+  }
+}
+
+}  // namespace
+
+void add_eval_verb(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand("eval", "Score quality tasks (perplexity, multiple choice, GSM8K, KL fidelity)");
+  cmd->add_option("--base-url", args->base_url, "OpenAI-compatible server to score");
+  cmd->add_option("--model", args->model, "model name sent in requests");
+  cmd->add_option("--api-key", args->api_key, "bearer token");
+  cmd->add_option("--engine-model", args->engine_model, "score the embedded engine in-process on this model instead");
+  cmd->add_option("--quantization", args->quantization, "method applied to --engine-model (default fp32)");
+  cmd->add_option("--quant-option", args->quant_options, "method option KEY=VALUE (repeatable)");
+  cmd->add_option("--calib", args->calib, "calibration text for methods that need it");
+  cmd->add_option("--task", args->tasks, "perplexity:PATH | mc:PATH | gsm8k:PATH | kl:BASE_URL (repeatable)");
+  cmd->add_option("--limit", args->opts.limit, "items per task (0: all)");
+  cmd->add_option("--concurrency", args->opts.concurrency, "requests in flight");
+  cmd->add_option("--ppl-mode", args->opts.ppl_mode, "document | window");
+  cmd->add_option("--window", args->opts.window, "window length in tokens for --ppl-mode window");
+  cmd->add_option("--num-fewshot", args->opts.num_fewshot, "gsm8k exemplars (default 5)");
+  cmd->add_option("--fewshot-file", args->opts.fewshot_path, "gsm8k exemplars file (default: the first items)");
+  cmd->add_option("--max-gen-tokens", args->opts.max_gen_tokens, "generation budget for gsm8k");
+  cmd->add_option("--top-logprobs", args->opts.top_logprobs, "kl through servers: top-N log-probabilities (1..20)");
+  cmd->add_option("--kl-text", args->opts.kl_text, "kl: the text both models score");
+  cmd->add_option("--kl-baseline-model", args->kl_baseline_model, "kl: model name on the baseline server");
+  cmd->add_option("--bootstrap", args->opts.bootstrap_resamples, "bootstrap resamples for standard errors");
+  cmd->add_option("--seed", args->opts.seed, "bootstrap seed");
+  cmd->add_option("--threads", args->threads, "engine threads (--engine-model)");
+  cmd->add_option("--timeout", args->timeout_s, "per-request timeout in seconds");
+  cmd->add_option("--output-json", args->output_json, "write results here");
+  cmd->callback([args] { run_eval(*args); });
+}
+
+}  // namespace qmeter::cli

@@ -1,0 +1,174 @@
+#include "task_common.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "qmeter/core/error.h"
+
+namespace qmeter::quality::detail {
+
+void for_each_item(int n, int concurrency, const std::function<void(int)>& fn,
+                   const std::function<void(int, int)>& progress, const char* what) {
+  std::atomic<int> next{0}, done{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::string first_error;
+  int first_index = -1;
+  auto worker = [&] {
+    for (int i = next++; i < n && !failed; i = next++) {
+      try {
+        fn(i);
+      } catch (const std::exception& e) {
+        std::lock_guard lock(mu);
+        if (!failed.exchange(true)) {
+          first_error = e.what();
+          first_index = i;
+        }
+        return;
+      }
+      const int d = ++done;
+      if (progress) {
+        std::lock_guard lock(mu);
+        progress(d, n);
+      }
+    }
+  };
+  const int threads = std::max(1, std::min(concurrency, n));
+  if (threads == 1) {
+    worker();
+  } else {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
+    for (auto& t : pool) t.join();
+  }
+  if (failed) throw Error(fmt::format("{} item {}: {}", what, first_index, first_error));
+}
+
+double binomial_stderr(double p, int n) {
+  if (n < 2) return 0;
+  return std::sqrt(std::max(0.0, p * (1 - p)) / (n - 1));
+}
+
+double bootstrap_stderr(int n, int resamples, std::uint64_t seed, const std::function<double(const std::vector<int>&)>& f) {
+  if (n < 2 || resamples < 2) return 0;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> pick(0, n - 1);
+  std::vector<int> sample(static_cast<std::size_t>(n));
+  std::vector<double> stats;
+  stats.reserve(static_cast<std::size_t>(resamples));
+  for (int r = 0; r < resamples; ++r) {
+    for (auto& s : sample) s = pick(rng);
+    const double v = f(sample);
+    if (std::isfinite(v)) stats.push_back(v);
+  }
+  if (stats.size() < 2) return 0;
+  double mean = 0;
+  for (double v : stats) mean += v;
+  mean /= static_cast<double>(stats.size());
+  double ss = 0;
+  for (double v : stats) ss += (v - mean) * (v - mean);
+  return std::sqrt(ss / static_cast<double>(stats.size() - 1));
+}
+
+std::vector<std::string> split_documents(const std::string& text) {
+  std::vector<std::string> docs;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find("\n\n", start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) docs.push_back(text.substr(start, end - start));
+    start = end + 2;
+  }
+  return docs;
+}
+
+std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("{}: cannot read {} file", path, what));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<JsonlLine> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UsageError(fmt::format("{}: cannot read the dataset file", path));
+  std::vector<JsonlLine> out;
+  std::string line;
+  for (int no = 1; std::getline(in, line); ++no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!nlohmann::json::accept(line))
+      throw UsageError(fmt::format("{}:{}: not a JSON object (JSONL: one object per line)", path, no));
+    out.push_back({no, line});
+  }
+  if (out.empty()) throw UsageError(fmt::format("{}: the dataset has no items", path));
+  return out;
+}
+
+double continuation_logprob(const std::vector<ScoredToken>& tokens, std::size_t continuation_bytes, int* counted) {
+  double sum = 0;
+  std::size_t covered = 0;
+  int n = 0;
+  for (std::size_t i = tokens.size(); i-- > 1 && covered < continuation_bytes;) {
+    covered += tokens[i].text.size();
+    sum += tokens[i].logprob;
+    ++n;
+  }
+  if (counted) *counted = n;
+  return sum;
+}
+
+std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& text) {
+  try {
+    return scorer.score_text(text, 0);
+  } catch (const Error& first) {
+    // Only a prompt that is too long is retried; anything else fails as it came.
+    std::vector<int> ids;
+    int ctx = 0;
+    try {
+      ids = scorer.tokenize(text, true);
+      ctx = scorer.context_length();
+    } catch (const Error&) {
+      throw first;
+    }
+    if (static_cast<int>(ids.size()) < ctx) throw;
+    ids.erase(ids.begin(), ids.end() - (ctx - 1));
+    return scorer.score_tokens(ids, 0);
+  }
+}
+
+std::string generate_fitting(Scorer& scorer, const GenerateRequest& request) {
+  try {
+    return scorer.generate(request);
+  } catch (const Error& first) {
+    std::vector<int> ids;
+    int ctx = 0;
+    try {
+      ids = scorer.tokenize(request.prompt, false);
+      ctx = scorer.context_length();
+    } catch (const Error&) {
+      throw first;
+    }
+    const int keep = ctx - request.max_tokens - 1;
+    if (static_cast<int>(ids.size()) <= keep || keep < 1) throw;
+    GenerateRequest cut = request;
+    cut.prompt_tokens.assign(ids.end() - keep, ids.end());
+    return scorer.generate(cut);
+  }
+}
+
+std::size_t utf8_length(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+}  // namespace qmeter::quality::detail

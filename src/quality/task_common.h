@@ -1,0 +1,46 @@
+#pragma once
+// Shared by the task implementations: item-parallel execution, standard errors, file reading.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "qmeter/quality/eval.h"
+
+namespace qmeter::quality::detail {
+
+// Runs fn(i) for i in [0, n) on up to `concurrency` threads. The first exception (in item order
+// of detection) is rethrown after every thread has stopped, prefixed with the item's index.
+void for_each_item(int n, int concurrency, const std::function<void(int)>& fn,
+                   const std::function<void(int, int)>& progress, const char* what);
+
+// lm-evaluation-harness's standard error of a mean of 0/1 scores: sqrt(p (1 - p) / (n - 1)).
+double binomial_stderr(double p, int n);
+
+// Bootstrap standard error of f(sample of item indices), resampling items with replacement.
+double bootstrap_stderr(int n, int resamples, std::uint64_t seed, const std::function<double(const std::vector<int>&)>& f);
+
+// Blocks of `text` separated by "\n\n" (empty blocks skipped), as the perplexity protocol splits.
+std::vector<std::string> split_documents(const std::string& text);
+
+// One JSONL file's objects with their line numbers; bad JSON is an Error naming file:line.
+struct JsonlLine {
+  int line = 0;
+  std::string json;  // the raw object text (parsed again by the task)
+};
+std::vector<JsonlLine> read_jsonl(const std::string& path);
+std::string read_text_file(const std::string& path, const char* what);
+
+// Sum of log-probabilities of the last tokens that together cover `continuation_bytes` bytes
+// (aligned at the end of the scored text, which tolerates a tokenizer's leading dummy space).
+double continuation_logprob(const std::vector<ScoredToken>& tokens, std::size_t continuation_bytes, int* counted);
+
+// Scores `text`; where it is longer than the context, keeps its last context - 1 tokens (the left
+// truncation lm-evaluation-harness applies), so a long context never drops the continuation.
+std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& text);
+// Generates; where the prompt does not fit with max_tokens, keeps its last tokens that do.
+std::string generate_fitting(Scorer& scorer, const GenerateRequest& request);
+
+// Unicode code points in UTF-8 text (Python's len(), which acc_norm divides by).
+std::size_t utf8_length(const std::string& s);
+
+}  // namespace qmeter::quality::detail

@@ -1,0 +1,151 @@
+// perplexity:PATH. Document mode: each block between blank lines is scored from a fresh context
+// (BOS where the model adds one), the NLL of every token after the first. Window mode: the whole
+// file is tokenized once and scored in non-overlapping windows of the context length, each
+// starting from BOS. Word and byte perplexity and bits per byte follow lm-evaluation-harness:
+// exp(NLL / words), exp(NLL / UTF-8 bytes), NLL / bytes / ln 2, over the same text.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "qmeter/core/error.h"
+#include "task_common.h"
+
+namespace qmeter::quality::detail {
+
+namespace {
+
+struct Piece {
+  double nll = 0;
+  long tokens = 0;
+  double words = 0, bytes = 0;
+};
+
+std::size_t count_words(const std::string& s) {
+  std::size_t n = 0;
+  bool in_word = false;
+  for (unsigned char c : s) {
+    const bool space = std::isspace(c) != 0;
+    if (!space && !in_word) ++n;
+    in_word = !space;
+  }
+  return n;
+}
+
+double sum_nll(const std::vector<ScoredToken>& scored, long* tokens) {
+  double nll = 0;
+  long n = 0;
+  for (std::size_t i = 1; i < scored.size(); ++i) {
+    if (!std::isfinite(scored[i].logprob)) throw Error(fmt::format("token {} has no finite log-probability", i));
+    nll -= scored[i].logprob;
+    ++n;
+  }
+  *tokens = n;
+  return nll;
+}
+
+}  // namespace
+
+TaskResult run_perplexity(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o) {
+  const std::string text = read_text_file(spec.arg, "perplexity text");
+  TaskResult result;
+  std::vector<Piece> pieces;
+  if (o.ppl_mode == "document") {
+    auto docs = split_documents(text);
+    if (o.limit > 0 && static_cast<int>(docs.size()) > o.limit) docs.resize(static_cast<std::size_t>(o.limit));
+    if (docs.empty()) throw UsageError(fmt::format("{}: no documents (blocks separated by blank lines)", spec.arg));
+    pieces.resize(docs.size());
+    for_each_item(static_cast<int>(docs.size()), std::min(o.concurrency, scorer.max_concurrency()),
+                  [&](int i) {
+                    const auto& d = docs[static_cast<std::size_t>(i)];
+                    Piece& p = pieces[static_cast<std::size_t>(i)];
+                    p.nll = sum_nll(scorer.score_text(d, 0), &p.tokens);
+                    p.words = static_cast<double>(count_words(d));
+                    p.bytes = static_cast<double>(d.size());
+                  },
+                  o.progress, "perplexity document");
+  } else if (o.ppl_mode == "window") {
+    const auto bos = scorer.tokenize("", true);  // [BOS] or nothing
+    const auto ids = scorer.tokenize(text, false);
+    // Servers score echo requests with one generated token, so a window leaves room for it.
+    const int ctx = o.window > 0 ? o.window : scorer.context_length() - 1;
+    const int body = ctx - static_cast<int>(bos.size());
+    if (body < 2) throw UsageError(fmt::format("--window {} is too short", ctx));
+    std::vector<std::vector<int>> windows;
+    for (std::size_t s = 0; s < ids.size(); s += static_cast<std::size_t>(body)) {
+      std::vector<int> w = bos;
+      w.insert(w.end(), ids.begin() + static_cast<std::ptrdiff_t>(s),
+               ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), s + static_cast<std::size_t>(body))));
+      windows.push_back(std::move(w));
+      if (o.limit > 0 && static_cast<int>(windows.size()) >= o.limit) break;
+    }
+    if (windows.empty()) throw UsageError(fmt::format("{}: the text has no tokens", spec.arg));
+    pieces.resize(windows.size());
+    for_each_item(static_cast<int>(windows.size()), std::min(o.concurrency, scorer.max_concurrency()),
+                  [&](int i) {
+                    Piece& p = pieces[static_cast<std::size_t>(i)];
+                    p.nll = sum_nll(scorer.score_tokens(windows[static_cast<std::size_t>(i)], 0), &p.tokens);
+                  },
+                  o.progress, "perplexity window");
+    // Words and bytes of the text actually scored, shared over the windows by their token counts
+    // (a window boundary need not fall between words).
+    long scored_ids = 0;
+    std::size_t covered = 0;  // text tokens inside the scored windows
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      scored_ids += pieces[i].tokens;
+      covered += windows[i].size() - bos.size();
+    }
+    const double share = static_cast<double>(covered) / static_cast<double>(ids.size());
+    const double words = static_cast<double>(count_words(text)) * share;
+    const double bytes = static_cast<double>(text.size()) * share;
+    for (auto& p : pieces) {
+      p.words = words * static_cast<double>(p.tokens) / static_cast<double>(std::max(1L, scored_ids));
+      p.bytes = bytes * static_cast<double>(p.tokens) / static_cast<double>(std::max(1L, scored_ids));
+    }
+  } else {
+    throw UsageError(fmt::format("--ppl-mode: '{}' is not one of document, window", o.ppl_mode));
+  }
+
+  auto totals = [&](const std::vector<int>* sample) {
+    Piece t;
+    auto add = [&](const Piece& p) {
+      t.nll += p.nll;
+      t.tokens += p.tokens;
+      t.words += p.words;
+      t.bytes += p.bytes;
+    };
+    if (sample)
+      for (int i : *sample) add(pieces[static_cast<std::size_t>(i)]);
+    else
+      for (const auto& p : pieces) add(p);
+    return t;
+  };
+  const Piece all = totals(nullptr);
+  if (all.tokens == 0) throw Error(fmt::format("{}: no token was scored", spec.arg));
+  const int n = static_cast<int>(pieces.size());
+  using Fn = double (*)(const Piece&);
+  const std::vector<std::pair<const char*, Fn>> metrics = {
+      {"perplexity", [](const Piece& t) { return std::exp(t.nll / static_cast<double>(t.tokens)); }},
+      {"word_perplexity", [](const Piece& t) { return std::exp(t.nll / t.words); }},
+      {"byte_perplexity", [](const Piece& t) { return std::exp(t.nll / t.bytes); }},
+      {"bits_per_byte", [](const Piece& t) { return t.nll / t.bytes / std::log(2.0); }},
+      {"mean_nll", [](const Piece& t) { return t.nll / static_cast<double>(t.tokens); }},
+  };
+  for (const auto& [name, fn] : metrics) {
+    Metric m;
+    m.name = name;
+    m.value = fn(all);
+    m.n = n;
+    m.stderr_ = bootstrap_stderr(n, o.bootstrap_resamples, o.seed, [&](const std::vector<int>& s) { return fn(totals(&s)); });
+    result.metrics.push_back(m);
+  }
+  result.metrics.push_back({"tokens", static_cast<double>(all.tokens), 0, n});
+  for (int i = 0; i < n; ++i) {
+    const auto& p = pieces[static_cast<std::size_t>(i)];
+    nlohmann::json j = {{"mode", o.ppl_mode}, {"tokens", p.tokens}, {"nll", p.nll}, {"words", p.words}, {"bytes", p.bytes}};
+    result.items.push_back({i, j.dump()});
+  }
+  return result;
+}
+
+}  // namespace qmeter::quality::detail
