@@ -26,6 +26,8 @@ void add_run_verb(CLI::App& app) {
   sub->add_option("spec", o->spec_path, "the study spec (YAML)")->required();
   sub->add_option("--db", o->db_path, "results database (SQLite); completed runs in it are skipped");
   sub->add_option("--out", o->out_dir, "folder for server logs and run files");
+  sub->add_option("--report-dir", o->report_dir, "folder for the HTML report (default: beside the database)");
+  sub->add_flag("!--no-report", o->write_report, "write no HTML report at the end");
   sub->add_flag("--dry-run", o->dry_run, "print the expanded runs and a time estimate, run nothing");
   sub->add_flag("!--no-progress", o->progress, "no progress lines on stderr");
   sub->callback([o] {
@@ -38,6 +40,8 @@ void add_run_verb(CLI::App& app) {
     fmt::print("\nstudy: {} run(s): {} completed, {} skipped (already done), {} failed{}\n", s.total, s.completed,
                s.skipped, s.failed, s.cancelled ? fmt::format(", {} interrupted", s.cancelled) : "");
     for (const auto& f : s.failures) fmt::print("  FAILED {}\n", f);
+    if (!s.report_path.empty()) fmt::print("report: {}\n", s.report_path);
+    if (!s.report_error.empty()) fmt::print(stderr, "warning: no report written: {}\n", s.report_error);
     if (g_run_cancel.load()) {
       fmt::print(stderr, "interrupted: completed runs are stored; run the same command again to resume\n");
       verb_exit_code() = 130;

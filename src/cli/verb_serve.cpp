@@ -22,6 +22,22 @@ void add_serve_verb(CLI::App& app) {
   auto* sub = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible API with continuous batching");
   sub->add_option("--model", o->model, "model path (llama2.c .bin, HF folder, .gguf) or synthetic:SHAPE")->required();
   sub->add_option("--dtype", o->dtype, "weight dtype: f32, bf16 or f16 (default: as stored)");
+  sub->add_option("--quantization,-q", o->quantization,
+                  "quantize at load time with this registry method (fp32, bf16, fp16, w8a16, w4a16-rtn, w3a16-rtn, gptq, awq)");
+  // Method options, passed to the quantization registry as given (it validates them and names the flag).
+  auto quant_opts = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
+  for (const char* key : {"bits", "group-size", "sym", "act-order", "damp", "calib-samples", "calib-seq-len", "calib"}) {
+    const std::string help = std::string(key) == "calib" ? "calibration text file (gptq, awq; default: the built-in one)"
+                                                          : "quantization option (see the method table)";
+    auto* opt = sub->add_option_function<std::string>(std::string("--") + key,
+                                                      [quant_opts, k = std::string(key)](const std::string& v) {
+                                                        quant_opts->emplace_back(k, v);
+                                                      },
+                                                      help);
+    opt->group("Quantization options");
+    // Boolean options work as plain flags too (--sym = --sym true).
+    if (std::string(key) == "sym" || std::string(key) == "act-order") opt->expected(0, 1)->default_str("true");
+  }
   sub->add_option("--host", o->host, "address to bind (default 127.0.0.1)");
   sub->add_option("--port", o->port, "port (0: a free one)")->check(CLI::Range(0, 65535));
   sub->add_option("--threads", o->scheduler.threads, "engine compute threads")->check(CLI::Range(1, 1024));
@@ -33,7 +49,8 @@ void add_serve_verb(CLI::App& app) {
   sub->add_option("--max-model-len", o->max_model_len, "cap the context length");
   sub->add_option("--api-key", o->api_key, "require this bearer token");
   sub->add_option("--served-model-name", o->served_model_name, "model name in /v1/models");
-  sub->callback([o, kv_mb] {
+  sub->callback([o, kv_mb, quant_opts] {
+    for (const auto& [k, v] : *quant_opts) o->quant_options[k] = v;
     o->scheduler.kv_cache_bytes = static_cast<std::size_t>(*kv_mb * (1 << 20));
     server::InferenceServer srv(*o);
     srv.start();

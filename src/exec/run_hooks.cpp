@@ -12,11 +12,13 @@ RunInstruments::RunInstruments(const spec::RunConfig& run, backend::Backend& bac
     energy_ = std::make_unique<EnergyObserver>(EnergyOptions{run.energy.source, run.energy.interval_ms, run.energy.idle_s});
     energy_->prepare();
   }
+  server_metrics_ = std::make_unique<ServerMetricsObserver>(ServerMetricsOptions{backend.base_url() + "/metrics"});
 }
 
 std::vector<loadgen::RunObserver*> RunInstruments::observers() {
   std::vector<loadgen::RunObserver*> out;
   if (energy_) out.push_back(energy_.get());
+  out.push_back(server_metrics_.get());
   return out;
 }
 
@@ -27,6 +29,7 @@ std::vector<store::TelemetrySampleRow> RunInstruments::idle_samples() const {
 PointSideData RunInstruments::point_side_data() const {
   PointSideData d;
   if (energy_) d.samples = energy_->load_sample_rows();
+  d.server_metrics = server_metrics_->point_rows();
   return d;
 }
 

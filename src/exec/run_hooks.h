@@ -10,6 +10,7 @@
 #include "qmeter/loadgen/loadgen.h"
 #include "qmeter/spec/study_spec.h"
 #include "qmeter/store/store.h"
+#include "server_metrics_observer.h"
 
 namespace qmeter::exec {
 
@@ -32,6 +33,7 @@ class RunInstruments {
 
  private:
   std::unique_ptr<EnergyObserver> energy_;
+  std::unique_ptr<ServerMetricsObserver> server_metrics_;
 };
 
 // Runs the spec's quality tasks against the backend and stores their results and items.

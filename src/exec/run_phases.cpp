@@ -11,6 +11,7 @@
 #include "qmeter/core/error.h"
 #include "qmeter/loadgen/loadgen.h"
 #include "qmeter/workload/schedule.h"
+#include "hardware_settings.h"
 #include "record_rows.h"
 #include "run_hooks.h"
 
@@ -127,6 +128,17 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
   ctx.tp = run.tp;
   ctx.log_path = run_dir + "/server.log";
 
+  // The hardware setting holds for the run's whole life (idle baseline included); restored when
+  // `hardware` goes out of scope, after the backend (declared after it) has stopped.
+  std::unique_ptr<AppliedHardwareSetting> hardware;
+  try {
+    hardware = std::make_unique<AppliedHardwareSetting>(run.hardware);
+    for (const auto& note : hardware->notes()) {
+      if (o.progress) fmt::print(stderr, "    {}\n", note);
+    }
+  } catch (const std::exception& e) {
+    return {store::RunStatus::kFailed, e.what(), ""};
+  }
   std::unique_ptr<backend::Backend> be;
   try {
     be = backend::make_backend(run.backend);

@@ -11,6 +11,7 @@
 #include "qmeter/core/clock.h"
 #include "qmeter/core/error.h"
 #include "qmeter/loadgen/loadgen.h"
+#include "qmeter/report/report.h"
 #include "qmeter/server/inference_server.h"
 #include "qmeter/store/store.h"
 #include "qmeter/workload/schedule.h"
@@ -31,6 +32,21 @@ double estimate_point_s(const spec::WorkloadSpec& w, const spec::LoadPoint& p) {
 
 void progress(const StudyOptions& o, const std::string& line) {
   if (o.progress) fmt::print(stderr, "{}\n", line);
+}
+
+// The report of the study, beside the database unless a folder is given. A report that cannot be
+// written is reported, not fatal: every measurement is already in the store (`qmeter report`
+// can write it later).
+void write_study_report(const store::Store& db, const std::string& study, const StudyOptions& o, StudySummary& s) {
+  const std::filesystem::path db_path(o.db_path);
+  const std::filesystem::path dir = o.report_dir.empty() ? db_path.parent_path() : std::filesystem::path(o.report_dir);
+  const std::string html = (dir / (db_path.stem().string() + ".html")).string();
+  try {
+    if (!dir.empty()) std::filesystem::create_directories(dir);
+    s.report_path = report::write_report(db, study, html).out_html;
+  } catch (const std::exception& e) {
+    s.report_error = e.what();
+  }
 }
 
 }  // namespace
@@ -121,6 +137,7 @@ StudySummary run_study(const StudyOptions& o) {
     }
   }
   summary.summary_table = summary_table(*db, spec.name);
+  if (o.write_report && !(o.cancel && o.cancel->load())) write_study_report(*db, spec.name, o, summary);
   return summary;
 }
 

@@ -20,7 +20,33 @@ struct InferenceServer::Impl {
   std::unique_ptr<net::HttpServer> http;
 };
 
+// Loads the model, quantizing it through the registry when a method is named. The embedded
+// backend takes the same option map (a "calib" key is the calibration text, the rest go to
+// quant::parse_options).
+static std::shared_ptr<engine::Model> load_served_model(const std::string& model_spec, const std::string& method,
+                                                        std::map<std::string, std::string> options) {
+  quant::method_info(method);  // unknown names fail before the (slow) load, listing the known ones
+  std::string calib;
+  if (auto it = options.find("calib"); it != options.end()) {
+    calib = it->second;
+    options.erase(it);
+  }
+  quant::parse_options(method, options);  // bad options too
+  return quant::load_quantized(model_spec, method, options, calib);
+}
+
 static std::shared_ptr<const engine::Model> load(const ServeOptions& o) {
+  if (!o.quantization.empty()) {
+    if (!o.dtype.empty()) {
+      throw UsageError("--dtype and --quantization are exclusive (use --quantization fp32, bf16 or fp16 for a plain dtype)");
+    }
+    auto m = load_served_model(o.model, o.quantization, o.quant_options);
+    if (o.max_model_len > 0 && o.max_model_len < m->config.max_seq_len) m->config.max_seq_len = o.max_model_len;
+    return m;
+  }
+  if (!o.quant_options.empty()) {
+    throw UsageError("quantization options (--" + o.quant_options.begin()->first + ") need --quantization NAME");
+  }
   engine::LoadOptions lo;
   if (!o.dtype.empty()) lo.weight_dtype = engine::parse_dtype(o.dtype);
   lo.max_seq_len = o.max_model_len;
@@ -100,13 +126,7 @@ class EmbeddedBackend : public backend::Backend {
     // The method comes from the quantization registry (plain dtypes included); calibration text
     // is the method option `calib` when given, else the registry's default.
     try {
-      std::map<std::string, std::string> qopts = ctx.method_options;
-      std::string calib;
-      if (auto it = qopts.find("calib"); it != qopts.end()) {
-        calib = it->second;
-        qopts.erase(it);
-      }
-      std::shared_ptr<const engine::Model> model = quant::load_quantized(ctx.model_path, ctx.method, qopts, calib);
+      std::shared_ptr<const engine::Model> model = load_served_model(ctx.model_path, ctx.method, ctx.method_options);
       server_ = std::make_unique<InferenceServer>(o, model);
       server_->start();
     } catch (const std::exception& e) {

@@ -337,11 +337,16 @@ struct Scheduler::Impl {
         why.push_back(FinishReason::kLength);
       }
     }
-    for (std::size_t i = 0; i < done.size(); ++i) {
-      auto it = std::find_if(running.begin(), running.end(), [&](const auto& p) { return p.get() == done[i]; });
-      finish(*done[i], why[i]);
+    // Leave the running set (and the stats /metrics reads) before the replies end, so a client
+    // that scrapes right after its last reply sees the sequence gone.
+    std::vector<std::unique_ptr<Sequence>> leaving;
+    for (Sequence* d : done) {
+      auto it = std::find_if(running.begin(), running.end(), [&](const auto& p) { return p.get() == d; });
+      leaving.push_back(std::move(*it));
       running.erase(it);
     }
+    if (!leaving.empty()) update_stats();
+    for (std::size_t i = 0; i < leaving.size(); ++i) finish(*leaving[i], why[i]);
   }
 };
 

@@ -8,6 +8,10 @@
 //   QMETER_FAKE_NVML_NO_INSTANT=1     the instant power field is NOT_SUPPORTED
 //   QMETER_FAKE_NVML_NO_ENERGY=1      the total-energy counter is NOT_SUPPORTED
 //   QMETER_FAKE_NVML_FAIL_INIT=1      nvmlInit_v2 returns DRIVER_NOT_LOADED
+//   QMETER_FAKE_NVML_CONTROL_LOG=PATH every successful control call is appended to PATH, one line
+//                                     each: "power_limit DEV MW", "locked_clocks DEV MIN MAX",
+//                                     "reset_clocks DEV" (the card's state lives in the process
+//                                     that loaded the fake; the log lets a test see what was set)
 //
 // Trace file, one directive per line ('#' starts a comment):
 //   device all | device 0,2          the lines below apply to these devices (default: all)
@@ -20,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -169,6 +174,20 @@ FakeGpu* gpu_of(nvmlDevice_t device) {
   return &g_state.gpus[idx - 1];
 }
 std::size_t index_of(nvmlDevice_t device) { return reinterpret_cast<std::uintptr_t>(device) - 1; }
+
+void log_control(const char* line_format, ...) __attribute__((format(printf, 1, 2)));
+void log_control(const char* line_format, ...) {
+  const char* path = std::getenv("QMETER_FAKE_NVML_CONTROL_LOG");
+  if (path == nullptr || *path == '\0') return;
+  std::FILE* f = std::fopen(path, "a");
+  if (f == nullptr) return;
+  va_list args;
+  va_start(args, line_format);
+  std::vfprintf(f, line_format, args);
+  va_end(args);
+  std::fputc('\n', f);
+  std::fclose(f);
+}
 
 }  // namespace
 
@@ -332,6 +351,7 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceSetPowerManagement
   if (g_state.no_permission) return NVML_ERROR_NO_PERMISSION;
   if (mw < 100000 || mw > 700000) return NVML_ERROR_INVALID_ARGUMENT;  // the card's allowed range
   g->power_limit_mw = mw;
+  log_control("power_limit %zu %u", index_of(d), mw);
   return NVML_SUCCESS;
 }
 
@@ -341,6 +361,7 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceSetGpuLockedClocks
   if (g_state.no_permission) return NVML_ERROR_NO_PERMISSION;
   g->locked_min = min_mhz;
   g->locked_max = max_mhz;
+  log_control("locked_clocks %zu %u %u", index_of(d), min_mhz, max_mhz);
   return NVML_SUCCESS;
 }
 
@@ -349,6 +370,7 @@ __attribute__((visibility("default"))) nvmlReturn_t nvmlDeviceResetGpuLockedCloc
   if (g == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
   if (g_state.no_permission) return NVML_ERROR_NO_PERMISSION;
   g->locked_min = g->locked_max = 0;
+  log_control("reset_clocks %zu", index_of(d));
   return NVML_SUCCESS;
 }
 

@@ -17,6 +17,9 @@ struct StudyOptions {
   std::string spec_path;
   std::string db_path = "results.db";
   std::string out_dir = "qmeter-out";  // server logs, per-run files, the report
+  // The HTML report written at the end: <report_dir>/<db file stem>.html; "" = beside the db.
+  std::string report_dir;
+  bool write_report = true;
   bool dry_run = false;
   bool progress = true;                 // progress lines on stderr
   bool rerun_failed = true;             // failed runs are tried again on resume
@@ -27,6 +30,8 @@ struct StudySummary {
   int total = 0, skipped = 0, completed = 0, failed = 0, cancelled = 0;
   std::vector<std::string> failures;  // "run_id model method: error"
   std::string summary_table;          // per model and method, printed at the end
+  std::string report_path;            // the HTML report written, "" when none
+  std::string report_error;           // why the report could not be written (the study itself is fine)
 };
 
 // What `run` can validate names against (registry names of methods and quality tasks).

@@ -3,6 +3,7 @@
 // event-driven HTTP layer as the mock server), with continuous batching (scheduler.h).
 // Endpoints: /v1/completions, /v1/chat/completions (SSE streaming or not), /v1/models, /health,
 // /tokenize, /detokenize, /metrics (Prometheus text, vLLM's metric names).
+#include <map>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,12 @@ namespace qmeter::server {
 struct ServeOptions {
   std::string model;              // any engine model spec (path, synthetic:SHAPE)
   std::string dtype;              // "" keep stored, else f32 | bf16 | f16
+  // Quantize at load time: a quantization registry name (quant::method_names(): w8a16, gptq, ...),
+  // "" for none. Excludes `dtype` (the plain-dtype methods fp32/bf16/fp16 cover it).
+  std::string quantization;
+  // The method's options (keys as quant::parse_options: bits, group-size, sym, act-order, damp,
+  // calib-samples, calib-seq-len), plus "calib" = the calibration text file for methods that need one.
+  std::map<std::string, std::string> quant_options;
   std::string host = "127.0.0.1";
   int port = 8000;                // 0: pick a free port
   int io_threads = 1;
