@@ -11,6 +11,7 @@
 #include "qmeter/core/error.h"
 #include "qmeter/exec/energy_observer.h"
 #include "qmeter/loadgen/loadgen.h"
+#include "qmeter/quality/under_load.h"
 #include "qmeter/workload/schedule.h"
 #include "verbs.h"
 
@@ -42,6 +43,8 @@ struct BenchServeFlags {
   double ramp_start_rate = 0, ramp_end_rate = 0;
   std::string energy = "none";  // auto | nvml | rapl | model | none
   double power_interval_ms = 50, idle_seconds = 2;
+  bool score = false;
+  int num_fewshot = 0;
 };
 
 std::atomic<bool> g_interrupted{false};
@@ -99,6 +102,7 @@ void run_bench_serve(const BenchServeFlags& f) {
   ds.output_len = f.output_len;
   ds.range_ratio = f.range_ratio;
   ds.seed = f.seed;
+  ds.num_fewshot = f.num_fewshot;
   workload::ArrivalOptions ar;
   ar.kind = f.arrival;
   ar.request_rate = parse_rate(f.request_rate);
@@ -130,6 +134,14 @@ void run_bench_serve(const BenchServeFlags& f) {
     energy->prepare();
     opt.observers.push_back(energy.get());
   }
+  // Quality under load: the responses of this very run are scored against the dataset's answers.
+  std::unique_ptr<quality::LoadScoreObserver> scorer;
+  if (f.score) {
+    const std::string task = quality::load_score_task(f.dataset);
+    if (task.empty()) throw UsageError(fmt::format("--score: the dataset '{}' has no answers to score (use gsm8k:PATH)", f.dataset));
+    scorer = std::make_unique<quality::LoadScoreObserver>(schedule, task);
+    opt.observers.push_back(scorer.get());
+  }
   auto old_handler = std::signal(SIGINT, on_sigint_bench);
   loadgen::LoadgenResult result = loadgen::run_load(schedule, opt, info);
   std::signal(SIGINT, old_handler);
@@ -160,7 +172,7 @@ void add_bench_verb(CLI::App& app) {
   serve->add_option("--base-url", f->base_url, "Server URL, http(s)://HOST:PORT")->required();
   serve->add_option("--model", f->model, "Model name sent in each request")->required();
   serve->add_option("--endpoint", f->endpoint, "/v1/completions or /v1/chat/completions")->capture_default_str();
-  serve->add_option("--dataset", f->dataset, "random | sharegpt:PATH | jsonl:PATH | azure:PATH")->capture_default_str();
+  serve->add_option("--dataset", f->dataset, "random | sharegpt:PATH | jsonl:PATH | azure:PATH | gsm8k:PATH")->capture_default_str();
   serve->add_option("--input-len", f->input_len, "Input tokens (random dataset)")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--output-len", f->output_len, "Output tokens per request")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--range-ratio", f->range_ratio, "Lengths uniform in len*[1-r, 1+r]")->check(CLI::Range(0.0, 1.0))->capture_default_str();
@@ -178,6 +190,9 @@ void add_bench_verb(CLI::App& app) {
   serve->add_option("--power-interval-ms", f->power_interval_ms, "Power sampling interval (default 50 ms = 20 Hz)")
       ->check(CLI::PositiveNumber);
   serve->add_option("--idle-seconds", f->idle_seconds, "Idle baseline measured before the load (default 2 s)")
+      ->check(CLI::NonNegativeNumber);
+  serve->add_flag("--score", f->score, "Score the responses produced under load against the dataset's answers (gsm8k:PATH)");
+  serve->add_option("--num-fewshot", f->num_fewshot, "gsm8k: exemplars before each question (default 0)")
       ->check(CLI::NonNegativeNumber);
   serve->add_option("--seed", f->seed, "Seed of the schedule (same seed, same schedule)")->capture_default_str();
   serve->add_option("--output-json", f->output_json, "Write vLLM-compatible results JSON here");

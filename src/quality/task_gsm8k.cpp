@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qmeter/core/error.h"
+#include "qmeter/workload/schedule.h"
 #include "task_common.h"
 
 namespace qmeter::quality {
@@ -76,6 +77,14 @@ std::string gsm8k_target(const std::string& answer_field) {
   return t.empty() ? gsm8k_flexible_answer(answer_field) : t;
 }
 
+const std::vector<std::string> kGsm8kStops = {"Question:", "</s>", "<|im_end|>"};
+
+std::string gsm8k_cut_at_stop(const std::string& text) {
+  std::size_t cut = text.size();
+  for (const auto& s : kGsm8kStops) cut = std::min(cut, text.find(s));
+  return text.substr(0, cut);
+}
+
 bool gsm8k_numbers_equal(const std::string& a, const std::string& b) {
   if (a.empty() || b.empty()) return false;
   char* ea = nullptr;
@@ -83,12 +92,6 @@ bool gsm8k_numbers_equal(const std::string& a, const std::string& b) {
   const long double x = std::strtold(a.c_str(), &ea), y = std::strtold(b.c_str(), &eb);
   if (*ea != '\0' || *eb != '\0') return a == b;
   return std::fabs(static_cast<double>(x - y)) <= 1e-9 * std::max(1.0, std::fabs(static_cast<double>(y)));
-}
-
-std::string gsm8k_prompt(const std::vector<std::pair<std::string, std::string>>& shots, const std::string& question) {
-  std::string p;
-  for (const auto& [q, a] : shots) p += "Question: " + q + "\nAnswer: " + a + "\n\n";
-  return p + "Question: " + question + "\nAnswer:";
 }
 
 namespace detail {
@@ -135,9 +138,9 @@ TaskResult run_gsm8k(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o)
   for_each_item(static_cast<int>(scored.size()), std::min(o.concurrency, scorer.max_concurrency()),
                 [&](int i) {
                   GenerateRequest g;
-                  g.prompt = gsm8k_prompt(shots, scored[static_cast<std::size_t>(i)].question);
+                  g.prompt = workload::gsm8k_fewshot_prompt(shots, scored[static_cast<std::size_t>(i)].question);
                   g.max_tokens = o.max_gen_tokens;
-                  g.stop = {"Question:", "</s>", "<|im_end|>"};
+                  g.stop = kGsm8kStops;
                   replies[static_cast<std::size_t>(i)] = generate_fitting(scorer, g);
                 },
                 o.progress, "gsm8k problem");

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "qmeter/core/error.h"
 #include "dataset_input.h"
 #include "datasets.h"
 #include "json_input.h"
@@ -71,13 +72,32 @@ DatasetSample load_jsonl(const std::string& spec, const std::string& path, const
   return pick_in_order(spec, all, options);
 }
 
+}  // namespace qmeter::workload::detail
+
+namespace qmeter::workload {
+std::string gsm8k_fewshot_prompt(const std::vector<std::pair<std::string, std::string>>& shots, const std::string& question) {
+  std::string p;
+  for (const auto& [q, a] : shots) p += "Question: " + q + "\nAnswer: " + a + "\n\n";
+  return p + "Question: " + question + "\nAnswer:";
+}
+}  // namespace qmeter::workload
+
+namespace qmeter::workload::detail {
+
 DatasetSample load_gsm8k(const std::string& spec, const std::string& path, const DatasetOptions& options) {
   const std::string text = read_dataset_file(spec, path);
   std::vector<Prompt> all;
+  std::vector<std::pair<std::string, std::string>> shots;
+  if (options.num_fewshot < 0) throw UsageError(fmt::format("{}: num_fewshot must be >= 0", spec));
   for_each_record(spec, text, [&](const nlohmann::json& obj, std::size_t line) {
     Prompt p;
     p.text = required_string(spec, obj, "question", line);
     const std::string& answer = required_string(spec, obj, "answer", line);
+    if (static_cast<int>(shots.size()) < options.num_fewshot) {
+      shots.emplace_back(p.text, answer);  // an exemplar, not a request
+      return;
+    }
+    if (options.num_fewshot > 0) p.text = gsm8k_fewshot_prompt(shots, p.text);
     const std::size_t mark = answer.rfind("####");
     if (mark == std::string::npos) fail_at(spec, line, "field 'answer' has no final answer after '####'");
     std::string_view final_answer = std::string_view(answer).substr(mark + 4);

@@ -71,7 +71,9 @@ std::string gsm8k_strict_answer(const std::string& text);
 std::string gsm8k_flexible_answer(const std::string& text);
 std::string gsm8k_target(const std::string& answer_field);
 bool gsm8k_numbers_equal(const std::string& a, const std::string& b);
-// The k-shot prompt: "Question: q\nAnswer: a\n\n" per exemplar, then "Question: q\nAnswer:".
-std::string gsm8k_prompt(const std::vector<std::pair<std::string, std::string>>& shots, const std::string& question);
+// Cuts a generation at the first of gsm8k's stop sequences ("Question:", "</s>", "<|im_end|>"), as
+// the server would have with `stop` (responses produced under load carry no stop sequences).
+std::string gsm8k_cut_at_stop(const std::string& text);
+extern const std::vector<std::string> kGsm8kStops;
 
 }  // namespace qmeter::quality

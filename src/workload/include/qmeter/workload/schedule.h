@@ -58,7 +58,14 @@ struct DatasetOptions {
   // true: every request asks for exactly output_len tokens, ignoring lengths the dataset carries
   // (ShareGPT reply lengths, JSONL max_tokens, Azure GeneratedTokens); vLLM's --sharegpt-output-len.
   bool fixed_output_len = false;
+  // gsm8k: k exemplars (the dataset's first k problems, then not sent) before each question, in
+  // the k-shot format of quality evaluation; 0 sends the bare question.
+  int num_fewshot = 0;
 };
+
+// The GSM8K k-shot prompt shared by quality evaluation and quality under load:
+// "Question: q\nAnswer: a\n\n" per exemplar, then "Question: q\nAnswer:".
+std::string gsm8k_fewshot_prompt(const std::vector<std::pair<std::string, std::string>>& shots, const std::string& question);
 
 // Arrival options (`--request-rate`, `--arrival`, `--burstiness`, `--max-concurrency`, ramp).
 struct ArrivalOptions {
