@@ -15,6 +15,7 @@
 #include "mmap_file.h"
 #include "qmeter/core/error.h"
 #include "qmeter/core/paths.h"
+#include "qmeter/engine/packed_formats.h"
 
 namespace qmeter::engine {
 
@@ -28,6 +29,8 @@ struct StoredTensor {
   DType dtype = DType::kF32;
   std::vector<std::int64_t> shape;
   const std::byte* data = nullptr;
+  std::uint64_t bytes = 0;
+  bool packed = false;  // a qmeter packed blob (U8 "<linear>.qmeter_packed", packed_formats.h)
 };
 
 std::string shape_str(const std::vector<std::int64_t>& s) {
@@ -65,6 +68,7 @@ void index_safetensors(const MappedFile& file, std::map<std::string, StoredTenso
       if (dt == "F32") dtype = DType::kF32;
       else if (dt == "F16") dtype = DType::kF16;
       else if (dt == "BF16") dtype = DType::kBF16;
+      else if (dt == "U8" && ends_with(name, ".qmeter_packed")) dtype = DType::kQ8Row;  // any packed type: its header says
       else throw Error(fmt::format("'{}': tensor '{}' has unsupported dtype {} (F32, F16, BF16 are)", path, name, dt));
       StoredTensor t;
       t.file = &file;
@@ -79,7 +83,9 @@ void index_safetensors(const MappedFile& file, std::map<std::string, StoredTenso
         if (d < 0 || d > (std::int64_t{1} << 32)) throw Error(fmt::format("'{}': tensor '{}' has a bad shape", path, name));
         numel *= static_cast<std::uint64_t>(d);
       }
-      if (offsets[1] - offsets[0] != dense_bytes(dtype, numel))
+      t.packed = dt == "U8";
+      t.bytes = offsets[1] - offsets[0];
+      if (!t.packed && offsets[1] - offsets[0] != dense_bytes(dtype, numel))
         throw Error(fmt::format("'{}': tensor '{}' of shape {} {} needs {} bytes but data_offsets span {}", path, name,
                                 shape_str(t.shape), dt, dense_bytes(dtype, numel), offsets[1] - offsets[0]));
       t.data = data + offsets[0];
@@ -158,7 +164,8 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
   model->format = "hf";
   model->source = folder;
   ModelConfig& c = model->config;
-  c = parse_hf_config(read_json(config_path), config_path.string());
+  const json config_json = read_json(config_path);
+  c = parse_hf_config(config_json, config_path.string());
   c.validate(config_path.string());
 
   // Weight files: one model.safetensors, or the shards an index names.
@@ -198,7 +205,21 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
                               shape_str(it->second.shape), shape_str(shape)));
     return it->second;
   };
+  // qmeter quantize's folders: a linear "<x>.weight" stored as "<x>.qmeter_packed", rows already
+  // in the engine's order (no q/k un-permutation); copied when the file leaves it misaligned.
+  auto packed = [&](const std::string& name, int rows, int cols) -> std::optional<Matrix> {
+    auto it = ends_with(name, ".weight") ? tensors.find(name.substr(0, name.size() - 7) + ".qmeter_packed") : tensors.end();
+    if (it == tensors.end()) return std::nullopt;
+    const std::byte* data = it->second.data;
+    if (reinterpret_cast<std::uintptr_t>(data) % 64 != 0) {
+      std::byte* copy = wb.allocate(it->second.bytes);
+      std::memcpy(copy, data, it->second.bytes);
+      data = copy;
+    }
+    return packed_matrix_from_blob(data, it->second.bytes, rows, cols, fmt::format("'{}': tensor '{}'", it->second.file->path(), it->first));
+  };
   auto mat = [&](const std::string& name, int rows, int cols) {
+    if (auto p = packed(name, rows, cols)) return *p;
     const StoredTensor& t = find(name, {rows, cols});
     return wb.matrix(t.dtype, t.data, rows, cols);
   };
@@ -218,6 +239,7 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
   };
   const std::vector<int> q_rows = unpermute_rows(c.n_heads), k_rows = unpermute_rows(c.n_kv_heads);
   auto rope_mat = [&](const std::string& name, int rows, const std::vector<int>& src) {
+    if (auto p = packed(name, rows, c.dim)) return *p;
     const StoredTensor& t = find(name, {rows, c.dim});
     return wb.matrix_permuted_rows(t.dtype, t.data, rows, c.dim, src);
   };
@@ -251,10 +273,15 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
   if (!tensors.count("lm_head.weight")) c.tied_embeddings = true;  // tied checkpoints may omit it
   if (!c.tied_embeddings) w.classifier = mat("lm_head.weight", c.vocab_size, c.dim);
   finalize_model(*model, folder);
+  if (config_json.contains("quantization_config") && config_json["quantization_config"].is_object()) {
+    const json& q = config_json["quantization_config"];  // written by qmeter quantize (or another tool)
+    if (q.contains("description") && q["description"].is_string()) model->description += " | " + q["description"].get<std::string>();
+  }
 
   if (options.tokenizer_path.empty()) {
     if (fs::exists(dir / "tokenizer.json")) model->tokenizer = load_hf_tokenizer((dir / "tokenizer.json").string());
     else if (fs::exists(dir / "tokenizer.model")) model->tokenizer = load_sentencepiece_tokenizer((dir / "tokenizer.model").string());
+    else if (fs::exists(dir / "tokenizer.bin")) model->tokenizer = load_llama2c_tokenizer((dir / "tokenizer.bin").string(), c.vocab_size);
   }
   return model;
 }

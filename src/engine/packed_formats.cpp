@@ -326,4 +326,28 @@ Matrix packed_matrix(DType dtype, int rows, int cols, const std::byte* blob) {
   return m;
 }
 
+Matrix packed_matrix_from_blob(const std::byte* blob, std::size_t size, int rows, int cols, const std::string& what) {
+  if (size < sizeof(PackedHeader)) throw Error(fmt::format("{}: packed tensor of {} bytes is shorter than its header", what, size));
+  PackedHeader h;
+  std::memcpy(&h, blob, sizeof h);
+  const auto dtype = static_cast<DType>(h.dtype);
+  if (h.magic != kPackedMagic || h.dtype > 255 || !is_packed(dtype))
+    throw Error(fmt::format("{}: not a qmeter packed tensor (bad magic or type {})", what, h.dtype));
+  const bool grouped = dtype == DType::kQ4Group || dtype == DType::kNf4;
+  const std::uint32_t expect_codes = grouped ? static_cast<std::uint32_t>((cols + 31) / 32 * 16) : round_up(static_cast<std::uint32_t>(cols), 64);
+  const bool groups_ok = !grouped || (h.group_size > 0 && h.n_groups == static_cast<std::uint32_t>((cols + h.group_size - 1) / h.group_size));
+  if (h.codes_bytes != expect_codes || !groups_ok || h.row_stride < h.codes_bytes)
+    throw Error(fmt::format("{}: packed {} header does not fit {} input columns", what, dtype_name(dtype), cols));
+  std::size_t tail = 0;  // what the kernels read after the rows
+  if (dtype == DType::kQ8Row || dtype == DType::kFp8Row || dtype == DType::kFp8RowA8) tail = 4u * rows;
+  if (dtype == DType::kQ8RowA8) tail = 8u * rows;
+  if (dtype == DType::kNf4 && (h.flags & 1u))
+    tail = 4u * ((static_cast<std::size_t>(rows) * h.n_groups + kNf4DoubleBlock - 1) / kNf4DoubleBlock + 1);
+  if (h.tail_bytes != tail) throw Error(fmt::format("{}: packed {} tensor of {} rows has a bad tail size", what, dtype_name(dtype), rows));
+  const std::size_t expect = sizeof(PackedHeader) + static_cast<std::size_t>(rows) * h.row_stride + h.tail_bytes;
+  if (size != expect)
+    throw Error(fmt::format("{}: packed {} tensor has {} bytes, {} x {} needs {}", what, dtype_name(dtype), size, rows, cols, expect));
+  return Matrix{dtype, rows, cols, blob};
+}
+
 }  // namespace qmeter::engine

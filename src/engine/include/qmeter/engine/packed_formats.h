@@ -31,6 +31,7 @@
 //   header | int8 codes [rows][row_stride] | f32 scale [rows] | i32 rowsum [rows]
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "qmeter/engine/kernels.h"
@@ -99,5 +100,9 @@ std::vector<std::byte> pack_q8_row_a8(int rows, int cols, const std::int8_t* cod
 
 // A Matrix view of a packed blob (which must outlive it and be 64-byte aligned for speed).
 Matrix packed_matrix(DType dtype, int rows, int cols, const std::byte* blob);
+// A stored blob of `size` bytes read from a file (the dtype is its header's): checks the magic,
+// the dtype, the sizes against rows x cols, and throws qmeter::Error naming `what` otherwise.
+// The blob must be 4-byte aligned (loaders copy misaligned ones).
+Matrix packed_matrix_from_blob(const std::byte* blob, std::size_t size, int rows, int cols, const std::string& what);
 
 }  // namespace qmeter::engine
