@@ -32,7 +32,6 @@ constexpr AddVerb kVerbs[] = {
     add_mock_server_verb,
     add_report_verb,
     add_quantize_verb,
-    add_quantize_verb,
     add_plan_verb,
     add_eval_verb,
     // verb table: one line per verb
