@@ -1,11 +1,12 @@
 #include "run_hooks.h"
 
 #include "qmeter/core/error.h"
+#include "qmeter/quality/eval.h"
 #include "qmeter/quant/quantize.h"
 
 namespace qmeter::exec {
 
-spec::KnownNames known_names() { return {quant::method_names(), {}}; }
+spec::KnownNames known_names() { return {quant::method_names(), quality::task_kinds()}; }
 
 RunInstruments::RunInstruments(const spec::RunConfig& run, backend::Backend& backend) {
   if (run.energy.source != "none") {
@@ -36,13 +37,6 @@ PointSideData RunInstruments::point_side_data() const {
 void RunInstruments::attach_request_energy(std::vector<store::RequestRow>& rows) const {
   if (!energy_) return;
   for (auto& r : rows) r.energy_j = energy_->request_energy_j(r.index);
-}
-
-void run_quality_phase(const spec::RunConfig& run, backend::Backend& backend, store::Store& db,
-                       const StudyOptions& options) {
-  if (!run.quality.empty()) {
-    throw Error("quality tasks are not available in this build yet");
-  }
 }
 
 }  // namespace qmeter::exec

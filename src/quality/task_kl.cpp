@@ -32,8 +32,7 @@ struct DocScore {
   int agree = 0;
 };
 
-DocScore full_vocab(Scorer& test, Scorer& base, const std::string& doc) {
-  const auto ids = test.tokenize(doc, true);
+DocScore full_vocab(Scorer& test, Scorer& base, const std::vector<int>& ids) {
   const auto p = base.log_distributions(ids), q = test.log_distributions(ids);
   if (p.size() != q.size()) throw Error("the baseline and the scored model returned different position counts");
   DocScore d;
@@ -82,8 +81,8 @@ double top_n_kl(const ScoredToken& pb, const ScoredToken& qt) {
   return std::max(0.0, kl);
 }
 
-DocScore top_n(Scorer& test, Scorer& base, const std::string& doc, int n) {
-  const auto b = base.score_text(doc, n), t = test.score_text(doc, n);
+DocScore top_n(Scorer& test, Scorer& base, const std::vector<int>& ids, int n) {
+  const auto b = base.score_tokens(ids, n), t = test.score_tokens(ids, n);
   if (b.size() != t.size())
     throw Error(fmt::format("the baseline tokenized a document into {} tokens and the scored model into {}; KL "
                             "needs the same tokenizer",
@@ -105,19 +104,37 @@ DocScore top_n(Scorer& test, Scorer& base, const std::string& doc, int n) {
 TaskResult run_kl(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o, Scorer* baseline) {
   if (baseline == nullptr) throw UsageError("kl needs a baseline model (kl:BASE_URL, or the unquantized model in a study)");
   if (o.kl_text.empty()) throw UsageError(fmt::format("{} needs the text to score: --kl-text PATH", spec.name()));
-  auto docs = split_documents(read_text_file(o.kl_text, "kl text"));
-  if (o.limit > 0 && static_cast<int>(docs.size()) > o.limit) docs.resize(static_cast<std::size_t>(o.limit));
+  const auto docs = split_documents(read_text_file(o.kl_text, "kl text"));
   if (docs.empty()) throw UsageError(fmt::format("{}: no documents", o.kl_text));
   const bool full = scorer.has_full_distributions() && baseline->has_full_distributions();
   if (!full && (o.top_logprobs < 1 || o.top_logprobs > 20)) throw UsageError("--top-logprobs must be within 1..20");
-  std::vector<DocScore> scores(docs.size());
+  // Each document from a fresh context (BOS where the model has one); a document longer than the
+  // context continues in further windows, each again after BOS. Servers need room for the one
+  // token an echo request generates.
+  const auto bos = scorer.tokenize("", true);
+  const int ctx = std::min(scorer.context_length(), baseline->context_length()) - (full ? 0 : 1);
+  const int body = ctx - static_cast<int>(bos.size());
+  if (body < 2) throw Error(fmt::format("the context length {} is too short for kl", ctx));
+  std::vector<std::vector<int>> windows;
+  for (const auto& d : docs) {
+    const auto ids = scorer.tokenize(d, false);
+    for (std::size_t s = 0; s < ids.size() && (o.limit <= 0 || static_cast<int>(windows.size()) < o.limit);
+         s += static_cast<std::size_t>(body)) {
+      std::vector<int> w = bos;
+      w.insert(w.end(), ids.begin() + static_cast<std::ptrdiff_t>(s),
+               ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), s + static_cast<std::size_t>(body))));
+      if (w.size() >= 2) windows.push_back(std::move(w));
+    }
+    if (o.limit > 0 && static_cast<int>(windows.size()) >= o.limit) break;
+  }
+  std::vector<DocScore> scores(windows.size());
   const int conc = std::min({o.concurrency, scorer.max_concurrency(), baseline->max_concurrency()});
-  for_each_item(static_cast<int>(docs.size()), conc,
+  for_each_item(static_cast<int>(windows.size()), conc,
                 [&](int i) {
-                  const auto& d = docs[static_cast<std::size_t>(i)];
-                  scores[static_cast<std::size_t>(i)] = full ? full_vocab(scorer, *baseline, d) : top_n(scorer, *baseline, d, o.top_logprobs);
+                  const auto& w = windows[static_cast<std::size_t>(i)];
+                  scores[static_cast<std::size_t>(i)] = full ? full_vocab(scorer, *baseline, w) : top_n(scorer, *baseline, w, o.top_logprobs);
                 },
-                o.progress, "kl document");
+                o.progress, "kl window");
   auto ratio = [&](const std::vector<int>* sample, bool agreement) {
     double num = 0, den = 0;
     auto add = [&](const DocScore& s) {
@@ -131,7 +148,7 @@ TaskResult run_kl(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o, Sc
     return den > 0 ? num / den : NAN;
   };
   TaskResult r;
-  const int n = static_cast<int>(docs.size());
+  const int n = static_cast<int>(windows.size());
   int positions = 0;
   for (const auto& s : scores) positions += s.positions;
   for (bool agreement : {false, true}) {

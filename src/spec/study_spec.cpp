@@ -384,9 +384,17 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
         if (!n["task"]) cq.fail(n, "a quality entry needs 'task'");
         tn.reset(n["task"]);
         t.task = scalar(n["task"], cq.sub("task"));
+        static const std::vector<std::string> kQualityOptions = {
+            "limit", "concurrency", "ppl_mode", "window", "num_fewshot", "fewshot", "max_gen_tokens",
+            "top_logprobs", "text", "baseline", "baseline_model", "threads"};
         for (const auto& kv : n) {
-          if (kv.first.Scalar() != "task") t.options[kv.first.Scalar()] = scalar(kv.second, cq.sub(kv.first.Scalar()));
+          const std::string key = kv.first.Scalar();
+          if (key == "task") continue;
+          if (std::find(kQualityOptions.begin(), kQualityOptions.end(), key) == kQualityOptions.end())
+            cq.fail(kv.first, "unknown quality option '" + key + "' (known: " + join(kQualityOptions) + ")");
+          t.options[key] = scalar(kv.second, cq.sub(key));
         }
+        if (t.task.rfind("kl", 0) == 0 && !t.options.count("text")) cq.fail(n, "a kl entry needs 'text' (the text both models score)");
       }
       const std::string kind = t.task.substr(0, t.task.find(':'));
       if (!known.quality_tasks.empty() &&

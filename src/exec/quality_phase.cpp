@@ -1,0 +1,104 @@
+// The quality phase of a run: each task of the spec's `quality` list scored through the run's
+// backend (the same OpenAI-compatible API the load uses), stored with its items in one
+// transaction per task.
+//
+// Task options (spec `quality[].options`): limit, concurrency, ppl_mode, window, num_fewshot,
+// fewshot (exemplars file), max_gen_tokens, top_logprobs, text (kl: the text scored), baseline
+// (kl: a server URL, or a method name scored in-process; default fp32).
+//
+// kl on the embedded backend compares two in-process engines (the run's method and the baseline
+// method, loaded here through the same quantization registry the backend uses), so it is the
+// exact full-vocabulary KL; on a command or url backend it is the top-N KL against `baseline`.
+#include <fmt/format.h>
+
+#include "qmeter/core/error.h"
+#include "qmeter/quality/eval.h"
+#include "qmeter/quant/quantize.h"
+#include "run_hooks.h"
+
+namespace qmeter::exec {
+
+namespace {
+
+int int_option(const std::map<std::string, std::string>& o, const char* key, int fallback, const std::string& task) {
+  auto it = o.find(key);
+  if (it == o.end()) return fallback;
+  try {
+    std::size_t used = 0;
+    const int v = std::stoi(it->second, &used);
+    if (used == it->second.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(fmt::format("quality task {}: option {} = '{}' is not an integer", task, key, it->second));
+}
+
+std::string str_option(const std::map<std::string, std::string>& o, const char* key, const std::string& fallback = "") {
+  auto it = o.find(key);
+  return it == o.end() ? fallback : it->second;
+}
+
+std::shared_ptr<const engine::Model> load_in_process(const spec::RunConfig& run, const std::string& method,
+                                                     std::map<std::string, std::string> options) {
+  std::string calib;
+  if (auto it = options.find("calib"); it != options.end()) {
+    calib = it->second;
+    options.erase(it);
+  }
+  return quant::load_quantized(run.model.path, method, options, calib);
+}
+
+}  // namespace
+
+void run_quality_phase(const spec::RunConfig& run, backend::Backend& backend, store::Store& db,
+                       const StudyOptions& options) {
+  if (run.quality.empty()) return;
+  const bool embedded = run.backend.kind == "embedded";
+  auto api = quality::make_server_scorer({backend.base_url(), backend.served_model(), "", 600});
+  std::shared_ptr<const engine::Model> local_model;  // the run's model in-process (kl, embedded)
+  for (const auto& t : run.quality) {
+    const quality::TaskSpec spec = quality::parse_task_spec(t.task);
+    quality::EvalOptions eo;
+    const auto& o = t.options;
+    eo.limit = int_option(o, "limit", 0, t.task);
+    eo.concurrency = int_option(o, "concurrency", 4, t.task);
+    eo.ppl_mode = str_option(o, "ppl_mode", "document");
+    eo.window = int_option(o, "window", 0, t.task);
+    eo.num_fewshot = int_option(o, "num_fewshot", 5, t.task);
+    eo.fewshot_path = str_option(o, "fewshot");
+    eo.max_gen_tokens = int_option(o, "max_gen_tokens", 256, t.task);
+    eo.top_logprobs = int_option(o, "top_logprobs", 20, t.task);
+    eo.kl_text = str_option(o, "text");
+    eo.seed = run.seed;
+    if (options.progress) {
+      eo.progress = [&](int done, int total) {
+        if (done == total) fmt::print(stderr, "  quality {}: {} items\n", t.task, total);
+      };
+    }
+    quality::TaskResult result;
+    if (spec.kind == "kl") {
+      const std::string baseline = str_option(o, "baseline", spec.arg.empty() ? "fp32" : spec.arg);
+      if (baseline.rfind("http://", 0) == 0 || baseline.rfind("https://", 0) == 0) {
+        auto base = quality::make_server_scorer({baseline, str_option(o, "baseline_model", backend.served_model()), "", 600});
+        result = quality::run_task(spec, *api, eo, base.get());
+      } else if (embedded) {
+        const int threads = std::max(1, int_option(o, "threads", 2, t.task));
+        if (!local_model) local_model = load_in_process(run, run.method.name, run.method.options);
+        auto mine = quality::make_engine_scorer(local_model, threads);
+        auto base = quality::make_engine_scorer(load_in_process(run, baseline, {}), threads);
+        result = quality::run_task(spec, *mine, eo, base.get());
+      } else {
+        throw UsageError(fmt::format("quality task {}: on a {} backend the baseline must be a server URL (option baseline)",
+                                     t.task, run.backend.kind));
+      }
+    } else {
+      result = quality::run_task(spec, *api, eo);
+    }
+    std::vector<store::QualityResultRow> rows;
+    for (const auto& m : result.metrics) rows.push_back({run.id, t.task, m.name, m.value, m.stderr_, m.n});
+    std::vector<store::QualityItemRow> items;
+    for (const auto& it : result.items) items.push_back({it.index, it.json});
+    db.write_quality(run.id, t.task, rows, items);
+  }
+}
+
+}  // namespace qmeter::exec

@@ -1,0 +1,79 @@
+// The quality phase of `qmeter run`: perplexity through the embedded server's API and the
+// full-vocabulary KL to fp32, stored per task with items; a KL of fp32 to itself is exactly 0.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+
+#include "qmeter/core/paths.h"
+#include "qmeter/core/process.h"
+#include "qmeter/store/store.h"
+#include "test_support.h"
+
+using namespace qmeter;
+
+namespace {
+
+int run_qmeter(const std::vector<std::string>& args, const std::string& log) {
+  SpawnOptions o;
+  o.argv = {qmeter::testing::qmeter_bin()};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  o.log_path = log;
+  auto p = ChildProcess::spawn(o);
+  return p.wait(600).value_or(-1);
+}
+
+}  // namespace
+
+TEST(StudyQuality, PerplexityAndKlAreStoredPerRunWithItems) {
+  QMETER_REQUIRE_SHARED_DATA(model_path, "models/stories260K/stories260K.bin");
+  QMETER_REQUIRE_SHARED_DATA(val, "eval/tinystories_val.txt");
+  auto dir = qmeter::testing::test_output_dir("study_quality");
+  std::ofstream(dir + "/s.yaml") << "study: q\n"
+                                    "models: [{name: stories, path: \"" + model_path + "\"}]\n"
+                                    "methods: [fp32, w4a16-rtn]\n"
+                                    "backend: {kind: embedded, options: {threads: 1}}\n"
+                                    "workloads: [{name: w, input_len: 8, output_len: 8, num_prompts: 6, rates: [50]}]\n"
+                                    "quality:\n"
+                                    "  - {task: \"perplexity:" + val + "\", limit: 6}\n"
+                                    "  - {task: kl, baseline: fp32, text: \"" + val + "\", limit: 3}\n"
+                                    "energy: {source: none}\n";
+  ASSERT_EQ(run_qmeter({"run", dir + "/s.yaml", "--db", dir + "/r.db", "--out", dir + "/out"}, dir + "/log.txt"), 0)
+      << read_file(dir + "/log.txt");
+  auto db = store::Store::open(dir + "/r.db");
+  ASSERT_EQ(db->runs().size(), 2u);
+  std::map<std::string, std::map<std::string, store::QualityResultRow>> by_method;  // method -> metric
+  for (const auto& r : db->runs()) {
+    EXPECT_EQ(r.status, store::RunStatus::kComplete) << r.error;
+    for (const auto& q : db->quality_results(r.id)) by_method[r.method][q.metric] = q;
+  }
+  // 6 documents + 3 KL windows per run, one item row each.
+  EXPECT_EQ(db->count_rows("quality_items"), 2 * (6 + 3));
+  const auto& fp32 = by_method["fp32"];
+  const auto& rtn = by_method["w4a16-rtn"];
+  ASSERT_TRUE(fp32.count("perplexity") && fp32.count("kl_mean") && rtn.count("kl_mean")) << read_file(dir + "/log.txt");
+  EXPECT_EQ(fp32.at("kl_mean").value, 0.0) << "fp32 against the fp32 baseline";
+  EXPECT_EQ(fp32.at("top1_agreement").value, 1.0);
+  EXPECT_EQ(fp32.at("full_vocabulary").value, 1.0);
+  EXPECT_GT(rtn.at("kl_mean").value, 0.0);
+  EXPECT_GT(rtn.at("perplexity").value, fp32.at("perplexity").value * 0.99);
+  EXPECT_GT(fp32.at("perplexity").stderr_, 0.0);
+  EXPECT_EQ(fp32.at("perplexity").n, 6);
+  EXPECT_TRUE(std::isfinite(fp32.at("perplexity").value));
+}
+
+TEST(StudyQuality, UnknownQualityOptionsAndKlWithoutTextAreRefusedBeforeAnyRun) {
+  QMETER_REQUIRE_SHARED_DATA(model_path, "models/stories260K/stories260K.bin");
+  auto dir = qmeter::testing::test_output_dir("study_quality_bad");
+  const std::string head = "study: q\nmodels: [{name: s, path: \"" + model_path +
+                           "\"}]\nmethods: [fp32]\nbackend: {kind: embedded}\n"
+                           "workloads: [{name: w, num_prompts: 2, rates: [1]}]\n";
+  std::ofstream(dir + "/a.yaml") << head << "quality:\n  - {task: kl, baseline: fp32, limt: 3, text: x}\n";
+  EXPECT_EQ(run_qmeter({"run", dir + "/a.yaml", "--db", dir + "/a.db"}, dir + "/a.log"), 2);
+  EXPECT_NE(read_file(dir + "/a.log").find("a.yaml:7"), std::string::npos) << read_file(dir + "/a.log");
+  EXPECT_NE(read_file(dir + "/a.log").find("unknown quality option 'limt'"), std::string::npos) << read_file(dir + "/a.log");
+  std::ofstream(dir + "/b.yaml") << head << "quality:\n  - {task: kl, baseline: fp32}\n";
+  EXPECT_EQ(run_qmeter({"run", dir + "/b.yaml", "--db", dir + "/b.db"}, dir + "/b.log"), 2);
+  EXPECT_NE(read_file(dir + "/b.log").find("needs 'text'"), std::string::npos) << read_file(dir + "/b.log");
+}
