@@ -33,6 +33,7 @@ constexpr AddVerb kVerbs[] = {
     add_report_verb,
     add_quantize_verb,
     add_plan_verb,
+    add_tune_verb,
     add_eval_verb,
     // verb table: one line per verb
 };

@@ -25,6 +25,7 @@ void add_mock_server_verb(CLI::App& app);
 void add_report_verb(CLI::App& app);
 void add_quantize_verb(CLI::App& app);
 void add_plan_verb(CLI::App& app);
+void add_tune_verb(CLI::App& app);
 void add_eval_verb(CLI::App& app);
 
 
