@@ -42,6 +42,12 @@ void matmul_q8_row_a8_bw(const Matrix&, const float*, const void*, int, float*, 
 void matmul_q8_row_a8_vnni(const Matrix&, const float*, const void*, int, float*, int, int);
 bool has_vnni();
 }  // namespace avx512
+// kQ4Group with VDPBF16PS: activations rounded to bf16 once per call (kernels_quant_q4_bf16.cpp).
+std::size_t prepared_bytes_q4_bf16(int batch, int cols);
+void prepare_q4_bf16(const float* x, int batch, int cols, void* out);
+namespace avx512bf16 {
+void matmul_q4_group_dp(const Matrix&, const float*, const void*, int, float*, int, int);
+}  // namespace avx512bf16
 
 // The rows of the later packed formats in kMatmulKernels.
 #define QMETER_QUANT_KERNEL_ROWS                                                                              \
@@ -52,6 +58,7 @@ bool has_vnni();
       {Isa::kAvx512, DType::kNf4, 1, avx512::matmul_nf4},                                                     \
       {Isa::kAvx512, DType::kFp8Row, 1, avx512::matmul_fp8_row},                                              \
       {Isa::kAvx512, DType::kFp8RowA8, 1, avx512::matmul_fp8_row_a8, prepared_bytes_fp8, prepare_fp8},        \
-      {Isa::kAvx512, DType::kQ8RowA8, 1, avx512::matmul_q8_row_a8, prepared_bytes_int8, prepare_int8},
+      {Isa::kAvx512, DType::kQ8RowA8, 1, avx512::matmul_q8_row_a8, prepared_bytes_int8, prepare_int8},        \
+      {Isa::kAvx512Bf16, DType::kQ4Group, 1, avx512bf16::matmul_q4_group_dp, prepared_bytes_q4_bf16, prepare_q4_bf16},
 
 }  // namespace qmeter::engine::kernels

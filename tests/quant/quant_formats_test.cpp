@@ -142,3 +142,42 @@ TEST(QuantKernels, SimdMatchesScalarReferenceAndExactDot) {
       }
     }
 }
+
+TEST(QuantKernels, Q4Bf16DotProductMatchesExactDotOfBf16Activations) {
+  // Isa::kAvx512Bf16 runs kQ4Group through VDPBF16PS on bf16-rounded activations: against the
+  // exact product of the same rounded activations it may only differ by f32 accumulation error
+  // (of the terms s * (128 + q) * x and s * (128 + zero) * x it sums).
+  if (!engine::isa_supported(Isa::kAvx512Bf16)) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  engine::ThreadPool pool(2);
+  for (int cols : {64, 172, 200, 2048})
+    for (int gs : {32, 64, 96, 128})
+      for (int bits : {4, 3}) {
+        if (gs > cols + 31) continue;
+        const int rows = 40;
+        const std::vector<float> w = weights(rows, cols, bits == 3, 100 + cols + gs);
+        const GroupQuantized gq = quantize_rtn_groups(w.data(), rows, cols, bits, gs, false);
+        const std::vector<std::byte> blob = gq.pack();
+        const engine::Matrix m = engine::packed_matrix(DType::kQ4Group, rows, cols, blob.data());
+        const std::vector<float> dq = unpack(m);
+        for (int batch : {1, 3, 8, 11}) {
+          std::mt19937 rng(batch + cols);
+          std::normal_distribution<float> n(0.0f, 1.0f);
+          std::vector<float> x(static_cast<std::size_t>(batch) * cols);
+          for (float& v : x) v = n(rng);
+          std::vector<float> y(static_cast<std::size_t>(batch) * rows);
+          engine::matmul_isa(Isa::kAvx512Bf16, m, x.data(), batch, y.data(), &pool);
+          for (int b = 0; b < batch; ++b)
+            for (int r = 0; r < rows; ++r) {
+              double exact = 0.0, mag = 0.0;
+              for (int c = 0; c < cols; ++c) {
+                const double xr = engine::bf16_to_f32(engine::f32_to_bf16(x[b * cols + c]));
+                const std::size_t g = static_cast<std::size_t>(r) * gq.n_groups + c / gs;
+                exact += static_cast<double>(dq[r * cols + c]) * xr;
+                mag += static_cast<double>(gq.scales[g]) * (256 + gq.codes[r * cols + c] + gq.zeros[g]) * std::fabs(xr);
+              }
+              ASSERT_NEAR(y[b * rows + r], exact, mag * cols * 1.2e-7 + 1e-12)
+                  << "cols " << cols << " gs " << gs << " bits " << bits << " batch " << batch << " row " << r;
+            }
+        }
+      }
+}
