@@ -44,7 +44,9 @@ bool isa_supported(Isa isa);
 // depend on the other rows of x, except: with isa kAvx512Bf16, BF16 weights and batch > 1 the
 // activations are rounded to bf16 once per call (relative error <= 2^-9 per activation, so
 // |dy| <= 2^-9 * sum|w*x| + f32 accumulation error) to use the AVX512_BF16 dot-product
-// instruction. QMETER_ISA=avx512 selects the exact path on such a CPU.
+// instruction; the same holds for kQ4Group weights at any batch (kernels_quant_q4_bf16.cpp), and
+// the w8a8 formats (kFp8RowA8, kQ8RowA8) quantize each activation row by design (packed_formats.h).
+// QMETER_ISA=avx512 selects the exact path on such a CPU.
 // matmul_isa throws qmeter::Error when the CPU lacks `isa` or the arguments are invalid.
 void matmul(const Matrix& w, const float* x, int batch, float* y, ThreadPool* pool);
 void matmul_isa(Isa isa, const Matrix& w, const float* x, int batch, float* y, ThreadPool* pool);
