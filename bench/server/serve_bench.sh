@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Issue 4's benchmark: `qmeter bench serve` against `qmeter serve` on a synthetic LLaMA-1B shape
-# (BF16). Prints output tokens/s at request rates from low to saturation, and the batched-decode
-# speedup: output tokens/s with 16 concurrent streams over 1 stream (closed loop).
-#   bench/server/serve_bench.sh [build/src/cli/qmeter] [model spec] [threads]
+# (BF16). Prints the batched-decode speedup (output tokens/s with 16 concurrent streams over 1
+# stream, closed loop), then output tokens/s at Poisson request rates from low to past saturation
+# (as fractions of the request rate the 16-stream run sustained, so the sweep fits the machine).
+# The 16-stream run sends 16 prompts at once, so after one batched prefill every step decodes 16
+# sequences; the TPOT ratio (16 x TPOT at 1 stream / TPOT at 16) isolates the decode step itself.
+#   bench/server/serve_bench.sh [build/src/cli/qmeter] [model spec] [threads] [prompts per rate] [output len]
 set -euo pipefail
 QMETER="${1:-build/src/cli/qmeter}"
 MODEL="${2:-synthetic:llama-1b:bf16}"
 THREADS="${3:-2}"
+PROMPTS="${4:-12}"
+OUTPUT_LEN="${5:-64}"
 OUT="$(mktemp -d)"
 PORT=$((20000 + RANDOM % 20000))
 "$QMETER" serve --model "$MODEL" --port "$PORT" --threads "$THREADS" --max-num-seqs 64 --max-model-len 1024 \
@@ -15,20 +20,33 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do
   curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
+  kill -0 $SERVER 2>/dev/null || { cat "$OUT/serve.log"; exit 1; }
   sleep 0.5
 done
+key() {  # file, key -> value
+  grep -o "\"$2\": *[0-9.eE+-]*" "$1" | head -1 | sed 's/.*: *//'
+}
 bench() {  # name, extra flags...
   local name="$1"; shift
   "$QMETER" bench serve --base-url "http://127.0.0.1:$PORT" --model "$MODEL" --dataset random \
-    --input-len 32 --output-len 32 --seed 1 --output-json "$OUT/$name.json" "$@" > "$OUT/$name.txt" 2>&1
-  python3 -c "import json;d=json.load(open('$OUT/$name.json'));print(f\"{'$name':>14}: {d['output_throughput']:8.2f} out tok/s  {d['request_throughput']:6.3f} req/s  p50 TPOT {d['median_tpot_ms']:8.1f} ms  completed {d['completed']}\")" 2>/dev/null \
-    || grep -E "Output token throughput|Successful" "$OUT/$name.txt"
-  jq -r .output_throughput "$OUT/$name.json" 2>/dev/null > "$OUT/$name.tput" || true
+    --input-len 32 --output-len "$OUTPUT_LEN" --seed 1 --output-json "$OUT/$name.json" "$@" > "$OUT/$name.txt" 2>&1 \
+    || { cat "$OUT/$name.txt"; return 1; }
+  printf "%16s: %8.2f out tok/s  %6.3f req/s  p50 TTFT %8.1f ms  p50 TPOT %8.1f ms  completed %s\n" "$name" \
+    "$(key "$OUT/$name.json" output_throughput)" "$(key "$OUT/$name.json" request_throughput)" \
+    "$(key "$OUT/$name.json" median_ttft_ms)" "$(key "$OUT/$name.json" median_tpot_ms)" \
+    "$(key "$OUT/$name.json" completed)"
 }
-echo "model $MODEL, $THREADS threads ($(nproc) cores)"
-bench concurrency-1 --num-prompts 4 --max-concurrency 1 --request-rate inf
-bench concurrency-16 --num-prompts 32 --max-concurrency 16 --request-rate inf
-for rate in 0.05 0.2 0.5 1 2; do bench "rate-$rate" --num-prompts 16 --request-rate "$rate"; done
-one=$(grep -o '"output_throughput": *[0-9.e+-]*' "$OUT/concurrency-1.json" | head -1 | sed 's/.*: *//')
-sixteen=$(grep -o '"output_throughput": *[0-9.e+-]*' "$OUT/concurrency-16.json" | head -1 | sed 's/.*: *//')
-awk -v a="$one" -v b="$sixteen" 'BEGIN { printf "batched-decode speedup, 16 streams over 1: %.2fx (target >= 6x)\n", b / a }'
+echo "model $MODEL, $THREADS engine threads, $(nproc) cores, 32 prompt / $OUTPUT_LEN output tokens"
+head -1 "$OUT/serve.log"
+bench concurrency-1 --num-prompts 2 --max-concurrency 1 --request-rate inf
+bench concurrency-16 --num-prompts 16 --max-concurrency 16 --request-rate inf
+one=$(key "$OUT/concurrency-1.json" output_throughput)
+sixteen=$(key "$OUT/concurrency-16.json" output_throughput)
+awk -v a="$one" -v b="$sixteen" 'BEGIN { printf "batched-decode speedup, 16 streams over 1: %.2fx output tokens/s (target >= 6x)\n", b / a }'
+awk -v a="$(key "$OUT/concurrency-1.json" median_tpot_ms)" -v b="$(key "$OUT/concurrency-16.json" median_tpot_ms)" \
+  'BEGIN { printf "decode step alone (16 x TPOT at 1 / TPOT at 16): %.2fx\n", 16 * a / b }'
+saturated=$(key "$OUT/concurrency-16.json" request_throughput)
+for f in 0.25 0.5 0.75 1.0 1.5; do
+  rate=$(awk -v s="$saturated" -v f="$f" 'BEGIN { printf "%.4g", s * f }')
+  bench "rate-$rate" --num-prompts "$PROMPTS" --request-rate "$rate"
+done

@@ -44,7 +44,11 @@ void add_serve_verb(CLI::App& app) {
   sub->add_option("--max-num-seqs", o->scheduler.max_num_seqs, "most sequences in one batch")->check(CLI::Range(1, 100000));
   sub->add_option("--max-num-batched-tokens", o->scheduler.max_num_batched_tokens, "most tokens in one step")
       ->check(CLI::Range(1, 10000000));
-  sub->add_option("--kv-cache-memory", *kv_mb, "KV-cache pool size in MiB")->check(CLI::PositiveNumber);
+  auto* kv_memory = sub->add_option("--kv-cache-memory", *kv_mb, "KV-cache pool size in MiB")->check(CLI::PositiveNumber);
+  sub->add_option("--kv-cache-fraction", o->kv_cache_memory_fraction,
+                  "KV-cache pool as a fraction of the memory available after loading (instead of --kv-cache-memory)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->excludes(kv_memory);
   sub->add_option("--max-queue", o->scheduler.max_queue, "waiting requests beyond this get HTTP 429")->check(CLI::Range(1, 10000000));
   sub->add_option("--max-model-len", o->max_model_len, "cap the context length");
   sub->add_option("--api-key", o->api_key, "require this bearer token");

@@ -13,7 +13,7 @@ RunInstruments::RunInstruments(const spec::RunConfig& run, backend::Backend& bac
     energy_ = std::make_unique<EnergyObserver>(EnergyOptions{run.energy.source, run.energy.interval_ms, run.energy.idle_s});
     energy_->prepare();
   }
-  server_metrics_ = std::make_unique<ServerMetricsObserver>(ServerMetricsOptions{backend.base_url() + "/metrics"});
+  server_metrics_ = std::make_unique<ServerMetricsObserver>(backend.base_url() + "/metrics");
 }
 
 std::vector<loadgen::RunObserver*> RunInstruments::observers() {

@@ -49,6 +49,13 @@ ServerMetricsObserver::ServerMetricsObserver(ServerMetricsOptions options) : imp
   if (impl_->options.names.empty()) impl_->options.names = server_metric_names();
 }
 
+ServerMetricsObserver::ServerMetricsObserver(std::string metrics_url)
+    : ServerMetricsObserver([&] {
+        ServerMetricsOptions o;
+        o.metrics_url = std::move(metrics_url);
+        return o;
+      }()) {}
+
 ServerMetricsObserver::~ServerMetricsObserver() {
   if (impl_->scraper) impl_->scraper->stop();
 }

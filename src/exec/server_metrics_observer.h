@@ -26,6 +26,8 @@ std::vector<std::string> server_metric_names();
 class ServerMetricsObserver : public loadgen::RunObserver {
  public:
   explicit ServerMetricsObserver(ServerMetricsOptions options);
+  // Scrapes this URL with the default interval and metric names.
+  explicit ServerMetricsObserver(std::string metrics_url);
   ~ServerMetricsObserver() override;
 
   void on_run_start(const loadgen::RunInfo& info, Nanos start_ns) override;

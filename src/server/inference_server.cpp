@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <fstream>
+
 #include "openai_api.h"
 #include "qmeter/backend/backend.h"
 #include "qmeter/core/error.h"
@@ -35,6 +37,18 @@ static std::shared_ptr<engine::Model> load_served_model(const std::string& model
   return quant::load_quantized(model_spec, method, options, calib);
 }
 
+// MemAvailable of /proc/meminfo in bytes (the kernel's estimate of what can be allocated without
+// swapping), -1 when absent.
+static double available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  double kib = 0;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024.0;
+  }
+  return -1;
+}
+
 static std::shared_ptr<const engine::Model> load(const ServeOptions& o) {
   if (!o.quantization.empty()) {
     if (!o.dtype.empty()) {
@@ -64,6 +78,12 @@ InferenceServer::InferenceServer(ServeOptions options, std::shared_ptr<const eng
   if (o.served_model_name.empty()) {
     o.served_model_name = o.model.substr(o.model.find_last_of('/') + 1);
     if (o.served_model_name.empty()) o.served_model_name = o.model;
+  }
+  if (o.kv_cache_memory_fraction > 0) {
+    if (o.kv_cache_memory_fraction > 1) throw UsageError("--kv-cache-fraction must be in (0, 1]");
+    const double available = available_memory_bytes();
+    if (available <= 0) throw Error("--kv-cache-fraction: /proc/meminfo has no MemAvailable; give --kv-cache-memory");
+    o.scheduler.kv_cache_bytes = static_cast<std::size_t>(o.kv_cache_memory_fraction * available);
   }
   impl_->scheduler = std::make_unique<Scheduler>(*impl_->model, o.scheduler);
   auto& c = impl_->ctx;

@@ -27,6 +27,9 @@ struct ServeOptions {
   std::string api_key;            // non-empty: requests need "Authorization: Bearer KEY"
   std::string served_model_name;  // "" = the model spec's last path component
   int max_model_len = 0;          // caps the context (0 = the model's)
+  // > 0: the KV pool is this fraction of the memory available once the model is loaded
+  // (/proc/meminfo MemAvailable), instead of scheduler.kv_cache_bytes.
+  double kv_cache_memory_fraction = 0;
   SchedulerOptions scheduler;
 };
 
