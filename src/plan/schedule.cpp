@@ -209,7 +209,7 @@ SchedulePlan plan_schedule(const analysis::StudyView& study, const LoadTrace& tr
 
 namespace {
 
-double kwh(double joules) { return joules / 3.6e6; }
+double wh(double joules) { return joules / 3600; }
 
 }  // namespace
 
@@ -220,7 +220,7 @@ std::string schedule_table(const SchedulePlan& p) {
       "switch cost {:.4g} s of a started instance's power\n\n",
       p.study, p.slo, p.attainment * 100, p.trace, p.slots.size() - p.unserved_slots.size(), p.states,
       p.max_instances, p.switch_cost_s);
-  TextTable t({"slot", "req/s", "configuration", "instances", "energy kWh", "switch kWh"});
+  TextTable t({"slot", "req/s", "configuration", "instances", "energy Wh", "switch Wh"});
   for (const auto& s : p.slots) {
     if (!s.served) {
       t.add({std::to_string(s.slot), fmt::format("{:.3f}", s.rate), "UNSERVED (no configuration can serve it)", "-",
@@ -228,22 +228,22 @@ std::string schedule_table(const SchedulePlan& p) {
       continue;
     }
     t.add({std::to_string(s.slot), fmt::format("{:.3f}", s.rate), p.configs[s.config].label,
-           std::to_string(s.instances), fmt::format("{:.4g}", kwh(s.energy_j)),
-           s.switch_j > 0 ? fmt::format("{:.4g}", kwh(s.switch_j)) : "-"});
+           std::to_string(s.instances), fmt::format("{:.4g}", wh(s.energy_j)),
+           s.switch_j > 0 ? fmt::format("{:.4g}", wh(s.switch_j)) : "-"});
   }
   out += t.render();
-  out += fmt::format("\nscheduled total: {:.6g} kWh ({} changes of configuration or instance count)\n", kwh(p.total_energy_j), p.switches);
+  out += fmt::format("\nscheduled total: {:.6g} Wh ({} changes of configuration or instance count)\n", wh(p.total_energy_j), p.switches);
   if (p.best_static.feasible) {
-    out += fmt::format("best static (one configuration, {} instances all the time): {}: {:.6g} kWh; saving {:.2f}%\n",
-                       p.best_static.instances, p.configs[p.best_static.config].label, kwh(p.best_static.energy_j),
+    out += fmt::format("best static (one configuration, {} instances all the time): {}: {:.6g} Wh; saving {:.2f}%\n",
+                       p.best_static.instances, p.configs[p.best_static.config].label, wh(p.best_static.energy_j),
                        p.saving_vs_static * 100);
   } else {
     out += "best static: no single configuration and instance count serves every slot\n";
   }
   if (p.best_single_config_autoscaled.feasible) {
-    out += fmt::format("best single configuration, autoscaled: {}: {:.6g} kWh; saving {:.2f}%\n",
+    out += fmt::format("best single configuration, autoscaled: {}: {:.6g} Wh; saving {:.2f}%\n",
                        p.configs[p.best_single_config_autoscaled.config].label,
-                       kwh(p.best_single_config_autoscaled.energy_j), p.saving_vs_autoscaled * 100);
+                       wh(p.best_single_config_autoscaled.energy_j), p.saving_vs_autoscaled * 100);
   }
   if (!p.unserved_slots.empty()) {
     std::string list;
