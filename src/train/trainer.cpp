@@ -59,11 +59,12 @@ void make_batch(const std::vector<std::int32_t>& tokens, std::uint64_t seed, int
   }
 }
 
-// Held-out protocol (train.h): chunks of seq_len tokens, each scored after a BOS.
+// Held-out protocol (train.h): chunks of max_seq_len - 2 tokens, each scored after a BOS.
 std::pair<double, std::int64_t> heldout_nll(Transformer<float>& model, const std::vector<std::int32_t>& tokens,
                                             int batch) {
   const int n = model.config().max_seq_len;
-  const std::size_t chunks = (tokens.size() + n - 1) / n;
+  const int chunk = heldout_chunk_tokens(n);
+  const std::size_t chunks = (tokens.size() + chunk - 1) / chunk;
   double total = 0;
   std::int64_t count = 0;
   std::vector<std::int32_t> inputs, targets;
@@ -72,8 +73,8 @@ std::pair<double, std::int64_t> heldout_nll(Transformer<float>& model, const std
     inputs.assign(static_cast<std::size_t>(rows) * n, 0);
     targets.assign(inputs.size(), -1);
     for (int b = 0; b < rows; ++b) {
-      const std::size_t begin = (c0 + b) * n;
-      const std::size_t len = std::min<std::size_t>(n, tokens.size() - begin);
+      const std::size_t begin = (c0 + b) * chunk;
+      const std::size_t len = std::min<std::size_t>(chunk, tokens.size() - begin);
       inputs[static_cast<std::size_t>(b) * n] = kBos;
       for (std::size_t t = 0; t < len; ++t) {
         targets[static_cast<std::size_t>(b) * n + t] = tokens[begin + t];
@@ -154,7 +155,7 @@ std::string cache_folder(const std::string& cache_dir, const std::vector<std::st
   const TrainPreset p = find_preset(preset);
   const int total = steps > 0 ? steps : p.steps;
   std::uint64_t h = corpus_fingerprint(corpus_paths);
-  const std::string key = identity_json(p, p.model, seed, total, h) + "|format=1";
+  const std::string key = identity_json(p, p.model, seed, total, h) + "|format=2";  // 2: held-out chunks of max_seq_len - 2
   h = fnv1a64(key.data(), key.size(), h);
   return (fs::path(cache_dir) / fmt::format("{}-{:016x}", preset, h)).string();
 }

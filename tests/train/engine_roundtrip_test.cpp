@@ -12,6 +12,8 @@
 #include "qmeter/engine/forward.h"
 #include "qmeter/engine/kv_cache.h"
 #include "qmeter/engine/model.h"
+#include "qmeter/quality/eval.h"
+#include "qmeter/server/inference_server.h"
 #include "qmeter/train/model.h"
 #include "qmeter/train/train.h"
 #include "test_support.h"
@@ -73,8 +75,9 @@ TEST_F(EngineRoundTrip, EngineLogitsAndHeldOutPerplexityMatchTheTrainer) {
   double nll = 0;
   std::int64_t count = 0;
   double max_logit_diff = 0;
-  for (std::size_t begin = 0; begin < ids.size(); begin += n) {
-    const int len = static_cast<int>(std::min<std::size_t>(n, ids.size() - begin));
+  const std::size_t chunk = static_cast<std::size_t>(heldout_chunk_tokens(n));
+  for (std::size_t begin = 0; begin < ids.size(); begin += chunk) {
+    const int len = static_cast<int>(std::min<std::size_t>(chunk, ids.size() - begin));
     std::vector<int> input(len);
     input[0] = m->tokenizer->bos_id();
     for (int t = 1; t < len; ++t) input[t] = ids[begin + t - 1];
@@ -104,6 +107,31 @@ TEST_F(EngineRoundTrip, EngineLogitsAndHeldOutPerplexityMatchTheTrainer) {
               summary.at("heldout_mean_nll").get<double>(), max_logit_diff, static_cast<long long>(count));
   EXPECT_LT(max_logit_diff, 1e-4);
   EXPECT_NEAR(nll / count, summary.at("heldout_mean_nll").get<double>(), 1e-4);
+}
+
+// Issue 9: the trained model served by `qmeter serve` and scored by `qmeter eval`'s window mode
+// gives the trainer's own held-out figure.
+TEST_F(EngineRoundTrip, EvalThroughServeEqualsTheTrainersHeldOutFigure) {
+  ASSERT_TRUE(result_->completed);
+  const std::string dir = result_->out_dir;
+  auto model = std::shared_ptr<engine::Model>(engine::load_model(dir).release());
+  server::ServeOptions so;
+  so.model = dir;
+  so.port = 0;
+  so.served_model_name = "tiny";
+  server::InferenceServer server(so, model);
+  server.start();
+  auto scorer = quality::make_server_scorer({server.base_url(), "tiny", "", 120});
+  quality::EvalOptions eo;
+  eo.ppl_mode = "window";
+  eo.concurrency = 2;
+  eo.bootstrap_resamples = 50;
+  const auto r = quality::run_task(quality::parse_task_spec("perplexity:" + dir + "/heldout.txt"), *scorer, eo);
+  const auto summary = nlohmann::json::parse(qmeter::read_file(dir + "/training.json"));
+  EXPECT_EQ(r.find("tokens")->value, summary.at("heldout_tokens").get<double>());
+  EXPECT_NEAR(r.find("mean_nll")->value, summary.at("heldout_mean_nll").get<double>(), 1e-4);
+  EXPECT_NEAR(r.find("perplexity")->value, summary.at("heldout_perplexity").get<double>(),
+              1e-4 * summary.at("heldout_perplexity").get<double>());
 }
 
 }  // namespace

@@ -181,14 +181,15 @@ TEST_F(TrainerTest, ExportedModelReproducesHeldOutFigure) {
   std::vector<int> ids;
   ASSERT_TRUE(sp.Encode(file_bytes(m + "/heldout.txt"), &ids).ok());
   const int n = c.max_seq_len;
+  const std::size_t chunk = static_cast<std::size_t>(n) - 2;  // BOS + chunk + one generated token = n
   double nll = 0;
   std::int64_t count = 0;
-  for (std::size_t begin = 0; begin < ids.size(); begin += n) {
+  for (std::size_t begin = 0; begin < ids.size(); begin += chunk) {
     std::vector<std::int32_t> in(n, 0), tg(n, -1);
     in[0] = sp.bos_id();
-    for (std::size_t t = 0; t < static_cast<std::size_t>(n) && begin + t < ids.size(); ++t) {
+    for (std::size_t t = 0; t < chunk && begin + t < ids.size(); ++t) {
       tg[t] = ids[begin + t];
-      if (t + 1 < static_cast<std::size_t>(n)) in[t + 1] = ids[begin + t];
+      in[t + 1] = ids[begin + t];
     }
     std::int64_t k = 0;
     nll += model.forward(in.data(), tg.data(), 1, n, &k);

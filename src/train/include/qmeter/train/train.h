@@ -9,9 +9,12 @@
 //   loss.csv        step, lr, train loss, gradient norm, tokens seen, seconds
 //   heldout.txt     the held-out text the figures in training.json were computed on
 //   checkpoint.bin  weights + AdamW state + step, for --resume
-// Held-out protocol: the held-out text is tokenized (no BOS), cut into chunks of max_seq_len
-// tokens, and each chunk is scored as [BOS, chunk[0..n-2]] -> chunk[0..n-1]: every held-out token
-// is predicted once, from BOS plus the preceding tokens of its chunk.
+// Held-out protocol: the held-out text is tokenized (no BOS), cut into chunks of max_seq_len - 2
+// tokens, and each chunk is scored as [BOS, chunk[0..m-2]] -> chunk[0..m-1]: every held-out token
+// is predicted once, from BOS plus the preceding tokens of its chunk. BOS + chunk is one token
+// shorter than the context because an OpenAI echo request also generates one token: these are
+// exactly the windows `qmeter eval --ppl-mode window` scores through any server, so the figure in
+// training.json can be reproduced through `qmeter serve`.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -73,6 +76,9 @@ struct TrainResult {
 };
 
 TrainResult train_model(const TrainOptions& options);
+
+// Held-out tokens per scored chunk for a context of `max_seq_len` (see the protocol above).
+constexpr int heldout_chunk_tokens(int max_seq_len) { return max_seq_len - 2; }
 
 // The folder under `cache_dir` that `train_model` output for these inputs lives in: named by the
 // preset and a hash of the corpus bytes, preset, seed and step count.
