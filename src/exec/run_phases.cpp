@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "qmeter/backend/backend.h"
@@ -55,6 +56,10 @@ PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, c
     a.request_rate = std::isinf(p.value) ? -1 : p.value;
   }
   const auto schedule = workload::build_schedule(d, a);
+  if (o.progress) {
+    fmt::print(stderr, "    phase: load point {} ({} {} {:g}, {} requests)\n", index + 1, w.name, kind, p.value,
+               w.num_prompts + w.warmup);
+  }
 
   loadgen::LoadgenOptions lo;
   lo.client.base_url = be.base_url();
@@ -156,6 +161,7 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
   try {
     RunInstruments instruments(run, *be);
     db.write_run_samples(run.id, instruments.idle_samples());
+    if (o.progress && !run.quality.empty()) fmt::print(stderr, "    phase: quality ({} task(s))\n", run.quality.size());
     run_quality_phase(run, *be, db, o);
     if (!be->alive()) return died("during the quality phase");
     int index = 0;
@@ -202,8 +208,11 @@ std::string summary_table(const store::Store& db, const std::string& study) {
                                 "point", "req/s", "out tok/s", "p99 TTFT", "p99 TPOT", "goodput", "J/token", "quality");
   for (const auto& r : db.runs(study)) {
     std::string quality;
+    // Headline metrics only; every metric is in the store and the report.
+    static const std::set<std::string> kHeadline = {"perplexity", "acc", "acc_norm", "exact_match_flexible", "kl_mean",
+                                                    "top1_agreement"};
     for (const auto& q : db.quality_results(r.id)) {
-      quality += fmt::format("{}{}={:.4g}", quality.empty() ? "" : " ", q.metric, q.value);
+      if (kHeadline.count(q.metric)) quality += fmt::format("{}{}={:.4g}", quality.empty() ? "" : " ", q.metric, q.value);
     }
     if (r.status == store::RunStatus::kFailed) {
       out += fmt::format("{:<16} {:<24} FAILED: {}\n", r.model, r.method, r.error.substr(0, 80));
