@@ -12,7 +12,7 @@ MODEL="${2:-synthetic:llama-1b:bf16}"
 THREADS="${3:-2}"
 PROMPTS="${4:-12}"
 OUTPUT_LEN="${5:-64}"
-OUT="$(mktemp -d)"
+OUT="$(mktemp -d)"  # kept: every run's JSON and summary
 PORT=$((20000 + RANDOM % 20000))
 "$QMETER" serve --model "$MODEL" --port "$PORT" --threads "$THREADS" --max-num-seqs 64 --max-model-len 1024 \
   --kv-cache-memory 2048 > "$OUT/serve.log" 2>&1 &
@@ -29,7 +29,7 @@ key() {  # file, key -> value
 bench() {  # name, extra flags...
   local name="$1"; shift
   "$QMETER" bench serve --base-url "http://127.0.0.1:$PORT" --model "$MODEL" --dataset random \
-    --input-len 32 --output-len "$OUTPUT_LEN" --seed 1 --output-json "$OUT/$name.json" "$@" > "$OUT/$name.txt" 2>&1 \
+    --input-len 32 --output-len "$OUTPUT_LEN" --seed 1 --timeout 3600 --output-json "$OUT/$name.json" "$@" > "$OUT/$name.txt" 2>&1 \
     || { cat "$OUT/$name.txt"; return 1; }
   printf "%16s: %8.2f out tok/s  %6.3f req/s  p50 TTFT %8.1f ms  p50 TPOT %8.1f ms  completed %s\n" "$name" \
     "$(key "$OUT/$name.json" output_throughput)" "$(key "$OUT/$name.json" request_throughput)" \
@@ -46,6 +46,10 @@ awk -v a="$one" -v b="$sixteen" 'BEGIN { printf "batched-decode speedup, 16 stre
 awk -v a="$(key "$OUT/concurrency-1.json" median_tpot_ms)" -v b="$(key "$OUT/concurrency-16.json" median_tpot_ms)" \
   'BEGIN { printf "decode step alone (16 x TPOT at 1 / TPOT at 16): %.2fx\n", 16 * a / b }'
 saturated=$(key "$OUT/concurrency-16.json" request_throughput)
+if awk -v s="$saturated" 'BEGIN { exit !(s <= 0) }'; then
+  echo "the 16-stream run completed nothing: no rate sweep (see $OUT/concurrency-16.txt)"
+  exit 1
+fi
 for f in 0.25 0.5 0.75 1.0 1.5; do
   rate=$(awk -v s="$saturated" -v f="$f" 'BEGIN { printf "%.4g", s * f }')
   bench "rate-$rate" --num-prompts "$PROMPTS" --request-rate "$rate"

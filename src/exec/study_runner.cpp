@@ -49,25 +49,34 @@ void write_study_report(const store::Store& db, const std::string& study, const 
   }
 }
 
+// Seconds one run should take (startup, load points, quality), and its number of load points.
+double estimate_run_s(const spec::RunConfig& r, int* points_out = nullptr) {
+  double run_s = 5;  // startup
+  int points = 0;
+  for (const auto& w : r.workloads) {
+    for (const auto& p : w.points) {
+      run_s += estimate_point_s(w, p);
+      ++points;
+    }
+    if (w.search_enabled) {
+      points += w.search.iterations;
+      run_s += w.search.iterations * estimate_point_s(w, {"rate", std::sqrt(w.search.lo * w.search.hi)});
+    }
+  }
+  run_s += 20.0 * static_cast<double>(r.quality.size());
+  if (r.energy.source != "none") run_s += r.energy.idle_s;
+  if (points_out) *points_out = points;
+  return run_s;
+}
+
 }  // namespace
 
 std::string describe_plan(const spec::StudySpec& spec, const std::vector<spec::RunConfig>& runs) {
   std::string out = fmt::format("study '{}': {} run(s)\n", spec.name, runs.size());
   double total_s = 0;
   for (const auto& r : runs) {
-    double run_s = 5;  // startup
     int points = 0;
-    for (const auto& w : r.workloads) {
-      for (const auto& p : w.points) {
-        run_s += estimate_point_s(w, p);
-        ++points;
-      }
-      if (w.search_enabled) {
-        points += w.search.iterations;
-        run_s += w.search.iterations * estimate_point_s(w, {"rate", std::sqrt(w.search.lo * w.search.hi)});
-      }
-    }
-    run_s += 20.0 * static_cast<double>(r.quality.size());
+    const double run_s = estimate_run_s(r, &points);
     total_s += run_s;
     out += fmt::format("  {}  model={} method={} tp={} hw={} repeat={}  points={} quality={}  ~{:.0f} s\n", r.id,
                        r.model.name, r.method.label(), r.tp, r.hardware.label(), r.repeat, points, r.quality.size(), run_s);
@@ -104,7 +113,15 @@ StudySummary run_study(const StudyOptions& o) {
     }
     const double elapsed = ns_to_s(steady_now_ns() - study_start);
     const int measured = done - 1 - summary.skipped;
-    const std::string eta = measured > 0 ? fmt::format(", ETA {:.0f} s", elapsed / measured * (runs.size() - done + 1)) : "";
+    // ETA: the pace of the runs measured so far; before the first, the plan's estimate.
+    std::string eta;
+    if (measured > 0) {
+      eta = fmt::format(", ETA {:.0f} s", elapsed / measured * static_cast<double>(runs.size() - done + 1));
+    } else {
+      double left_s = 0;
+      for (std::size_t i = static_cast<std::size_t>(done - 1); i < runs.size(); ++i) left_s += estimate_run_s(runs[i]);
+      eta = fmt::format(", ETA ~{:.0f} s (estimate)", left_s);
+    }
     progress(o, fmt::format("[{}/{}] {} model={} method={} tp={}{}", done, runs.size(), run.id, run.model.name,
                             run.method.label(), run.tp, eta));
 

@@ -187,8 +187,11 @@ TEST(RunOutputs, TheReportIsWrittenBesideTheDatabaseAndDryRunRunsNothing) {
   const std::string html = read_file(dir + "/r.html");
   EXPECT_NE(html.find("<html"), std::string::npos);
   EXPECT_NE(html.find("reported"), std::string::npos) << "the page names its study";
-  // Progress on stderr: runs done / total.
+  // Progress on stderr: runs done / total with an ETA (the plan's estimate before any run ended),
+  // and the current phase.
   EXPECT_NE(log.find("[1/1]"), std::string::npos) << log;
+  EXPECT_NE(log.find("ETA ~"), std::string::npos) << log;
+  EXPECT_NE(log.find("phase: load point 1 (w rate 50, 20 requests)"), std::string::npos) << log;
   // The summary table on stdout: one line per load point.
   EXPECT_NE(log.find("rate=50"), std::string::npos) << log;
   // --report-dir puts it elsewhere.
