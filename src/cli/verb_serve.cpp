@@ -26,9 +26,16 @@ void add_serve_verb(CLI::App& app) {
                   "quantize at load time with this registry method (fp32, bf16, fp16, w8a16, w4a16-rtn, w3a16-rtn, gptq, awq)");
   // Method options, passed to the quantization registry as given (it validates them and names the flag).
   auto quant_opts = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
-  for (const char* key : {"bits", "group-size", "sym", "act-order", "damp", "calib-samples", "calib-seq-len", "calib"}) {
-    const std::string help = std::string(key) == "calib" ? "calibration text file (gptq, awq; default: the built-in one)"
-                                                          : "quantization option (see the method table)";
+  const std::pair<const char*, const char*> quant_flags[] = {
+      {"bits", "weight bits (w4a16-rtn: 4, gptq: 4 or 3, ...)"},
+      {"group-size", "columns per quantization group, a multiple of 32 (default 128)"},
+      {"sym", "symmetric groups, no zero point (default: asymmetric)"},
+      {"act-order", "gptq: quantize columns in order of decreasing activation"},
+      {"damp", "gptq: Hessian dampening, a fraction of its mean diagonal (default 0.01)"},
+      {"calib-samples", "calibration sequences (gptq, awq; default 128)"},
+      {"calib-seq-len", "tokens per calibration sequence (default 512)"},
+      {"calib", "calibration text file (gptq, awq; default: the built-in one)"}};
+  for (const auto& [key, help] : quant_flags) {
     auto* opt = sub->add_option_function<std::string>(std::string("--") + key,
                                                       [quant_opts, k = std::string(key)](const std::string& v) {
                                                         quant_opts->emplace_back(k, v);
