@@ -5,7 +5,8 @@
 # (as fractions of the request rate the 16-stream run sustained, so the sweep fits the machine).
 # The 16-stream run sends 16 prompts at once, so after one batched prefill every step decodes 16
 # sequences; the TPOT ratio (16 x TPOT at 1 stream / TPOT at 16) isolates the decode step itself.
-#   bench/server/serve_bench.sh [build/src/cli/qmeter] [model spec] [threads] [prompts per rate] [output len]
+#   [RATE_FRACTIONS="0.25 0.5 1"] bench/server/serve_bench.sh [build/src/cli/qmeter] [model spec] [threads]
+#       [prompts per rate] [output len]
 set -euo pipefail
 QMETER="${1:-build/src/cli/qmeter}"
 MODEL="${2:-synthetic:llama-1b:bf16}"
@@ -50,7 +51,7 @@ if awk -v s="$saturated" 'BEGIN { exit !(s <= 0) }'; then
   echo "the 16-stream run completed nothing: no rate sweep (see $OUT/concurrency-16.txt)"
   exit 1
 fi
-for f in 0.25 0.5 0.75 1.0 1.5; do
+for f in ${RATE_FRACTIONS:-0.25 0.5 0.75 1.0 1.5}; do
   rate=$(awk -v s="$saturated" -v f="$f" 'BEGIN { printf "%.4g", s * f }')
   bench "rate-$rate" --num-prompts "$PROMPTS" --request-rate "$rate"
 done
