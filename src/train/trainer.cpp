@@ -310,7 +310,8 @@ TrainResult train_model(const TrainOptions& o) {
       {"unigram_entropy", result.heldout.unigram_entropy},
       {"unigram_perplexity", std::exp(result.heldout.unigram_entropy)},
       {"heldout_protocol", "heldout.txt tokenized line by line without BOS, concatenated, cut into chunks of "
-                           "max_position_embeddings tokens; each chunk scored as [BOS, chunk[:-1]] -> chunk"},
+                           "max_position_embeddings - 2 tokens; each chunk scored as [BOS, chunk[:-1]] -> chunk (the "
+                           "windows of qmeter eval --ppl-mode window)"},
       {"final_train_loss", state.history.empty() ? 0.0 : state.history.back().loss},
       {"params", result.params},
       {"steps", state.step},
