@@ -9,6 +9,7 @@
 #include "qmeter/core/paths.h"
 #include "qmeter/core/process.h"
 #include "qmeter/store/store.h"
+#include "run_qmeter.h"
 #include "test_support.h"
 
 using namespace qmeter;
@@ -16,12 +17,7 @@ using namespace qmeter;
 namespace {
 
 int run_qmeter(const std::vector<std::string>& args, const std::string& log) {
-  SpawnOptions o;
-  o.argv = {qmeter::testing::qmeter_bin()};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.log_path = log;
-  auto p = ChildProcess::spawn(o);
-  return p.wait(600).value_or(-1);
+  return qmeter::testing::run_qmeter(args, log, 600);
 }
 
 }  // namespace

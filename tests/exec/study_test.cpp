@@ -12,6 +12,7 @@
 #include "qmeter/core/paths.h"
 #include "qmeter/core/process.h"
 #include "qmeter/store/store.h"
+#include "run_qmeter.h"
 #include "test_support.h"
 
 using namespace qmeter;
@@ -34,12 +35,7 @@ std::string mock_study(const std::string& name, int num_prompts, const std::stri
 }
 
 int run_cli(const std::vector<std::string>& args, const std::string& log) {
-  SpawnOptions o;
-  o.argv = {qmeter::testing::qmeter_bin()};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.log_path = log;
-  auto p = ChildProcess::spawn(o);
-  return p.wait(300).value_or(-1);
+  return qmeter::testing::run_qmeter(args, log, 300);
 }
 
 std::set<std::string> run_ids(const std::string& db_path) {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "mock_test_support.h"
+#include "run_qmeter.h"
 #include "qmeter/core/process.h"
 #include "qmeter/mockserver/response_plan.h"
 
@@ -23,13 +24,7 @@ std::string slurp(const std::string& path) {
 
 // Runs qmeter with `args`, output into `out_path`; returns the exit status (waits up to 30 s).
 int run_qmeter(const std::vector<std::string>& args, const std::string& out_path) {
-  SpawnOptions opts;
-  opts.argv = {qmeter::testing::qmeter_bin()};
-  opts.argv.insert(opts.argv.end(), args.begin(), args.end());
-  opts.log_path = out_path;
-  ChildProcess p = ChildProcess::spawn(opts);
-  auto status = p.wait(30);
-  return status ? *status : -1;
+  return qmeter::testing::run_qmeter(args, out_path, 30);
 }
 
 TEST(MockServerCli, StartsOnPortZeroServesAndStopsCleanlyOnSigterm) {

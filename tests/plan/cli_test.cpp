@@ -7,6 +7,7 @@
 #include "qmeter/core/paths.h"
 #include "qmeter/core/process.h"
 #include "study_builder.h"
+#include "run_qmeter.h"
 #include "test_support.h"
 
 using namespace qmeter;
@@ -14,12 +15,7 @@ using namespace qmeter;
 namespace {
 
 int run_cli(const std::vector<std::string>& args, const std::string& log) {
-  SpawnOptions o;
-  o.argv = {qmeter::testing::qmeter_bin()};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.log_path = log;
-  auto p = ChildProcess::spawn(o);
-  return p.wait(60).value_or(-1);
+  return qmeter::testing::run_qmeter(args, log, 60);
 }
 
 // Two configurations: fast (capacity 10 req/s, 150 W at 10) and lean (capacity 4, 60 W at 4).

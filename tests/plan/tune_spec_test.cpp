@@ -10,6 +10,7 @@
 #include "qmeter/core/process.h"
 #include "qmeter/plan/spec_candidates.h"
 #include "qmeter/store/store.h"
+#include "run_qmeter.h"
 #include "test_support.h"
 
 using namespace qmeter;
@@ -17,12 +18,7 @@ using namespace qmeter;
 namespace {
 
 int run_cli(const std::vector<std::string>& args, const std::string& log) {
-  SpawnOptions o;
-  o.argv = {qmeter::testing::qmeter_bin()};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.log_path = log;
-  auto p = ChildProcess::spawn(o);
-  return p.wait(300).value_or(-1);
+  return qmeter::testing::run_qmeter(args, log, 300);
 }
 
 // Five methods served by the mock server with different inter-token latencies. Objectives

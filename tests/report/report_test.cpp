@@ -17,6 +17,7 @@
 #include "qmeter/core/process.h"
 #include "qmeter/report/report.h"
 #include "report_fixture.h"
+#include "run_qmeter.h"
 #include "test_support.h"
 
 using namespace qmeter;
@@ -28,12 +29,7 @@ namespace {
 json read_json(const std::string& path) { return json::parse(read_file(path)); }
 
 int run_cli(const std::vector<std::string>& args, const std::string& log) {
-  SpawnOptions o;
-  o.argv = {qmeter::testing::qmeter_bin()};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.log_path = log;
-  auto p = ChildProcess::spawn(o);
-  return p.wait(120).value_or(-1);
+  return qmeter::testing::run_qmeter(args, log, 120);
 }
 
 // The text of <script type="application/json" id="ID">...</script> in a page.
