@@ -37,16 +37,6 @@ std::string str_option(const std::map<std::string, std::string>& o, const char* 
   return it == o.end() ? fallback : it->second;
 }
 
-std::shared_ptr<const engine::Model> load_in_process(const spec::RunConfig& run, const std::string& method,
-                                                     std::map<std::string, std::string> options) {
-  std::string calib;
-  if (auto it = options.find("calib"); it != options.end()) {
-    calib = it->second;
-    options.erase(it);
-  }
-  return quant::load_quantized(run.model.path, method, options, calib);
-}
-
 }  // namespace
 
 void run_quality_phase(const spec::RunConfig& run, backend::Backend& backend, store::Store& db,
@@ -82,9 +72,9 @@ void run_quality_phase(const spec::RunConfig& run, backend::Backend& backend, st
         result = quality::run_task(spec, *api, eo, base.get());
       } else if (embedded) {
         const int threads = std::max(1, int_option(o, "threads", 2, t.task));
-        if (!local_model) local_model = load_in_process(run, run.method.name, run.method.options);
+        if (!local_model) local_model = quant::load_quantized_from_options(run.model.path, run.method.name, run.method.options);
         auto mine = quality::make_engine_scorer(local_model, threads);
-        auto base = quality::make_engine_scorer(load_in_process(run, baseline, {}), threads);
+        auto base = quality::make_engine_scorer(quant::load_quantized_from_options(run.model.path, baseline, {}), threads);
         result = quality::run_task(spec, *mine, eo, base.get());
       } else {
         throw UsageError(fmt::format("quality task {}: on a {} backend the baseline must be a server URL (option baseline)",

@@ -126,6 +126,17 @@ double continuation_logprob(const std::vector<ScoredToken>& tokens, std::size_t 
   return sum;
 }
 
+void append_windows(const std::vector<int>& bos, const std::vector<int>& ids, int body, int limit, std::size_t min_size,
+                    std::vector<std::vector<int>>& windows) {
+  const auto step = static_cast<std::size_t>(body);
+  for (std::size_t s = 0; s < ids.size() && (limit <= 0 || static_cast<int>(windows.size()) < limit); s += step) {
+    std::vector<int> w = bos;
+    w.insert(w.end(), ids.begin() + static_cast<std::ptrdiff_t>(s),
+             ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), s + step)));
+    if (w.size() >= min_size) windows.push_back(std::move(w));
+  }
+}
+
 std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& text) {
   try {
     return scorer.score_text(text, 0);

@@ -34,6 +34,11 @@ std::string read_text_file(const std::string& path, const char* what);
 // (aligned at the end of the scored text, which tolerates a tokenizer's leading dummy space).
 double continuation_logprob(const std::vector<ScoredToken>& tokens, std::size_t continuation_bytes, int* counted);
 
+// Appends `bos` + each consecutive chunk of `body` tokens of `ids` to `windows` (windows shorter
+// than `min_size` skipped), stopping once `windows` holds `limit` (0: no limit).
+void append_windows(const std::vector<int>& bos, const std::vector<int>& ids, int body, int limit, std::size_t min_size,
+                    std::vector<std::vector<int>>& windows);
+
 // Scores `text`; where it is longer than the context, keeps its last context - 1 tokens (the left
 // truncation lm-evaluation-harness applies), so a long context never drops the continuation.
 std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& text);

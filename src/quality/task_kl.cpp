@@ -117,14 +117,7 @@ TaskResult run_kl(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o, Sc
   if (body < 2) throw Error(fmt::format("the context length {} is too short for kl", ctx));
   std::vector<std::vector<int>> windows;
   for (const auto& d : docs) {
-    const auto ids = scorer.tokenize(d, false);
-    for (std::size_t s = 0; s < ids.size() && (o.limit <= 0 || static_cast<int>(windows.size()) < o.limit);
-         s += static_cast<std::size_t>(body)) {
-      std::vector<int> w = bos;
-      w.insert(w.end(), ids.begin() + static_cast<std::ptrdiff_t>(s),
-               ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), s + static_cast<std::size_t>(body))));
-      if (w.size() >= 2) windows.push_back(std::move(w));
-    }
+    append_windows(bos, scorer.tokenize(d, false), body, o.limit, 2, windows);
     if (o.limit > 0 && static_cast<int>(windows.size()) >= o.limit) break;
   }
   std::vector<DocScore> scores(windows.size());

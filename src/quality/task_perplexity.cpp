@@ -72,13 +72,7 @@ TaskResult run_perplexity(const TaskSpec& spec, Scorer& scorer, const EvalOption
     const int body = ctx - static_cast<int>(bos.size());
     if (body < 2) throw UsageError(fmt::format("--window {} is too short", ctx));
     std::vector<std::vector<int>> windows;
-    for (std::size_t s = 0; s < ids.size(); s += static_cast<std::size_t>(body)) {
-      std::vector<int> w = bos;
-      w.insert(w.end(), ids.begin() + static_cast<std::ptrdiff_t>(s),
-               ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), s + static_cast<std::size_t>(body))));
-      windows.push_back(std::move(w));
-      if (o.limit > 0 && static_cast<int>(windows.size()) >= o.limit) break;
-    }
+    append_windows(bos, ids, body, o.limit, 0, windows);
     if (windows.empty()) throw UsageError(fmt::format("{}: the text has no tokens", spec.arg));
     pieces.resize(windows.size());
     for_each_item(static_cast<int>(windows.size()), std::min(o.concurrency, scorer.max_concurrency()),

@@ -304,4 +304,16 @@ std::shared_ptr<engine::Model> load_quantized(const std::string& model_spec, con
   return model;
 }
 
+std::shared_ptr<engine::Model> load_quantized_from_options(const std::string& model_spec, const std::string& method,
+                                                           std::map<std::string, std::string> options) {
+  method_info(method);  // unknown names fail before the load, listing the known ones
+  std::string calib;
+  if (auto it = options.find("calib"); it != options.end()) {
+    calib = it->second;
+    options.erase(it);
+  }
+  parse_options(method, options);  // bad options too
+  return load_quantized(model_spec, method, options, calib);
+}
+
 }  // namespace qmeter::quant

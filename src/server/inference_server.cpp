@@ -22,21 +22,6 @@ struct InferenceServer::Impl {
   std::unique_ptr<net::HttpServer> http;
 };
 
-// Loads the model, quantizing it through the registry when a method is named. The embedded
-// backend takes the same option map (a "calib" key is the calibration text, the rest go to
-// quant::parse_options).
-static std::shared_ptr<engine::Model> load_served_model(const std::string& model_spec, const std::string& method,
-                                                        std::map<std::string, std::string> options) {
-  quant::method_info(method);  // unknown names fail before the (slow) load, listing the known ones
-  std::string calib;
-  if (auto it = options.find("calib"); it != options.end()) {
-    calib = it->second;
-    options.erase(it);
-  }
-  quant::parse_options(method, options);  // bad options too
-  return quant::load_quantized(model_spec, method, options, calib);
-}
-
 // MemAvailable of /proc/meminfo in bytes (the kernel's estimate of what can be allocated without
 // swapping), -1 when absent.
 static double available_memory_bytes() {
@@ -54,7 +39,7 @@ static std::shared_ptr<const engine::Model> load(const ServeOptions& o) {
     if (!o.dtype.empty()) {
       throw UsageError("--dtype and --quantization are exclusive (use --quantization fp32, bf16 or fp16 for a plain dtype)");
     }
-    auto m = load_served_model(o.model, o.quantization, o.quant_options);
+    auto m = quant::load_quantized_from_options(o.model, o.quantization, o.quant_options);
     if (o.max_model_len > 0 && o.max_model_len < m->config.max_seq_len) m->config.max_seq_len = o.max_model_len;
     return m;
   }
@@ -146,7 +131,7 @@ class EmbeddedBackend : public backend::Backend {
     // The method comes from the quantization registry (plain dtypes included); calibration text
     // is the method option `calib` when given, else the registry's default.
     try {
-      std::shared_ptr<const engine::Model> model = load_served_model(ctx.model_path, ctx.method, ctx.method_options);
+      std::shared_ptr<const engine::Model> model = quant::load_quantized_from_options(ctx.model_path, ctx.method, ctx.method_options);
       server_ = std::make_unique<InferenceServer>(o, model);
       server_->start();
     } catch (const std::exception& e) {

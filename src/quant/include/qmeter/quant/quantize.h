@@ -76,4 +76,9 @@ std::shared_ptr<engine::Model> load_quantized(const std::string& model_spec, con
                                               const std::map<std::string, std::string>& options,
                                               const std::string& calib_path);
 
+// load_quantized with the calibration file passed as the option "calib" (the form study specs and
+// the serve flags use). Unknown methods and bad options fail before the (slow) load.
+std::shared_ptr<engine::Model> load_quantized_from_options(const std::string& model_spec, const std::string& method,
+                                                           std::map<std::string, std::string> options);
+
 }  // namespace qmeter::quant
