@@ -59,12 +59,10 @@ std::string gsm8k_strict_answer(const std::string& text) {
   if (p == std::string::npos) return "";
   std::size_t q = p + 4;
   while (q < text.size() && (text[q] == ' ' || text[q] == '\t')) ++q;
-  const auto nums = numbers_in(text.substr(q, std::min<std::size_t>(64, text.size() - q)));
   // Strict: the number must come right after "#### ".
-  if (nums.empty()) return "";
-  std::string head = text.substr(q);
-  if (head.empty() || !(is_digit(head[0]) || head[0] == '-' || head[0] == '$')) return "";
-  return nums.front();
+  if (q >= text.size() || !(is_digit(text[q]) || text[q] == '-' || text[q] == '$')) return "";
+  const auto nums = numbers_in(text.substr(q, std::min<std::size_t>(64, text.size() - q)));
+  return nums.empty() ? "" : nums.front();
 }
 
 std::string gsm8k_flexible_answer(const std::string& text) {
