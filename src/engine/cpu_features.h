@@ -13,6 +13,7 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512dq = false;
   bool avx512bf16 = false;
+  bool amx_bf16 = false;  // AMX-TILE + AMX-BF16 and the OS granted this process the tile state
 };
 
 // Detected once on first use (thread-safe).

@@ -32,6 +32,9 @@ const MatmulKernel kMatmulKernels[] = {
     // Decode (batch 1) is memory-bound: it keeps the exact f32 path of kAvx512 (fallback).
     {Isa::kAvx512Bf16, DType::kBF16, 2, avx512bf16::matmul_bf16_dp, avx512bf16::prepared_bytes_bf16,
      avx512bf16::prepare_bf16},
+    // Prefill and batched decode on AMX tiles (same bf16 activations, ~30x the multiply-adds per
+    // instruction); every batch >= 2, so a sequence's numbers do not change with the batch size.
+    {Isa::kAmxBf16, DType::kBF16, 2, amx::matmul_bf16, amx::prepared_bytes_bf16, amx::prepare_bf16},
     // Packed quantized formats (quant issue; kernels_quant_*.cpp).
     {Isa::kScalar, DType::kQ8Row, 1, scalar::matmul_q8_row},
     {Isa::kScalar, DType::kQ4Group, 1, scalar::matmul_q4_group},
@@ -94,12 +97,13 @@ std::string_view isa_name(Isa isa) {
     case Isa::kAvx2: return "avx2";
     case Isa::kAvx512: return "avx512";
     case Isa::kAvx512Bf16: return "avx512bf16";
+    case Isa::kAmxBf16: return "amx";
   }
   return "unknown";
 }
 
 std::optional<Isa> isa_from_name(std::string_view name) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16, Isa::kAmxBf16}) {
     if (isa_name(isa) == name) return isa;
   }
   return std::nullopt;
@@ -114,6 +118,7 @@ bool isa_supported(Isa isa) {
     case Isa::kAvx2: return avx2;
     case Isa::kAvx512: return avx512;
     case Isa::kAvx512Bf16: return avx512 && f.avx512bf16;
+    case Isa::kAmxBf16: return avx512 && f.avx512bf16 && f.amx_bf16;
   }
   return false;
 }
@@ -121,7 +126,7 @@ bool isa_supported(Isa isa) {
 namespace {
 
 Isa best_supported_isa() {
-  for (Isa isa : {Isa::kAvx512Bf16, Isa::kAvx512, Isa::kAvx2}) {
+  for (Isa isa : {Isa::kAmxBf16, Isa::kAvx512Bf16, Isa::kAvx512, Isa::kAvx2}) {
     if (isa_supported(isa)) return isa;
   }
   return Isa::kScalar;
@@ -279,7 +284,8 @@ const VectorOps& vector_ops(Isa isa) {
     case Isa::kScalar: return kernels::scalar::kVectorOps;
     case Isa::kAvx2: return kernels::avx2::kVectorOps;
     case Isa::kAvx512:
-    case Isa::kAvx512Bf16: return kernels::avx512::kVectorOps;
+    case Isa::kAvx512Bf16:
+    case Isa::kAmxBf16: return kernels::avx512::kVectorOps;
   }
   return kernels::scalar::kVectorOps;
 }

@@ -87,4 +87,11 @@ std::size_t prepared_bytes_bf16(int batch, int cols);
 void prepare_bf16(const float* x, int batch, int cols, void* out);
 }  // namespace avx512bf16
 
+namespace amx {
+// BF16 weights x bf16-rounded activations on AMX tiles (matrix-matrix, kernels_amx.cpp).
+void matmul_bf16(const Matrix&, const float*, const void*, int, float*, int, int);
+std::size_t prepared_bytes_bf16(int batch, int cols);
+void prepare_bf16(const float* x, int batch, int cols, void* out);
+}  // namespace amx
+
 }  // namespace qmeter::engine::kernels

@@ -180,9 +180,11 @@ float* make_owned_f32(engine::Model& model, engine::Matrix& m) {
 }
 
 void install_packed(engine::Model& model, engine::Matrix& m, DType dtype, std::vector<std::byte> blob) {
-  auto buf = std::make_shared<std::vector<std::byte>>(std::move(blob));
-  m = engine::packed_matrix(dtype, m.rows, m.cols, buf->data());
-  model.storage.push_back(buf);
+  // Copied into the model's weight memory (huge pages, see Model::allocate_weights): decode
+  // streams these blobs every token.
+  std::byte* data = model.allocate_weights(blob.size());
+  std::memcpy(data, blob.data(), blob.size());
+  m = engine::packed_matrix(dtype, m.rows, m.cols, data);
 }
 
 int effective_group_size(int group_size, int cols) { return group_size <= cols ? group_size : (cols + 31) / 32 * 32; }
@@ -192,14 +194,14 @@ namespace {
 // Embedding and classifier in bf16 (one shared buffer when tied).
 void embeddings_to_bf16(engine::Model& model) {
   auto convert = [&](engine::Matrix& m) {
-    auto buf = std::make_shared<std::vector<std::uint16_t>>(static_cast<std::size_t>(m.rows) * m.cols);
+    auto* buf = reinterpret_cast<std::uint16_t*>(
+        model.allocate_weights(sizeof(std::uint16_t) * static_cast<std::size_t>(m.rows) * m.cols));
     std::vector<float> row(m.cols);
     for (int r = 0; r < m.rows; ++r) {
       engine::matrix_row_to_f32(m, r, row.data());
-      for (int c = 0; c < m.cols; ++c) (*buf)[static_cast<std::size_t>(r) * m.cols + c] = engine::f32_to_bf16(row[c]);
+      for (int c = 0; c < m.cols; ++c) buf[static_cast<std::size_t>(r) * m.cols + c] = engine::f32_to_bf16(row[c]);
     }
-    m = engine::Matrix{DType::kBF16, m.rows, m.cols, buf->data()};
-    model.storage.push_back(buf);
+    m = engine::Matrix{DType::kBF16, m.rows, m.cols, buf};
   };
   const bool tied = model.weights.classifier.data == model.weights.token_embedding.data;
   convert(model.weights.token_embedding);

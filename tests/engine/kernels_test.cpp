@@ -147,7 +147,7 @@ TEST(Conversion, ConvertRowToF32) {
 // ---------------------------------------------------------------- ISA choice
 
 TEST(IsaChoice, NamesParseAndTheScalarPathIsAlwaysThere) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16, Isa::kAmxBf16}) {
     EXPECT_EQ(isa_from_name(isa_name(isa)), isa);
   }
   EXPECT_FALSE(isa_from_name("sse9").has_value());
@@ -256,6 +256,8 @@ std::vector<Shape> awkward_shapes() {
                           {64, 172, 1}, {172, 64, 1}, {64, 172, 5},  {172, 64, 7}, {7, 100, 17},
                           {1, 4097, 2}, {33, 257, 9}, {96, 1000, 1}, {40, 512, 16}, {13, 2053, 3}};
   for (int b = 1; b <= 17; ++b) s.push_back({6, 47, b});
+  // AMX tiles: 16 rows x 16 tokens x 32 columns, two of each per block: odd and partial blocks.
+  for (const Shape& t : {Shape{50, 70, 40}, Shape{33, 64, 33}, Shape{16, 32, 16}, Shape{47, 96, 49}}) s.push_back(t);
   return s;
 }
 
@@ -270,7 +272,7 @@ class MatmulIsaTest : public ::testing::TestWithParam<Isa> {
 
 // Is this (isa, dtype, batch) the bf16-activation path (see kernels.h)?
 bool rounds_activations(Isa isa, DType dtype, int batch) {
-  return isa == Isa::kAvx512Bf16 && dtype == DType::kBF16 && batch > 1;
+  return (isa == Isa::kAvx512Bf16 || isa == Isa::kAmxBf16) && dtype == DType::kBF16 && batch > 1;
 }
 
 TEST(Matmul, ScalarReferenceMatchesHandComputedValues) {
@@ -403,7 +405,7 @@ TEST_P(MatmulIsaTest, AnActivationsResultDoesNotDependOnTheRestOfTheBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, MatmulIsaTest,
-                         ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16),
+                         ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16, Isa::kAmxBf16),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
 
 TEST(Matmul, InvalidArgumentsAreErrorsNotCrashes) {
@@ -413,7 +415,7 @@ TEST(Matmul, InvalidArgumentsAreErrorsNotCrashes) {
   EXPECT_THROW(matmul(Matrix{DType::kF32, 2, 2, w}, x, 0, y, nullptr), Error);
   EXPECT_THROW(matmul(Matrix{DType::kF32, 2, 0, w}, x, 1, y, nullptr), Error);
   EXPECT_THROW(matmul(Matrix{DType::kF32, 2, 2, nullptr}, x, 1, y, nullptr), Error);
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16}) {
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16, Isa::kAmxBf16}) {
     if (!isa_supported(isa)) {
       EXPECT_THROW(matmul_isa(isa, Matrix{DType::kF32, 2, 2, w}, x, 1, y, nullptr), Error);
       EXPECT_THROW(vector_ops(isa), Error);

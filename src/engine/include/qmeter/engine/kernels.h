@@ -25,7 +25,7 @@ struct Matrix {
   const void* data = nullptr;
 };
 
-enum class Isa : std::uint8_t { kScalar, kAvx2, kAvx512, kAvx512Bf16 };
+enum class Isa : std::uint8_t { kScalar, kAvx2, kAvx512, kAvx512Bf16, kAmxBf16 };
 std::string_view isa_name(Isa isa);
 // The ISA named `name` (as isa_name spells it), or nullopt.
 std::optional<Isa> isa_from_name(std::string_view name);
@@ -33,7 +33,8 @@ std::optional<Isa> isa_from_name(std::string_view name);
 // an unknown $QMETER_ISA value throws qmeter::UsageError naming the variable. Read once.
 Isa detected_isa();
 // Whether this CPU (and OS) can run `isa`'s kernels. kAvx2 needs AVX2+FMA+F16C, kAvx512 needs
-// AVX-512 F/BW/VL/DQ, kAvx512Bf16 additionally AVX512_BF16.
+// AVX-512 F/BW/VL/DQ, kAvx512Bf16 additionally AVX512_BF16, kAmxBf16 additionally AMX-TILE and
+// AMX-BF16 with the kernel's permission to use the tile data (arch_prctl, asked once).
 bool isa_supported(Isa isa);
 
 // y[b][r] = sum_c W[r][c] * x[b][c]   for b < batch; x is batch x cols, y is batch x rows (f32).
@@ -41,7 +42,8 @@ bool isa_supported(Isa isa);
 // `pool` may be null (single-threaded). `isa` defaults to detected_isa().
 // Work is split over output rows only, never over `cols`, so y is bit-identical for any thread
 // count. All paths accumulate in f32 from exact f32 weights and activations, and y[b] does not
-// depend on the other rows of x, except: with isa kAvx512Bf16, BF16 weights and batch > 1 the
+// depend on the other rows of x, except: with isa kAvx512Bf16 or kAmxBf16, BF16 weights and
+// batch > 1 the
 // activations are rounded to bf16 once per call (relative error <= 2^-9 per activation, so
 // |dy| <= 2^-9 * sum|w*x| + f32 accumulation error) to use the AVX512_BF16 dot-product
 // instruction; the same holds for kQ4Group weights at any batch (kernels_quant_q4_bf16.cpp), and

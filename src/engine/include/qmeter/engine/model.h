@@ -65,6 +65,9 @@ struct Model {
 
   // Memory maps and owned buffers the Matrix views point into.
   std::vector<std::shared_ptr<const void>> storage;
+  // A zero-filled buffer of `bytes` kept in `storage`: 64-byte aligned, and from 2 MiB up 2 MiB
+  // aligned with huge pages requested (decode streams all weights; see model_common.cpp).
+  std::byte* allocate_weights(std::size_t bytes);
 
   Model() = default;
   Model(const Model&) = delete;
