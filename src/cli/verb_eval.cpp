@@ -20,7 +20,7 @@ namespace {
 
 struct EvalArgs {
   std::string base_url, model = "default", api_key;
-  std::string engine_model, quantization = "fp32", calib;
+  std::string engine_model, quantization = "fp32", calib, kv_cache_dtype;
   std::vector<std::string> quant_options;
   std::vector<std::string> tasks;
   std::string kl_baseline_model, output_json;
@@ -39,8 +39,12 @@ std::map<std::string, std::string> parse_kv(const std::vector<std::string>& item
   return out;
 }
 
-std::unique_ptr<quality::Scorer> engine_scorer(const EvalArgs& a, const std::string& method) {
-  auto model = quant::load_quantized(a.engine_model, method, parse_kv(a.quant_options, "--quant-option"), a.calib);
+// `kv_cache_dtype` applies to the scored model only: a kl:METHOD baseline keeps the f32 KV cache,
+// so KL measures what the KV quantization (with the weight method) costs.
+std::unique_ptr<quality::Scorer> engine_scorer(const EvalArgs& a, const std::string& method, const std::string& kv_cache_dtype) {
+  auto options = parse_kv(a.quant_options, "--quant-option");
+  if (!kv_cache_dtype.empty()) options["kv-cache-dtype"] = kv_cache_dtype;
+  auto model = quant::load_quantized(a.engine_model, method, options, a.calib);
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return quality::make_engine_scorer(std::move(model), threads);
 }
@@ -48,12 +52,14 @@ std::unique_ptr<quality::Scorer> engine_scorer(const EvalArgs& a, const std::str
 void run_eval(EvalArgs& a) {
   if (a.base_url.empty() == a.engine_model.empty())
     throw UsageError("give exactly one of --base-url (a server) and --engine-model (the embedded engine in-process)");
+  if (!a.kv_cache_dtype.empty() && a.engine_model.empty())
+    throw UsageError("--kv-cache-dtype applies to --engine-model (a server chooses its own KV cache)");
   if (a.tasks.empty()) throw UsageError("--task is required (e.g. perplexity:PATH, mc:PATH, gsm8k:PATH, kl:BASE_URL)");
   std::vector<quality::TaskSpec> specs;
   for (const auto& t : a.tasks) specs.push_back(quality::parse_task_spec(t));
   std::unique_ptr<quality::Scorer> scorer;
   if (!a.engine_model.empty()) {
-    scorer = engine_scorer(a, a.quantization);
+    scorer = engine_scorer(a, a.quantization, a.kv_cache_dtype);
   } else {
     scorer = quality::make_server_scorer({a.base_url, a.model, a.api_key, a.timeout_s});
   }
@@ -68,7 +74,7 @@ void run_eval(EvalArgs& a) {
     if (spec.kind == "kl") {
       if (spec.arg.empty()) throw UsageError("kl needs its baseline: kl:BASE_URL (or kl:METHOD with --engine-model)");
       if (!a.engine_model.empty()) {
-        baseline = engine_scorer(a, spec.arg);
+        baseline = engine_scorer(a, spec.arg, "f32");
       } else {
         baseline = quality::make_server_scorer({spec.arg, a.kl_baseline_model.empty() ? a.model : a.kl_baseline_model,
                                                 a.api_key, a.timeout_s});
@@ -101,6 +107,8 @@ void add_eval_verb(CLI::App& app) {
   cmd->add_option("--quantization", args->quantization, "method applied to --engine-model (default fp32)");
   cmd->add_option("--quant-option", args->quant_options, "method option KEY=VALUE (repeatable)");
   cmd->add_option("--calib", args->calib, "calibration text for methods that need it");
+  cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype,
+                  "KV-cache element type of --engine-model: f32 (default), int8 or fp8 (a kl:METHOD baseline keeps f32)");
   cmd->add_option("--task", args->tasks, "perplexity:PATH | mc:PATH | gsm8k:PATH | kl:BASE_URL (repeatable)");
   cmd->add_option("--limit", args->opts.limit, "items per task (0: all)");
   cmd->add_option("--concurrency", args->opts.concurrency, "requests in flight");

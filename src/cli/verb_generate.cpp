@@ -20,6 +20,7 @@ struct GenerateArgs {
   std::string tokenizer;
   std::string prompt;
   std::string dtype;
+  std::string kv_cache_dtype = "f32";
   int max_tokens = 256;
   float temperature = 0.0f;
   int top_k = 0;
@@ -40,6 +41,7 @@ void run_generate(const GenerateArgs& a) {
   if (!a.dtype.empty()) opts.weight_dtype = parse_dtype(a.dtype, "--dtype");
   opts.tokenizer_path = a.tokenizer;
   opts.max_seq_len = a.max_seq_len;
+  opts.kv_cache_dtype = parse_kv_dtype(a.kv_cache_dtype, "--kv-cache-dtype");
   auto model = load_model(a.model, opts);
   if (!model->tokenizer)
     throw UsageError(fmt::format("--model '{}' has no tokenizer beside it; pass --tokenizer", a.model));
@@ -100,6 +102,8 @@ void add_generate_verb(CLI::App& app) {
   sub->add_option("--dtype", args->dtype, "convert weights at load: f32, bf16 or f16");
   sub->add_option("--tokenizer", args->tokenizer, "tokenizer file (tok.bin, tokenizer.json, tokenizer.model)");
   sub->add_option("--max-seq-len", args->max_seq_len, "cap the context length (KV-cache positions)");
+  sub->add_option("--kv-cache-dtype", args->kv_cache_dtype, "KV-cache element type: f32, int8 or fp8 (per-head scales)")
+      ->capture_default_str();
   sub->callback([args] { run_generate(*args); });
 }
 

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "qmeter/core/error.h"
+#include "qmeter/engine/kv_cache.h"
 #include "qmeter/server/inference_server.h"
 #include "verbs.h"
 
@@ -56,17 +57,23 @@ void add_serve_verb(CLI::App& app) {
                   "KV-cache pool as a fraction of the memory available after loading (instead of --kv-cache-memory)")
       ->check(CLI::Range(0.0, 1.0))
       ->excludes(kv_memory);
+  auto kv_dtype = std::make_shared<std::string>("f32");
+  sub->add_option("--kv-cache-dtype", *kv_dtype,
+                  "KV-cache element type: f32, int8 or fp8 (E4M3), one scale per token and head; int8/fp8 hold ~4x the "
+                  "tokens in the same --kv-cache-memory");
   sub->add_option("--max-queue", o->scheduler.max_queue, "waiting requests beyond this get HTTP 429")->check(CLI::Range(1, 10000000));
   sub->add_option("--max-model-len", o->max_model_len, "cap the context length");
   sub->add_option("--api-key", o->api_key, "require this bearer token");
   sub->add_option("--served-model-name", o->served_model_name, "model name in /v1/models");
-  sub->callback([o, kv_mb, quant_opts] {
+  sub->callback([o, kv_mb, quant_opts, kv_dtype] {
     for (const auto& [k, v] : *quant_opts) o->quant_options[k] = v;
+    o->kv_cache_dtype = engine::parse_kv_dtype(*kv_dtype, "--kv-cache-dtype");
     o->scheduler.kv_cache_bytes = static_cast<std::size_t>(*kv_mb * (1 << 20));
     server::InferenceServer srv(*o);
     srv.start();
-    fmt::print("qmeter serve: {} ({}), {} KV blocks\n", srv.served_model_name(), srv.model().description,
-               srv.scheduler().total_kv_blocks());
+    const server::SchedulerStats st = srv.scheduler().stats();
+    fmt::print("qmeter serve: {} ({}), {} KV blocks = {} tokens ({} KV cache)\n", srv.served_model_name(),
+               srv.model().description, st.kv_total_blocks, st.kv_capacity_tokens, st.kv_cache_dtype);
     fmt::print("serving on {}\n", srv.base_url());
     std::fflush(stdout);
     std::signal(SIGINT, on_signal_serve);

@@ -1,6 +1,6 @@
 // The LLaMA-family forward pass over a batch of sequences (see forward.h). Every linear layer is
 // one kernels.h matmul over all new tokens of the batch; attention reads each sequence's own KV
-// cache through KvCache::key/value, so a paged cache needs no change here.
+// cache through kv_attend (kv_kernels.h), so a paged or quantized cache needs no change here.
 #include "qmeter/engine/forward.h"
 
 #include <fmt/format.h>
@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "qmeter/core/error.h"
+#include "qmeter/engine/kv_kernels.h"
 
 namespace qmeter::engine {
 
@@ -63,21 +64,17 @@ struct ForwardPass::Impl {
     const ModelConfig& c = model.config;
     const int hd = c.head_dim, group = c.n_heads / c.n_kv_heads, qd = c.q_dim();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const Isa isa = detected_isa();
     parallel(T * c.n_heads, [&](int begin, int end) {
       thread_local std::vector<float> scores;
       for (int task = begin; task < end; ++task) {
         const int t = task / c.n_heads, h = task % c.n_heads;
         const int pos = tok_pos[static_cast<std::size_t>(t)];
         const KvCache& kv = *batch[static_cast<std::size_t>(tok_item[static_cast<std::size_t>(t)])].kv;
-        const int kv_off = (h / group) * hd;
         const float* qh = q.data() + static_cast<std::size_t>(t) * qd + static_cast<std::size_t>(h) * hd;
         scores.resize(static_cast<std::size_t>(pos) + 1);
-        for (int j = 0; j <= pos; ++j)
-          scores[static_cast<std::size_t>(j)] = ops.dot(qh, kv.key(layer, j) + kv_off, hd) * scale;
-        ops.softmax(scores.data(), pos + 1);
         float* out = att.data() + static_cast<std::size_t>(t) * qd + static_cast<std::size_t>(h) * hd;
-        std::fill(out, out + hd, 0.0f);
-        for (int j = 0; j <= pos; ++j) ops.axpy(scores[static_cast<std::size_t>(j)], kv.value(layer, j) + kv_off, out, hd);
+        kv_attend(kv, layer, h / group, qh, pos + 1, scale, scores.data(), out, isa);  // any KV dtype
       }
     });
   }
@@ -108,7 +105,8 @@ void ForwardPass::Impl::run(std::span<const SequenceInput> batch) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const SequenceInput& s = batch[i];
     if (s.kv == nullptr || s.tokens.empty()) throw Error(fmt::format("forward: batch item {} has no KV cache or no tokens", i));
-    if (s.kv->layout().n_layers != c.n_layers || s.kv->layout().kv_dim != c.kv_dim())
+    if (s.kv->layout().n_layers != c.n_layers || s.kv->layout().kv_dim != c.kv_dim() ||
+        s.kv->layout().head_dim != c.head_dim)
       throw Error(fmt::format("forward: batch item {}: KV cache layout does not match the model", i));
     for (std::size_t j = 0; j < i; ++j)
       if (batch[j].kv == s.kv) throw Error(fmt::format("forward: batch items {} and {} share one KV cache", j, i));
@@ -190,8 +188,7 @@ void ForwardPass::Impl::run(std::span<const SequenceInput> batch) {
       for (int h = 0; h < c.n_heads; ++h) rope_head(q.data() + t * qd + h * c.head_dim, c.head_dim, cs, sn, c.rope_style);
       for (int h = 0; h < c.n_kv_heads; ++h) rope_head(k.data() + t * kvd + h * c.head_dim, c.head_dim, cs, sn, c.rope_style);
       KvCache& kv = *batch[static_cast<std::size_t>(tok_item[t])].kv;
-      std::memcpy(kv.key(l, tok_pos[t]), k.data() + t * kvd, kvd * sizeof(float));
-      std::memcpy(kv.value(l, tok_pos[t]), v.data() + t * kvd, kvd * sizeof(float));
+      kv.write(l, tok_pos[t], k.data() + t * kvd, v.data() + t * kvd);  // quantized per head if int8 / fp8
     }
     attention(l, T, batch);
     linear(lw.wo, att.data(), T, xb2.data());

@@ -13,6 +13,7 @@
 
 #include "loader_common.h"
 #include "qmeter/core/error.h"
+#include "qmeter/engine/kv_cache.h"
 #include "qmeter/engine/packed_formats.h"
 
 namespace qmeter::engine {
@@ -260,6 +261,7 @@ std::unique_ptr<Model> load_model(const std::string& spec, const LoadOptions& op
   }
   if (options.max_seq_len > 0 && options.max_seq_len < model->config.max_seq_len)
     model->config.max_seq_len = options.max_seq_len;
+  set_kv_cache_dtype(*model, options.kv_cache_dtype);
   if (!options.tokenizer_path.empty())
     model->tokenizer = load_tokenizer_file(options.tokenizer_path, model->config.vocab_size);
   return model;

@@ -104,6 +104,8 @@ QuantOptions parse_options(const std::string& method, const std::map<std::string
       }
       if (!(o.alpha >= 0.0 && o.alpha <= 1.0)) throw UsageError(fmt::format("--alpha {}: must be within [0, 1]", value));
       o.alpha_given = true;
+    } else if (key == "kv-cache-dtype" || key == "kv_cache_dtype") {
+      o.kv_cache_dtype = engine::parse_kv_dtype(value, "--kv-cache-dtype");
     } else if (key == "calib-samples") o.calib_samples = parse_int(key, value);
     else if (key == "calib-seq-len") o.calib_seq_len = parse_int(key, value);
     else throw UsageError(fmt::format("quantization option '{}' is unknown for method {}", key, method));
@@ -295,6 +297,7 @@ std::shared_ptr<engine::Model> load_quantized(const std::string& model_spec, con
   const QuantOptions o = parse_options(method, options);
   engine::LoadOptions lo;
   lo.weight_dtype = engine::is_packed(info.packed_dtype) ? DType::kF32 : info.packed_dtype;
+  lo.kv_cache_dtype = o.kv_cache_dtype;
   std::shared_ptr<engine::Model> model = engine::load_model(model_spec, lo);
   std::vector<std::vector<int>> calib;
   std::unique_ptr<engine::ThreadPool> pool;

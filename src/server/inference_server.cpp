@@ -7,6 +7,7 @@
 #include "openai_api.h"
 #include "qmeter/backend/backend.h"
 #include "qmeter/core/error.h"
+#include "qmeter/engine/kv_cache.h"
 #include "qmeter/net/http_server.h"
 #include "qmeter/quant/quantize.h"
 #include "server_metrics.h"
@@ -40,6 +41,7 @@ static std::shared_ptr<const engine::Model> load(const ServeOptions& o) {
       throw UsageError("--dtype and --quantization are exclusive (use --quantization fp32, bf16 or fp16 for a plain dtype)");
     }
     auto m = quant::load_quantized_from_options(o.model, o.quantization, o.quant_options);
+    engine::set_kv_cache_dtype(*m, o.kv_cache_dtype);
     if (o.max_model_len > 0 && o.max_model_len < m->config.max_seq_len) m->config.max_seq_len = o.max_model_len;
     return m;
   }
@@ -49,6 +51,7 @@ static std::shared_ptr<const engine::Model> load(const ServeOptions& o) {
   engine::LoadOptions lo;
   if (!o.dtype.empty()) lo.weight_dtype = engine::parse_dtype(o.dtype);
   lo.max_seq_len = o.max_model_len;
+  lo.kv_cache_dtype = o.kv_cache_dtype;
   return engine::load_model(o.model, lo);
 }
 

@@ -69,7 +69,7 @@ struct Scheduler::Impl {
 
   Impl(const engine::Model& m, SchedulerOptions o) : model(m), options(o) {
     layout = engine::KvLayout::for_model(model.config, options.block_size);
-    const std::size_t block_bytes = layout.block_floats() * sizeof(float);
+    const std::size_t block_bytes = layout.block_bytes();  // smaller for an int8 / fp8 KV cache
     const int blocks = static_cast<int>(std::max<std::size_t>(2, options.kv_cache_bytes / block_bytes));
     pool = std::make_unique<engine::FixedKvBlockPool>(layout, blocks);
     threads = std::make_unique<engine::ThreadPool>(std::max(1, options.threads));
@@ -397,6 +397,10 @@ SchedulerStats Scheduler::stats() const {
   }
   // Live, not as of the last step: a finished request's blocks are free before its reply ends.
   s.kv_usage = 1.0 - static_cast<double>(impl_->pool->free_blocks()) / impl_->pool->total_blocks();
+  s.kv_total_blocks = impl_->pool->total_blocks();
+  s.kv_capacity_tokens = impl_->pool->capacity_tokens();
+  s.kv_block_size = impl_->layout.block_size;
+  s.kv_cache_dtype = std::string(engine::kv_dtype_name(impl_->layout.dtype));
   return s;
 }
 

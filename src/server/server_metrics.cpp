@@ -45,6 +45,13 @@ std::string ServerMetrics::prometheus_text(const SchedulerStats& s, const std::s
   gauge("vllm:num_requests_waiting", "Sequences waiting to be scheduled.", s.waiting);
   gauge("vllm:kv_cache_usage_perc", "Fraction of KV-cache blocks in use (1 = 100%).", s.kv_usage);
   gauge("vllm:gpu_cache_usage_perc", "Alias of vllm:kv_cache_usage_perc for older dashboards.", s.kv_usage);
+  gauge("qmeter:kv_cache_capacity_tokens", "Positions the KV-cache block pool holds in all (all sequences together).",
+        static_cast<double>(s.kv_capacity_tokens));
+  // vLLM's info gauge: the cache configuration as labels, value 1.
+  out += fmt::format("# HELP vllm:cache_config_info Information of the KV-cache configuration.\n"
+                     "# TYPE vllm:cache_config_info gauge\n"
+                     "vllm:cache_config_info{{{},block_size=\"{}\",cache_dtype=\"{}\",num_gpu_blocks=\"{}\"}} 1\n",
+                     l, s.kv_block_size, s.kv_cache_dtype, s.kv_total_blocks);
   counter("vllm:num_preemptions_total", "Sequences preempted (KV blocks freed, recomputed later).",
           static_cast<double>(s.preemptions));
   counter("vllm:prompt_tokens_total", "Prompt tokens received.", static_cast<double>(s.prompt_tokens));

@@ -13,6 +13,7 @@
 #include "qmeter/core/process.h"
 #include "qmeter/engine/session.h"
 #include "qmeter/quant/quantize.h"
+#include "serve_process.h"
 #include "test_support.h"
 
 using namespace qmeter;
@@ -20,27 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-size_t append(char* p, size_t s, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(p, s * n);
-  return s * n;
-}
-
-std::pair<long, std::string> get_or_post(const std::string& url, const std::string& body = "") {
-  CURL* c = curl_easy_init();
-  std::string out;
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  if (!body.empty()) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-  long code = 0;
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-  curl_slist_free_all(h);
-  curl_easy_cleanup(c);
-  return {code, out};
-}
+using qmeter::testing::http_fetch;
 
 std::vector<int> greedy(const engine::Model& m, const std::string& prompt, int max_tokens) {
   engine::Session s(m, nullptr);
@@ -49,22 +30,6 @@ std::vector<int> greedy(const engine::Model& m, const std::string& prompt, int m
   std::vector<int> out;
   engine::generate(s, m.tokenizer->encode(prompt, true), go, m.tokenizer->stop_ids(), [&](int t) { out.push_back(t); });
   return out;
-}
-
-// Starts `qmeter serve` with extra flags on a free port; waits for /health.
-ChildProcess serve(const std::string& dir, const std::vector<std::string>& flags, std::string& base) {
-  const std::string port = std::to_string(backend::pick_free_port());
-  base = "http://127.0.0.1:" + port;
-  SpawnOptions so;
-  so.argv = {qmeter::testing::qmeter_bin(), "serve", "--port", port};
-  so.argv.insert(so.argv.end(), flags.begin(), flags.end());
-  so.log_path = dir + "/serve.log";
-  auto p = ChildProcess::spawn(so);
-  const Nanos deadline = steady_now_ns() + s_to_ns(60);
-  while (steady_now_ns() < deadline && get_or_post(base + "/health").first != 200) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return p;
 }
 
 }  // namespace
@@ -78,8 +43,8 @@ TEST(ServeQuantization, GreedyOutputAndLogprobsEqualTheInProcessQuantizedModel) 
     // The reference: the same method through the registry in this process.
     const auto quantized = quant::load_quantized(model_path, method, {}, "");
     std::string base;
-    auto server = serve(dir, {"--model", model_path, "--quantization", method}, base);
-    ASSERT_EQ(get_or_post(base + "/health").first, 200) << qmeter::read_file(dir + "/serve.log");
+    auto server = qmeter::testing::spawn_serve(dir, {"--model", model_path, "--quantization", method}, base);
+    ASSERT_EQ(http_fetch(base + "/health").first, 200) << qmeter::read_file(dir + "/serve.log");
     EXPECT_NE(qmeter::read_file(dir + "/serve.log").find("quantized: " + method), std::string::npos)
         << "the startup line describes the quantized weights: " << qmeter::read_file(dir + "/serve.log");
     double largest_gap_to_fp32 = 0;
@@ -87,7 +52,7 @@ TEST(ServeQuantization, GreedyOutputAndLogprobsEqualTheInProcessQuantizedModel) 
       const auto ref = greedy(*quantized, prompt, 48);
       json req = {{"model", "stories260K.bin"}, {"prompt", prompt}, {"max_tokens", 48}, {"temperature", 0},
                   {"logprobs", 0}};
-      auto [code, body] = get_or_post(base + "/v1/completions", req.dump());
+      auto [code, body] = http_fetch(base + "/v1/completions", req.dump());
       ASSERT_EQ(code, 200) << body;
       auto j = json::parse(body);
       EXPECT_EQ(j["choices"][0]["text"], quantized->tokenizer->decode(ref)) << prompt;

@@ -1,12 +1,27 @@
 #pragma once
 // Key/value cache of one sequence, stored in fixed-size blocks of positions (vLLM's paged
 // layout). A block holds, for every layer, the keys then the values of `block_size` consecutive
-// positions: [layer][K|V][block_size][kv_dim] floats. The forward pass reaches a position only
-// through key()/value(), so where blocks live is the block pool's business:
+// positions: [layer][K|V][block_size] rows of row_bytes(). The forward pass reaches a position
+// only through write() and key_row()/value_row(), so where blocks live is the block pool's business:
 //  - HeapKvBlockPool allocates blocks on demand (one sequence, tests, `qmeter generate`);
 //  - FixedKvBlockPool preallocates N blocks shared by many sequences (a paged KV cache for
 //    continuous batching: admission = can the pool supply the blocks, eviction = release()).
+//
+// Element types (KvDType, model_config.h). A row is the K (or V) vector of one layer at one
+// position, kv_dim values:
+//  - kF32:  kv_dim floats.
+//  - kInt8: f32 scale[kv_heads], then int8 codes[kv_dim]: x = scale[h] * code, scale = amax/127
+//           of the head's head_dim values (symmetric, round to nearest even, codes in [-127, 127]).
+//  - kFp8:  f32 scale[kv_heads], then E4M3 codes[kv_dim]: x = scale[h] * e4m3(code),
+//           scale = amax/448 (packed_formats.h's E4M3 rounding, ties to even).
+//  (rows padded to a multiple of 4 bytes). Scales are dynamic, computed when a token's K/V are
+// written: no calibration, and a head whose keys grow at some position (outlier tokens, long
+// contexts) never saturates, which a static per-head scale fixed from calibration text can. The
+// price is 4 bytes per head per row: ~6% of an int8 row at head_dim 64, 50% at head_dim 8.
+// Attention dequantizes codes in registers while it reads them (kv_kernels.h); no f32 copy of
+// a quantized cache is ever made.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -15,25 +30,45 @@
 
 namespace qmeter::engine {
 
+struct Model;
+
 struct KvLayout {
   int n_layers = 0;
   int kv_dim = 0;
   int block_size = 16;  // positions per block; a power of two
-  std::size_t block_floats() const {
-    return static_cast<std::size_t>(n_layers) * 2 * block_size * kv_dim;
+  int head_dim = 0;     // values per scale of the quantized dtypes (0: kv_dim, one head)
+  KvDType dtype = KvDType::kF32;
+
+  int heads() const { return head_dim > 0 ? kv_dim / head_dim : 1; }
+  int head_width() const { return head_dim > 0 ? head_dim : kv_dim; }
+  // Bytes of the scales at the start of a quantized row (0 for f32).
+  std::size_t scale_bytes() const {
+    return dtype == KvDType::kF32 ? 0 : static_cast<std::size_t>(heads()) * sizeof(float);
   }
+  std::size_t row_bytes() const {
+    if (dtype == KvDType::kF32) return static_cast<std::size_t>(kv_dim) * sizeof(float);
+    return scale_bytes() + (static_cast<std::size_t>(kv_dim) + 3) / 4 * 4;
+  }
+  // KV bytes one position takes over all layers (what --kv-cache-memory is divided by).
+  std::size_t token_bytes() const { return static_cast<std::size_t>(n_layers) * 2 * row_bytes(); }
+  std::size_t block_bytes() const { return token_bytes() * static_cast<std::size_t>(block_size); }
   static KvLayout for_model(const ModelConfig& c, int block_size = 16) {
-    return {c.n_layers, c.kv_dim(), block_size};
+    return {c.n_layers, c.kv_dim(), block_size, c.head_dim, c.kv_cache_dtype};
   }
+  bool operator==(const KvLayout&) const = default;
 };
 
-// Source of KV blocks. Thread-safe: sequences of one batch may grow concurrently.
+// Sets model.config.kv_cache_dtype and notes a non-f32 choice in model.description.
+void set_kv_cache_dtype(Model& model, KvDType dtype);
+
+// Source of KV blocks (block_bytes() each, 64-byte aligned). Thread-safe: sequences of one batch
+// may grow concurrently.
 class KvBlockPool {
  public:
   virtual ~KvBlockPool() = default;
   virtual const KvLayout& layout() const = 0;
-  virtual float* acquire() = 0;  // nullptr when exhausted
-  virtual void release(float* block) = 0;
+  virtual std::byte* acquire() = 0;  // nullptr when exhausted
+  virtual void release(std::byte* block) = 0;
   virtual int free_blocks() const = 0;  // -1 when unbounded
 };
 
@@ -41,8 +76,8 @@ class HeapKvBlockPool final : public KvBlockPool {
  public:
   explicit HeapKvBlockPool(const KvLayout& layout) : layout_(layout) {}
   const KvLayout& layout() const override { return layout_; }
-  float* acquire() override;
-  void release(float* block) override;
+  std::byte* acquire() override;
+  void release(std::byte* block) override;
   int free_blocks() const override { return -1; }
 
  private:
@@ -53,17 +88,20 @@ class HeapKvBlockPool final : public KvBlockPool {
 class FixedKvBlockPool final : public KvBlockPool {
  public:
   FixedKvBlockPool(const KvLayout& layout, int n_blocks);
+  ~FixedKvBlockPool() override;
   const KvLayout& layout() const override { return layout_; }
-  float* acquire() override;
-  void release(float* block) override;
+  std::byte* acquire() override;
+  void release(std::byte* block) override;
   int free_blocks() const override;
   int total_blocks() const { return n_blocks_; }
+  // Positions the whole pool holds (n_blocks * block_size).
+  long capacity_tokens() const { return static_cast<long>(n_blocks_) * layout_.block_size; }
 
  private:
   KvLayout layout_;
   int n_blocks_;
-  std::unique_ptr<float[]> arena_;
-  std::vector<float*> free_;
+  std::byte* arena_ = nullptr;
+  std::vector<std::byte*> free_;
   mutable std::mutex mu_;
 };
 
@@ -88,25 +126,30 @@ class KvCache {
   // Drops positions >= n and releases blocks no longer needed (n = 0: empty the cache).
   void truncate(int n);
 
-  float* key(int layer, int pos) { return slot(layer, pos, 0); }
-  float* value(int layer, int pos) { return slot(layer, pos, 1); }
-  const float* key(int layer, int pos) const { return const_cast<KvCache*>(this)->slot(layer, pos, 0); }
-  const float* value(int layer, int pos) const { return const_cast<KvCache*>(this)->slot(layer, pos, 1); }
+  // Stores the keys and values (kv_dim floats each) of `layer` at reserved position `pos`,
+  // quantizing them per head for int8 / fp8 layouts.
+  void write(int layer, int pos, const float* k, const float* v);
+  // The stored rows (layout above); kv_kernels.h reads them.
+  const std::byte* key_row(int layer, int pos) const { return slot(layer, pos, 0); }
+  const std::byte* value_row(int layer, int pos) const { return slot(layer, pos, 1); }
+  // Dequantized copy of a row (kv_dim floats): tests and debugging, never the forward pass.
+  void read_key(int layer, int pos, float* out) const;
+  void read_value(int layer, int pos, float* out) const;
 
  private:
-  float* slot(int layer, int pos, int kv) {
-    float* block = blocks_[static_cast<std::size_t>(pos >> block_shift_)];
+  std::byte* slot(int layer, int pos, int kv) const {
+    std::byte* block = blocks_[static_cast<std::size_t>(pos >> block_shift_)];
     const int in_block = pos & (layout_.block_size - 1);
-    return block + ((static_cast<std::size_t>(layer) * 2 + kv) * layout_.block_size + in_block) *
-                       static_cast<std::size_t>(layout_.kv_dim);
+    return block + ((static_cast<std::size_t>(layer) * 2 + kv) * layout_.block_size + in_block) * row_bytes_;
   }
 
   KvLayout layout_;
+  std::size_t row_bytes_;
   int max_positions_;
   int block_shift_;
   std::unique_ptr<KvBlockPool> own_pool_;
   KvBlockPool* pool_;
-  std::vector<float*> blocks_;
+  std::vector<std::byte*> blocks_;
   int length_ = 0;
 };
 

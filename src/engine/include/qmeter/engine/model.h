@@ -80,6 +80,7 @@ struct LoadOptions {
   std::optional<DType> weight_dtype;
   std::string tokenizer_path;  // overrides the tokenizer found beside the model
   int max_seq_len = 0;         // caps config.max_seq_len when > 0 (bounds KV-cache memory)
+  KvDType kv_cache_dtype = KvDType::kF32;  // set_kv_cache_dtype() after loading (kv_cache.h)
 };
 
 // Loads any supported spec (see top of file). Errors (qmeter::Error; UsageError for a spec that

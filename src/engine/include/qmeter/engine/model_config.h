@@ -2,6 +2,7 @@
 // The hyper-parameters of a LLaMA-family decoder (LLaMA 1/2/3, Mistral, Qwen2, SmolLM,
 // TinyLlama, llama2.c): RMSNorm, RoPE, grouped-query attention, SwiGLU MLP.
 #include <string>
+#include <string_view>
 
 namespace qmeter::engine {
 
@@ -21,6 +22,15 @@ struct RopeScaling {
   int original_max_position = 8192;
 };
 
+// Element type of the KV cache: f32, or int8 / E4M3 codes with one f32 scale per (position,
+// kv head) (kv_cache.h). An inference setting like max_seq_len rather than a trained
+// hyper-parameter; it lives in the config so every cache built from it (KvLayout::for_model)
+// uses it, whoever builds the cache (Session, the serving scheduler, the quality scorer).
+enum class KvDType : unsigned char { kF32, kInt8, kFp8 };
+std::string_view kv_dtype_name(KvDType d);  // "f32", "int8", "fp8"
+// Parses kv_dtype_name's spellings; qmeter::UsageError naming `what` otherwise.
+KvDType parse_kv_dtype(std::string_view name, std::string_view what = "--kv-cache-dtype");
+
 struct ModelConfig {
   std::string architecture = "llama";  // "llama", "mistral", "qwen2" (all run by the same forward)
   int dim = 0;         // hidden size
@@ -37,6 +47,7 @@ struct ModelConfig {
   RopeStyle rope_style = RopeStyle::kInterleaved;
   bool attention_bias = false;   // q/k/v projections carry a bias (Qwen2)
   bool tied_embeddings = false;  // the classifier is the token embedding matrix
+  KvDType kv_cache_dtype = KvDType::kF32;  // see KvDType
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }

@@ -9,8 +9,9 @@
 // 128, capped to a layer's width unless given explicitly), sym (true/false; default false =
 // asymmetric with a zero point), act-order (gptq), damp (gptq, default 0.01), calib-samples
 // (default 128), calib-seq-len (default 512), double-quant (nf4: 8-bit absmax, default false),
-// alpha (smoothquant-w8a8 migration strength in [0, 1], default 0.8). An option a method does
-// not use is refused (e.g. --group-size for nf4, whose blocks are fixed at 64).
+// alpha (smoothquant-w8a8 migration strength in [0, 1], default 0.8), kv-cache-dtype (f32, int8
+// or fp8: the KV cache at run time, any method). An option a method does not use is refused
+// (e.g. --group-size for nf4, whose blocks are fixed at 64).
 // The token embedding and the classifier are kept in bf16 by every quantized method (common
 // practice for weight-only methods; they are not linear layers of the blocks).
 #include <map>
@@ -51,6 +52,9 @@ struct QuantOptions {
   bool alpha_given = false;
   int calib_samples = 128;
   int calib_seq_len = 512;
+  // The KV cache's element type at run time (kv_cache.h), combinable with every method; not a
+  // weight property, so `qmeter quantize` neither takes nor stores it (not in option_keys()).
+  engine::KvDType kv_cache_dtype = engine::KvDType::kF32;
 };
 
 // Parses the option map (keys as above); UsageError naming the key for bad values or

@@ -21,6 +21,9 @@ struct ServeOptions {
   // The method's options (keys as quant::parse_options: bits, group-size, sym, act-order, damp,
   // calib-samples, calib-seq-len), plus "calib" = the calibration text file for methods that need one.
   std::map<std::string, std::string> quant_options;
+  // KV-cache element type (kv_cache.h): int8 / fp8 hold ~4x the positions of f32 in the same
+  // kv_cache_bytes. Applied at load; a model passed in already loaded keeps its own setting.
+  engine::KvDType kv_cache_dtype = engine::KvDType::kF32;
   std::string host = "127.0.0.1";
   int port = 8000;                // 0: pick a free port
   int io_threads = 1;

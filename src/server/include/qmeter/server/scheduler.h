@@ -64,6 +64,11 @@ struct GenerationRequest {
 struct SchedulerStats {
   int running = 0, waiting = 0;
   double kv_usage = 0;  // fraction of pool blocks in use
+  // The pool's fixed shape: blocks, positions they hold, element type (f32, int8, fp8).
+  int kv_total_blocks = 0;
+  long kv_capacity_tokens = 0;
+  int kv_block_size = 0;
+  std::string kv_cache_dtype;
   std::int64_t preemptions = 0;
   std::int64_t prompt_tokens = 0, generation_tokens = 0;
   std::int64_t finished = 0;

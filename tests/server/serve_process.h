@@ -1,0 +1,56 @@
+#pragma once
+// Helpers of the tests that run the `qmeter serve` binary: one blocking HTTP request (libcurl's
+// easy interface) and a server on a free port, waited for until /health answers.
+#include <curl/curl.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "qmeter/backend/backend.h"
+#include "qmeter/core/clock.h"
+#include "qmeter/core/process.h"
+#include "test_support.h"
+
+namespace qmeter::testing {
+
+// GET `url` (POST with a JSON `body` when non-empty); returns (status, body), status 0 on failure.
+inline std::pair<long, std::string> http_fetch(const std::string& url, const std::string& body = "") {
+  CURL* c = curl_easy_init();
+  std::string out;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  if (!body.empty()) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* o) {
+    static_cast<std::string*>(o)->append(p, s * n);
+    return s * n;
+  });
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+  long code = 0;
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  return {code, out};
+}
+
+// Starts `qmeter serve --port P FLAGS...` logging to DIR/serve.log; waits (up to 120 s) for
+// /health. `base` receives http://127.0.0.1:P.
+inline ChildProcess spawn_serve(const std::string& dir, const std::vector<std::string>& flags, std::string& base) {
+  const std::string port = std::to_string(backend::pick_free_port());
+  base = "http://127.0.0.1:" + port;
+  SpawnOptions so;
+  so.argv = {qmeter_bin(), "serve", "--port", port};
+  so.argv.insert(so.argv.end(), flags.begin(), flags.end());
+  so.log_path = dir + "/serve.log";
+  auto p = ChildProcess::spawn(so);
+  const Nanos deadline = steady_now_ns() + s_to_ns(120);
+  while (steady_now_ns() < deadline && http_fetch(base + "/health").first != 200)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return p;
+}
+
+}  // namespace qmeter::testing
