@@ -232,7 +232,9 @@ void matmul_q4_group_dp(const Matrix& w, const float*, const void* prepared, int
     switch (std::min(kBatchTile, batch - b0)) {
       case 1: {
         int r = row_begin;
-        for (; r + 4 <= row_end; r += 4) rows4_batch1(w, v, y, r);
+        // rows4_batch1 reads batch row 0 only: the last row of a larger batch (9, 17, ...) takes rows_tile<1>.
+        if (b0 == 0)
+          for (; r + 4 <= row_end; r += 4) rows4_batch1(w, v, y, r);
         if (r < row_end) rows_tile<1>(w, v, b0, y, r, row_end);
         break;
       }
