@@ -22,14 +22,14 @@ void add_quantize_verb(CLI::App& app) {
   std::string methods;
   for (const std::string& m : quant::method_names()) methods += (methods.empty() ? "" : ", ") + m;
   sub->add_option("--method", a->method, "quantization method: " + methods)->required();
-  sub->add_option("--out", a->out, "output folder (config.json, model.safetensors, tokenizer)")->required();
+  sub->add_option("--out", a->out, "output folder (config.json, model.safetensors, tokenizer); the GGUF methods (q8_0, q4_0, q4_k) "
+                 "write <out>/model.gguf, or the file --out names when it ends in .gguf")->required();
   // The method options, passed to the registry as given: it validates them and names the flag.
-  for (const std::string& key : quant::option_keys()) {
-    const std::string help = key == "calib" ? "calibration text file (default: the built-in TinyStories half)"
-                                            : "quantization option (see the method table)";
-    sub->add_option_function<std::string>("--" + key, [a, key](const std::string& v) { a->options[key] = v; }, help)
-        ->expected(0, 1)
-        ->group("Method options");
+  for (const quant::OptionInfo& q : quant::option_table()) {
+    auto* opt = sub->add_option_function<std::string>(
+        "--" + q.key, [a, k = q.key](const std::string& v) { a->options[k] = v; }, q.help);
+    opt->group("Method options");
+    if (q.flag) opt->expected(0, 1)->default_str("true");  // --sym = --sym true
   }
   sub->callback([a] {
     std::map<std::string, std::string> opts = a->options;

@@ -7,6 +7,7 @@
 
 #include "qmeter/core/error.h"
 #include "qmeter/engine/kv_cache.h"
+#include "qmeter/quant/quantize.h"
 #include "qmeter/server/inference_server.h"
 #include "verbs.h"
 
@@ -27,24 +28,12 @@ void add_serve_verb(CLI::App& app) {
                   "quantize at load time with this registry method (fp32, bf16, fp16, w8a16, w4a16-rtn, w3a16-rtn, gptq, awq)");
   // Method options, passed to the quantization registry as given (it validates them and names the flag).
   auto quant_opts = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
-  const std::pair<const char*, const char*> quant_flags[] = {
-      {"bits", "weight bits (w4a16-rtn: 4, gptq: 4 or 3, ...)"},
-      {"group-size", "columns per quantization group, a multiple of 32 (default 128)"},
-      {"sym", "symmetric groups, no zero point (default: asymmetric)"},
-      {"act-order", "gptq: quantize columns in order of decreasing activation"},
-      {"damp", "gptq: Hessian dampening, a fraction of its mean diagonal (default 0.01)"},
-      {"calib-samples", "calibration sequences (gptq, awq; default 128)"},
-      {"calib-seq-len", "tokens per calibration sequence (default 512)"},
-      {"calib", "calibration text file (gptq, awq; default: the built-in one)"}};
-  for (const auto& [key, help] : quant_flags) {
-    auto* opt = sub->add_option_function<std::string>(std::string("--") + key,
-                                                      [quant_opts, k = std::string(key)](const std::string& v) {
-                                                        quant_opts->emplace_back(k, v);
-                                                      },
-                                                      help);
+  for (const quant::OptionInfo& q : quant::option_table()) {
+    auto* opt = sub->add_option_function<std::string>(
+        "--" + q.key, [quant_opts, k = q.key](const std::string& v) { quant_opts->emplace_back(k, v); }, q.help);
     opt->group("Quantization options");
     // Boolean options work as plain flags too (--sym = --sym true).
-    if (std::string(key) == "sym" || std::string(key) == "act-order") opt->expected(0, 1)->default_str("true");
+    if (q.flag) opt->expected(0, 1)->default_str("true");
   }
   sub->add_option("--host", o->host, "address to bind (default 127.0.0.1)");
   sub->add_option("--port", o->port, "port (0: a free one)")->check(CLI::Range(0, 65535));

@@ -13,9 +13,11 @@
 #include "calibration.h"
 #include "layer_access.h"
 #include "qmeter/core/error.h"
+#include "qmeter/engine/gguf_blocks.h"
 #include "qmeter/core/paths.h"
 #include "qmeter/engine/packed_formats.h"
 #include "qmeter/quant/float_quant.h"
+#include "qmeter/quant/gguf_quant.h"
 #include "qmeter/quant/linear_quant.h"
 
 namespace qmeter::quant {
@@ -37,6 +39,12 @@ const std::vector<MethodInfo>& methods() {
       {"fp8-w8a8", 8, {8}, false, DType::kFp8RowA8, "FP8 E4M3 weights and per-token dynamic E4M3 activations"},
       {"smoothquant-w8a8", 8, {8}, true, DType::kQ8RowA8,
        "SmoothQuant: alpha migration into the RMSNorms, int8 per-channel weights x per-token int8 activations"},
+      // llama.cpp's block formats (gguf_quant.h), bit-compatible: `qmeter quantize` writes a GGUF file.
+      {"q8_0", 8, {8}, false, DType::kGgufQ8_0, "GGUF q8_0: int8 codes, one f16 scale per 32 weights (llama.cpp layout)"},
+      {"q4_0", 4, {4}, false, DType::kGgufQ4_0, "GGUF q4_0: 4-bit codes, one f16 scale per 32 weights (llama.cpp layout)"},
+      {"q4_k", 4, {4}, false, DType::kGgufQ4K,
+       "GGUF q4_K: 256-weight super-blocks, 6-bit scales and mins per 32 (llama.cpp layout); rows not a multiple of "
+       "256 fall back to q4_0"},
   };
   return table;
 }
@@ -94,6 +102,7 @@ QuantOptions parse_options(const std::string& method, const std::map<std::string
       }
       if (!(o.damp >= 0.0 && o.damp < 1.0)) throw UsageError(fmt::format("--damp: {} is outside [0, 1)", value));
     } else if (key == "double-quant" || key == "double_quant") o.double_quant = parse_bool(key, value);
+    else if (key == "quantize-lm-head" || key == "quantize_lm_head") o.quantize_lm_head = parse_bool(key, value);
     else if (key == "alpha") {
       try {
         std::size_t used = 0;
@@ -126,12 +135,34 @@ QuantOptions parse_options(const std::string& method, const std::map<std::string
   if (o.double_quant && method != "nf4") throw UsageError(fmt::format("--double-quant applies to nf4 only, not {}", method));
   if (o.alpha_given && method != "smoothquant-w8a8")
     throw UsageError(fmt::format("--alpha applies to smoothquant-w8a8 only, not {}", method));
+  if (o.quantize_lm_head && (!engine::is_packed(info.packed_dtype) || engine::is_gguf_block(info.packed_dtype)))
+    throw UsageError(fmt::format("--quantize-lm-head applies to the packed methods written as safetensors (w8a16, "
+                                 "w4a16-rtn, gptq, awq, nf4, fp8, smoothquant), not {}", method));
   return o;
 }
 
+const std::vector<OptionInfo>& option_table() {
+  static const std::vector<OptionInfo> table = {
+      {"bits", "weight bits (w4a16-rtn: 4, gptq: 4 or 3, ...)"},
+      {"group-size", "columns per quantization group, a multiple of 32 (default 128)"},
+      {"sym", "symmetric groups, no zero point (default: asymmetric)", true},
+      {"act-order", "gptq: quantize columns in order of decreasing activation", true},
+      {"damp", "gptq: Hessian dampening, a fraction of its mean diagonal (default 0.01)"},
+      {"alpha", "smoothquant-w8a8: migration strength in [0, 1] (default 0.8)"},
+      {"double-quant", "nf4: quantize the absmax values too (8-bit, blocks of 256)", true},
+      {"quantize-lm-head", "also quantize the classifier / tied embedding, round-to-nearest (default: kept bf16)", true},
+      {"calib-samples", "calibration sequences (gptq, awq, smoothquant; default 128)"},
+      {"calib-seq-len", "tokens per calibration sequence (default 512)"},
+      {"calib", "calibration text file (default: the built-in TinyStories half)"}};
+  return table;
+}
+
 const std::vector<std::string>& option_keys() {
-  static const std::vector<std::string> keys = {"bits",  "group-size",    "sym",          "act-order",     "damp",
-                                                "alpha", "double-quant", "calib-samples", "calib-seq-len", "calib"};
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> k;
+    for (const OptionInfo& o : option_table()) k.push_back(o.key);
+    return k;
+  }();
   return keys;
 }
 
@@ -211,26 +242,50 @@ void embeddings_to_bf16(engine::Model& model) {
   else convert(model.weights.classifier);
 }
 
-void quantize_layer_rtn(engine::Model& model, engine::LayerWeights& lw, const MethodInfo& info, const QuantOptions& o) {
-  for (LinearRef ref : layer_linears(lw)) {
-    engine::Matrix& m = *ref.matrix;
-    std::vector<float> w(static_cast<std::size_t>(m.rows) * m.cols);
-    for (int r = 0; r < m.rows; ++r) engine::matrix_row_to_f32(m, r, w.data() + static_cast<std::size_t>(r) * m.cols);
-    switch (info.packed_dtype) {
-      case DType::kQ8Row: install_packed(model, m, DType::kQ8Row, quantize_rtn_rows8(w.data(), m.rows, m.cols).pack()); break;
-      case DType::kNf4:
-        install_packed(model, m, DType::kNf4, quantize_nf4(w.data(), m.rows, m.cols, o.double_quant).pack());
-        break;
-      case DType::kFp8Row:
-      case DType::kFp8RowA8:
-        install_packed(model, m, info.packed_dtype, quantize_fp8_rows(w.data(), m.rows, m.cols).pack(info.packed_dtype));
-        break;
-      default: {
-        const int gs = effective_group_size(o.group_size, m.cols);
-        install_packed(model, m, DType::kQ4Group, quantize_rtn_groups(w.data(), m.rows, m.cols, o.bits, gs, o.symmetric).pack());
-      }
+// One matrix quantized round-to-nearest into the method's packed format (the RTN methods' layers,
+// and the classifier of --quantize-lm-head for every method).
+void quantize_matrix_rtn(engine::Model& model, engine::Matrix& m, const MethodInfo& info, const QuantOptions& o) {
+  std::vector<float> w(static_cast<std::size_t>(m.rows) * m.cols);
+  for (int r = 0; r < m.rows; ++r) engine::matrix_row_to_f32(m, r, w.data() + static_cast<std::size_t>(r) * m.cols);
+  switch (info.packed_dtype) {
+    case DType::kQ8Row: install_packed(model, m, DType::kQ8Row, quantize_rtn_rows8(w.data(), m.rows, m.cols).pack()); break;
+    case DType::kQ8RowA8:
+      install_packed(model, m, DType::kQ8RowA8, quantize_rtn_rows8(w.data(), m.rows, m.cols).pack_a8());
+      break;
+    case DType::kNf4:
+      install_packed(model, m, DType::kNf4, quantize_nf4(w.data(), m.rows, m.cols, o.double_quant).pack());
+      break;
+    case DType::kFp8Row:
+    case DType::kFp8RowA8:
+      install_packed(model, m, info.packed_dtype, quantize_fp8_rows(w.data(), m.rows, m.cols).pack(info.packed_dtype));
+      break;
+    case DType::kGgufQ8_0:
+    case DType::kGgufQ4_0:
+    case DType::kGgufQ4K: {  // llama.cpp blocks, or the per-matrix fallback of gguf_storage_dtype()
+      GgufQuantized q = quantize_gguf_matrix(info.packed_dtype, w.data(), m.rows, m.cols);
+      std::byte* data = model.allocate_weights(q.data.size());  // huge pages, as install_packed
+      std::memcpy(data, q.data.data(), q.data.size());
+      m = engine::Matrix{q.dtype, m.rows, m.cols, data};
+      break;
+    }
+    default: {
+      const int gs = effective_group_size(o.group_size, m.cols);
+      install_packed(model, m, DType::kQ4Group, quantize_rtn_groups(w.data(), m.rows, m.cols, o.bits, gs, o.symmetric).pack());
     }
   }
+}
+
+void quantize_layer_rtn(engine::Model& model, engine::LayerWeights& lw, const MethodInfo& info, const QuantOptions& o) {
+  for (LinearRef ref : layer_linears(lw)) quantize_matrix_rtn(model, *ref.matrix, info, o);
+}
+
+// --quantize-lm-head: the classifier in the method's format (once, shared with the embedding
+// when tied: the embedding lookup then dequantizes one row per token).
+void quantize_lm_head(engine::Model& model, const MethodInfo& info, const QuantOptions& o) {
+  engine::ModelWeights& w = model.weights;
+  const bool tied = w.classifier.data == w.token_embedding.data;
+  quantize_matrix_rtn(model, w.classifier, info, o);
+  if (tied) w.token_embedding = w.classifier;
 }
 
 void quantize_layer_gptq(engine::Model& model, int l, const CalibState& st, const QuantOptions& o, engine::ThreadPool* pool) {
@@ -285,9 +340,11 @@ void quantize_model(engine::Model& model, const std::string& method, const Quant
       st.hidden = layer_forward(model, l, st, Stage::kOutput, pool);  // from the quantized layer
     }
   }
+  if (o.quantize_lm_head) quantize_lm_head(model, info, o);
   model.weight_dtype = info.packed_dtype;
-  model.description += fmt::format(" | quantized: {} ({}-bit{})", method, o.bits,
-                                   info.packed_dtype == DType::kQ4Group ? fmt::format(", group {}", o.group_size) : "");
+  model.description += fmt::format(" | quantized: {} ({}-bit{}{})", method, o.bits,
+                                   info.packed_dtype == DType::kQ4Group ? fmt::format(", group {}", o.group_size) : "",
+                                   o.quantize_lm_head ? ", lm_head too" : "");
 }
 
 std::shared_ptr<engine::Model> load_quantized(const std::string& model_spec, const std::string& method,

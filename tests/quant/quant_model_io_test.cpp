@@ -4,13 +4,16 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "qmeter/core/error.h"
 #include "qmeter/engine/model.h"
+#include "qmeter/engine/packed_formats.h"
 #include "qmeter/engine/session.h"
 #include "qmeter/quant/quantize.h"
 #include "qmeter/quant/quantized_model.h"
@@ -81,6 +84,47 @@ TEST(QuantizedModelFolder, EveryMethodRoundTripsBitIdentical) {
     EXPECT_EQ(back->tokenizer->encode("Once upon a time", true), q->tokenizer->encode("Once upon a time", true));
     EXPECT_EQ(logits(*back), logits(*q));
   }
+}
+
+TEST(QuantizedModelFolder, QuantizedLmHeadIsPackedSharedWithTheEmbeddingAndRoundTrips) {
+  // --quantize-lm-head: the tied classifier becomes the method's packed format, the embedding
+  // lookup reads the same quantized rows, and the folder reloads bit-identically. Ground truth
+  // for the values: each embedding row equals the round-to-nearest dequantization of the f32 row.
+  QMETER_REQUIRE_SHARED_DATA(model_path, kModel);
+  auto ref = engine::load_model(model_path);
+  for (const std::string method : {"w8a16", "w4a16-rtn", "smoothquant-w8a8"}) {
+    SCOPED_TRACE(method);
+    std::map<std::string, std::string> opts = {{"quantize-lm-head", "true"}};
+    if (method == "w4a16-rtn") opts["group-size"] = "32";
+    if (method == "smoothquant-w8a8") opts.insert({{"calib-samples", "4"}, {"calib-seq-len", "128"}});
+    auto q = quant::load_quantized(model_path, method, opts, "");
+    const engine::ModelWeights& w = q->weights;
+    EXPECT_TRUE(engine::is_packed(w.classifier.dtype)) << engine::dtype_name(w.classifier.dtype);
+    EXPECT_EQ(w.token_embedding.data, w.classifier.data);  // tied: one quantized matrix
+    EXPECT_NE(q->description.find("lm_head too"), std::string::npos) << q->description;
+    // Row 7 of the embedding against its own quantization: within half a step of the row's scale.
+    std::vector<float> got(static_cast<std::size_t>(w.classifier.cols)), exact(got.size());
+    engine::matrix_row_to_f32(w.token_embedding, 7, got.data());
+    engine::matrix_row_to_f32(ref->weights.token_embedding, 7, exact.data());
+    float amax = 0;
+    for (float v : exact) amax = std::max(amax, std::fabs(v));
+    const float step = method == "w4a16-rtn" ? 2 * amax / 15 : amax / 127;
+    for (std::size_t c = 0; c < got.size(); ++c) EXPECT_LE(std::fabs(got[c] - exact[c]), 0.5f * step + 1e-6f) << c;
+    const std::string dir = qmeter::testing::test_output_dir("lm_head_" + method);
+    quant::write_quantized_model(*q, model_path, dir, method, opts);
+    auto back = engine::load_model(dir);
+    EXPECT_EQ(back->weights.classifier.dtype, w.classifier.dtype);
+    EXPECT_EQ(back->weight_bytes(), q->weight_bytes());
+    EXPECT_EQ(logits(*back), logits(*q));
+    // Quantizing the head costs a little, not everything: logits stay close to the head-in-bf16 model.
+    opts.erase("quantize-lm-head");
+    const std::vector<float> with_head = logits(*q), without = logits(*quant::load_quantized(model_path, method, opts, ""));
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < with_head.size(); ++i) diff += std::fabs(with_head[i] - without[i]), norm += std::fabs(without[i]);
+    EXPECT_LT(diff / norm, method == "w4a16-rtn" ? 0.15 : 0.03);
+  }
+  EXPECT_THROW(quant::parse_options("bf16", {{"quantize-lm-head", "true"}}), UsageError);
+  EXPECT_THROW(quant::parse_options("w8a16", {{"quantize-lm-head", "maybe"}}), UsageError);
 }
 
 TEST(QuantizedModelFolder, CorruptPackedTensorIsRefusedByName) {

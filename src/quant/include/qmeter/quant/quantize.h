@@ -52,6 +52,10 @@ struct QuantOptions {
   bool alpha_given = false;
   int calib_samples = 128;
   int calib_seq_len = 512;
+  // Also quantize the classifier (and so the tied token embedding) with the method's format,
+  // round-to-nearest (as llama.cpp quantizes output.weight; AutoGPTQ / AutoAWQ keep it 16-bit,
+  // the default). On a LLaMA-1B shape the bf16 classifier is half of a 4-bit model's bytes.
+  bool quantize_lm_head = false;
   // The KV cache's element type at run time (kv_cache.h), combinable with every method; not a
   // weight property, so `qmeter quantize` neither takes nor stores it (not in option_keys()).
   engine::KvDType kv_cache_dtype = engine::KvDType::kF32;
@@ -61,7 +65,14 @@ struct QuantOptions {
 // combinations the method does not support (e.g. awq with 5 bits).
 QuantOptions parse_options(const std::string& method, const std::map<std::string, std::string>& options);
 
-// Every option key parse_options accepts (the CLI's flags), plus "calib" (the calibration file).
+// Every option key parse_options accepts (the CLI's flags) except kv-cache-dtype, plus "calib"
+// (the calibration file), with its help text; `flag`: boolean, "--key" alone means true.
+struct OptionInfo {
+  std::string key;
+  std::string help;
+  bool flag = false;
+};
+const std::vector<OptionInfo>& option_table();
 const std::vector<std::string>& option_keys();
 
 // Calibration sequences: the text of `calib_path` (empty: the built-in default of the shared
