@@ -12,6 +12,7 @@
 #include "kernels_quant.h"  // packed formats (quant issue)
 #include "qmeter/core/error.h"
 #include "qmeter/engine/kernels.h"
+#include "qmeter/engine/packed_formats.h"  // kQ4Group's column permutation
 #include "qmeter/engine/thread_pool.h"
 
 namespace qmeter::engine {
@@ -176,6 +177,18 @@ void matmul_isa(Isa isa, const Matrix& w, const float* x, int batch, float* y, T
   const kernels::MatmulKernel* k = kernels::find_matmul_kernel(isa, w.dtype, batch);
   if (!k) throw Error("matmul: no kernel for weight type " + std::string(dtype_name(w.dtype)));
 
+  // Act-order kQ4Group (imported GPTQ): its stored columns are a permutation of the inputs, so
+  // the activations are gathered into that order once (O(batch * cols), small beside the matmul).
+  if (const std::int32_t* perm = q4_column_permutation(w)) {
+    thread_local std::vector<float> gathered;
+    gathered.resize(static_cast<std::size_t>(batch) * w.cols);
+    for (int b = 0; b < batch; ++b) {
+      const float* xb = x + static_cast<std::size_t>(b) * w.cols;
+      float* gb = gathered.data() + static_cast<std::size_t>(b) * w.cols;
+      for (int c = 0; c < w.cols; ++c) gb[c] = xb[perm[c]];
+    }
+    x = gathered.data();
+  }
   const void* prepared = nullptr;
   thread_local std::vector<unsigned char> scratch;  // reused across calls: no allocation per token
   if (k->prepare) {

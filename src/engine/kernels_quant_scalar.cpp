@@ -32,7 +32,7 @@ void matmul_q8_row(const Matrix& w, const float* x, const void*, int batch, floa
 void matmul_q4_group(const Matrix& w, const float* x, const void*, int batch, float* y, int row_begin, int row_end) {
   std::vector<float> row(static_cast<std::size_t>(w.cols));
   for (int r = row_begin; r < row_end; ++r) {
-    packed_row_to_f32(w, r, row.data());
+    q4_group_stored_row_to_f32(w, r, row.data());  // stored column order: matmul gathered x to match
     for (int b = 0; b < batch; ++b) {
       const float* xb = x + static_cast<std::size_t>(b) * w.cols;
       float acc = 0.0f;

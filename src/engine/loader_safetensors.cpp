@@ -3,6 +3,8 @@
 // tokenizer.model beside them. HF stores q/k projections permuted for its rotate-half RoPE; like
 // llama.cpp's converter, the loader un-permutes their rows (a copy of q/k only) and runs the
 // interleaved RoPE, so an HF checkpoint computes exactly what the original layout computes.
+// AutoGPTQ / AutoAWQ folders (quantization_config) import their quantized linears as kQ4Group
+// matrices (loader_hf_quantized.cpp).
 #include <fmt/format.h>
 
 #include <cstring>
@@ -12,6 +14,7 @@
 #include <set>
 
 #include "loader_common.h"
+#include "loader_hf_quantized.h"
 #include "mmap_file.h"
 #include "qmeter/core/error.h"
 #include "qmeter/core/paths.h"
@@ -23,21 +26,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-struct StoredTensor {
-  const MappedFile* file = nullptr;
-  DType dtype = DType::kF32;
-  std::vector<std::int64_t> shape;
-  const std::byte* data = nullptr;
-  std::uint64_t bytes = 0;
-  bool packed = false;  // a qmeter packed blob (U8 "<linear>.qmeter_packed", packed_formats.h)
-};
-
-std::string shape_str(const std::vector<std::int64_t>& s) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 // Parses one .safetensors file: u64 header length, JSON header, then the data block.
 void index_safetensors(const MappedFile& file, std::map<std::string, StoredTensor>& out) {
@@ -69,6 +57,7 @@ void index_safetensors(const MappedFile& file, std::map<std::string, StoredTenso
       else if (dt == "F16") dtype = DType::kF16;
       else if (dt == "BF16") dtype = DType::kBF16;
       else if (dt == "U8" && ends_with(name, ".qmeter_packed")) dtype = DType::kQ8Row;  // any packed type: its header says
+      else if (dt == "I32") dtype = DType::kF32;  // AutoGPTQ / AutoAWQ integers (4 bytes each; see int32)
       else throw Error(fmt::format("'{}': tensor '{}' has unsupported dtype {} (F32, F16, BF16 are)", path, name, dt));
       StoredTensor t;
       t.file = &file;
@@ -84,6 +73,7 @@ void index_safetensors(const MappedFile& file, std::map<std::string, StoredTenso
         numel *= static_cast<std::uint64_t>(d);
       }
       t.packed = dt == "U8";
+      t.int32 = dt == "I32";
       t.bytes = offsets[1] - offsets[0];
       if (!t.packed && offsets[1] - offsets[0] != dense_bytes(dtype, numel))
         throw Error(fmt::format("'{}': tensor '{}' of shape {} {} needs {} bytes but data_offsets span {}", path, name,
@@ -96,13 +86,7 @@ void index_safetensors(const MappedFile& file, std::map<std::string, StoredTenso
   }
 }
 
-json read_json(const fs::path& p) {
-  try {
-    return json::parse(read_file(p.string()));
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("'{}': malformed JSON: {}", p.string(), e.what()));
-  }
-}
+json read_json(const fs::path& p) { return read_json_file(p.string()); }
 
 ModelConfig parse_hf_config(const json& j, const std::string& path) {
   ModelConfig c;
@@ -167,6 +151,7 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
   const json config_json = read_json(config_path);
   c = parse_hf_config(config_json, config_path.string());
   c.validate(config_path.string());
+  const std::optional<HfQuantConfig> quant = read_hf_quant_config(folder, config_json);  // AutoGPTQ / AutoAWQ
 
   // Weight files: one model.safetensors, or the shards an index names.
   std::vector<std::string> files;
@@ -186,6 +171,8 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
       shards.insert(s);
     }
     for (const auto& s : shards) files.push_back((dir / s).string());
+  } else if (quant && !quant->weights_file.empty() && fs::exists(dir / quant->weights_file)) {
+    files.push_back((dir / quant->weights_file).string());  // AutoGPTQ's model_file_base_name
   } else {
     throw Error(fmt::format("'{}': no model.safetensors or model.safetensors.index.json", folder));
   }
@@ -203,6 +190,7 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
     if (it->second.shape != shape)
       throw Error(fmt::format("'{}': tensor '{}' has shape {}, expected {}", it->second.file->path(), name,
                               shape_str(it->second.shape), shape_str(shape)));
+    if (it->second.int32) throw Error(fmt::format("'{}': tensor '{}' has dtype I32, not a float weight", it->second.file->path(), name));
     return it->second;
   };
   // qmeter quantize's folders: a linear "<x>.weight" stored as "<x>.qmeter_packed", rows already
@@ -218,8 +206,14 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
     }
     return packed_matrix_from_blob(data, it->second.bytes, rows, cols, fmt::format("'{}': tensor '{}'", it->second.file->path(), it->first));
   };
+  // AutoGPTQ / AutoAWQ: a linear "<x>.weight" stored as "<x>.qweight" + qzeros, scales (g_idx).
+  auto imported = [&](const std::string& name, int rows, int cols, const std::vector<int>& src) -> std::optional<Matrix> {
+    if (!quant || !ends_with(name, ".weight")) return std::nullopt;
+    return import_quantized_linear(*quant, tensors, name.substr(0, name.size() - 7), rows, cols, src, wb);
+  };
   auto mat = [&](const std::string& name, int rows, int cols) {
     if (auto p = packed(name, rows, cols)) return *p;
+    if (auto p = imported(name, rows, cols, {})) return *p;
     const StoredTensor& t = find(name, {rows, cols});
     return wb.matrix(t.dtype, t.data, rows, cols);
   };
@@ -240,6 +234,7 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
   const std::vector<int> q_rows = unpermute_rows(c.n_heads), k_rows = unpermute_rows(c.n_kv_heads);
   auto rope_mat = [&](const std::string& name, int rows, const std::vector<int>& src) {
     if (auto p = packed(name, rows, c.dim)) return *p;
+    if (auto p = imported(name, rows, c.dim, src)) return *p;
     const StoredTensor& t = find(name, {rows, c.dim});
     return wb.matrix_permuted_rows(t.dtype, t.data, rows, c.dim, src);
   };
@@ -273,6 +268,7 @@ std::unique_ptr<Model> load_hf_model(const std::string& folder, const LoadOption
   if (!tensors.count("lm_head.weight")) c.tied_embeddings = true;  // tied checkpoints may omit it
   if (!c.tied_embeddings) w.classifier = mat("lm_head.weight", c.vocab_size, c.dim);
   finalize_model(*model, folder);
+  if (quant) model->description += " | " + quant->label();
   if (config_json.contains("quantization_config") && config_json["quantization_config"].is_object()) {
     const json& q = config_json["quantization_config"];  // written by qmeter quantize (or another tool)
     if (q.contains("description") && q["description"].is_string()) model->description += " | " + q["description"].get<std::string>();

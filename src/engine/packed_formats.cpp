@@ -83,6 +83,17 @@ void packed_row_to_f32(const Matrix& m, int row, float* out) {
     }
     return;
   }
+  const std::int32_t* perm = q4_column_permutation(m);
+  if (!perm) return q4_group_stored_row_to_f32(m, row, out);
+  thread_local std::vector<float> stored;  // stored-order values of a permuted row
+  stored.resize(static_cast<std::size_t>(m.cols));
+  q4_group_stored_row_to_f32(m, row, stored.data());
+  for (int c = 0; c < m.cols; ++c) out[perm[c]] = stored[static_cast<std::size_t>(c)];
+}
+
+void q4_group_stored_row_to_f32(const Matrix& m, int row, float* out) {
+  const PackedHeader& h = packed_header(m);
+  const std::uint8_t* r = static_cast<const std::uint8_t*>(m.data) + sizeof(PackedHeader) + static_cast<std::size_t>(row) * h.row_stride;
   const std::uint8_t* scales = r + h.codes_bytes;
   const std::uint8_t* zeros = scales + 2 * h.n_groups;
   for (int c = 0; c < m.cols; ++c) {
@@ -134,6 +145,26 @@ std::vector<std::byte> pack_q4_group(int rows, int cols, int bits, int group_siz
     }
   }
   return blob;
+}
+
+std::vector<std::byte> pack_q4_group_permuted(int rows, int cols, int bits, int group_size, const std::uint8_t* codes,
+                                              const float* scales, const std::uint8_t* zeros, const std::int32_t* perm) {
+  std::vector<std::byte> blob = pack_q4_group(rows, cols, bits, group_size, codes, scales, zeros);
+  auto* h = reinterpret_cast<PackedHeader*>(blob.data());
+  h->flags |= kQ4ColumnPermutation;
+  h->tail_bytes = static_cast<std::uint32_t>(sizeof(std::int32_t) * cols);
+  const std::size_t at = blob.size();
+  blob.resize(at + sizeof(std::int32_t) * cols);
+  std::memcpy(blob.data() + at, perm, sizeof(std::int32_t) * cols);
+  return blob;
+}
+
+const std::int32_t* q4_column_permutation(const Matrix& m) {
+  if (m.dtype != DType::kQ4Group) return nullptr;
+  const PackedHeader& h = packed_header(m);
+  if (!(h.flags & kQ4ColumnPermutation)) return nullptr;
+  return reinterpret_cast<const std::int32_t*>(static_cast<const std::byte*>(m.data) + sizeof(PackedHeader) +
+                                               static_cast<std::size_t>(m.rows) * h.row_stride);
 }
 
 // ---- NF4 ----
@@ -345,10 +376,20 @@ Matrix packed_matrix_from_blob(const std::byte* blob, std::size_t size, int rows
   if (dtype == DType::kQ8RowA8) tail = 8u * rows;
   if (dtype == DType::kNf4 && (h.flags & 1u))
     tail = 4u * ((static_cast<std::size_t>(rows) * h.n_groups + kNf4DoubleBlock - 1) / kNf4DoubleBlock + 1);
+  if (dtype == DType::kQ4Group && (h.flags & kQ4ColumnPermutation)) tail = 4u * static_cast<std::size_t>(cols);
   if (h.tail_bytes != tail) throw Error(fmt::format("{}: packed {} tensor of {} rows has a bad tail size", what, dtype_name(dtype), rows));
   const std::size_t expect = sizeof(PackedHeader) + static_cast<std::size_t>(rows) * h.row_stride + h.tail_bytes;
   if (size != expect)
     throw Error(fmt::format("{}: packed {} tensor has {} bytes, {} x {} needs {}", what, dtype_name(dtype), size, rows, cols, expect));
+  if (dtype == DType::kQ4Group && (h.flags & kQ4ColumnPermutation)) {  // matmul gathers x through it
+    const auto* perm = reinterpret_cast<const std::int32_t*>(blob + expect - tail);
+    std::vector<bool> seen(static_cast<std::size_t>(cols));
+    for (int c = 0; c < cols; ++c) {
+      if (perm[c] < 0 || perm[c] >= cols || seen[static_cast<std::size_t>(perm[c])])
+        throw Error(fmt::format("{}: packed q4_group column permutation is not a permutation of {} columns", what, cols));
+      seen[static_cast<std::size_t>(perm[c])] = true;
+    }
+  }
   return Matrix{dtype, rows, cols, blob};
 }
 

@@ -67,6 +67,19 @@ std::vector<std::byte> pack_q8_row(int rows, int cols, const std::int8_t* codes,
 std::vector<std::byte> pack_q4_group(int rows, int cols, int bits, int group_size, const std::uint8_t* codes,
                                      const float* scales, const std::uint8_t* zeros);
 int q4_group_count(int cols, int group_size);
+// kQ4Group with a column permutation (imported act-order GPTQ checkpoints, whose groups are not
+// runs of contiguous input columns): header flags bit kQ4ColumnPermutation, and the tail holds
+// i32 perm[cols]: stored column j is input column perm[j] (codes and groups are in stored order).
+// matmul gathers x[perm[j]] once per call and runs the usual kQ4Group kernels (exllama's way);
+// packed_row_to_f32 returns the row in input-column order.
+inline constexpr std::uint32_t kQ4ColumnPermutation = 2u;
+std::vector<std::byte> pack_q4_group_permuted(int rows, int cols, int bits, int group_size, const std::uint8_t* codes,
+                                              const float* scales, const std::uint8_t* zeros, const std::int32_t* perm);
+// The column permutation of a kQ4Group matrix (cols entries), or nullptr when it has none.
+const std::int32_t* q4_column_permutation(const Matrix& m);
+// Row `row` of a kQ4Group matrix in stored column order (what the kernels multiply with the
+// gathered activations); packed_row_to_f32 is the same row in input-column order.
+void q4_group_stored_row_to_f32(const Matrix& m, int row, float* out);
 
 // The 16 NormalFloat4 values (QLoRA, Dettmers et al. 2023), ascending, -1 .. 1 with an exact 0.
 extern const float kNf4Values[16];
