@@ -139,11 +139,12 @@ void add_awq(std::vector<Raw>& t, const std::string& base, const QLinear& l) {
   t.push_back({base + ".scales", "F16", {l.groups(), l.out}, bytes_of(l.scale)});
 }
 
-std::string llama_config(int dim, int hidden, int layers, int heads, int kv_heads, int vocab, bool tied, const std::string& quant) {
+std::string llama_config(int dim, int hidden, int layers, int heads, int kv_heads, int vocab, int max_pos, bool tied,
+                         const std::string& quant) {
   return fmt::format(R"({{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": {}, "intermediate_size": {},
- "num_hidden_layers": {}, "num_attention_heads": {}, "num_key_value_heads": {}, "vocab_size": {}, "max_position_embeddings": 64,
+ "num_hidden_layers": {}, "num_attention_heads": {}, "num_key_value_heads": {}, "vocab_size": {}, "max_position_embeddings": {},
  "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": {}{}}})",
-                     dim, hidden, layers, heads, kv_heads, vocab, tied ? "true" : "false",
+                     dim, hidden, layers, heads, kv_heads, vocab, max_pos, tied ? "true" : "false",
                      quant.empty() ? "" : ", \"quantization_config\": " + quant);
 }
 
@@ -197,7 +198,7 @@ Tiny make_tiny(const std::string& method, int bits, bool act_order, bool v1, uns
 }
 
 void write_folder(const std::string& dir, const Tiny& t) {
-  std::ofstream(dir + "/config.json") << llama_config(kDim, kHidden, 1, kHeads, kHeads, kVocab, false, t.quant_config);
+  std::ofstream(dir + "/config.json") << llama_config(kDim, kHidden, 1, kHeads, kHeads, kVocab, 64, false, t.quant_config);
   write_safetensors(dir + "/model.safetensors", t.tensors);
 }
 
@@ -449,7 +450,7 @@ TEST(GptqImport, StoriesQuantizedByOurGptqGivesIdenticalLogits) {
   const std::string dir = qmeter::testing::test_output_dir("stories_autogptq");
   {
     std::ofstream cfg(dir + "/config.json");
-    cfg << llama_config(c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, true,
+    cfg << llama_config(c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.max_seq_len, true,
                         R"({"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": true, "sym": false})");
   }
   write_safetensors(dir + "/model.safetensors", t);
@@ -472,6 +473,16 @@ TEST(GptqImport, StoriesQuantizedByOurGptqGivesIdenticalLogits) {
   std::ifstream in(log);
   const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(out.find("gptq (imported AutoGPTQ, 4-bit, group 32, act-order)"), std::string::npos) << out;
+  const std::string text = qmeter::testing::shared_data_file("eval/tinystories_val.txt");
+  if (!text.empty()) {  // and `qmeter eval --engine-model` scores it in-process
+    const std::string elog = dir + "/eval.log";
+    EXPECT_EQ(qmeter::testing::run_qmeter({"eval", "--engine-model", dir, "--task", "perplexity:" + text, "--limit", "2",
+                                           "--output-json", dir + "/eval.json"}, elog, 120), 0);
+    std::ifstream ein(elog);
+    const std::string eout((std::istreambuf_iterator<char>(ein)), std::istreambuf_iterator<char>());
+    EXPECT_NE(eout.find("imported AutoGPTQ"), std::string::npos) << eout;
+    EXPECT_TRUE(fs::exists(dir + "/eval.json")) << eout;
+  }
 }
 
 TEST(GptqImport, CorruptCheckpointsNameFileAndTensor) {
