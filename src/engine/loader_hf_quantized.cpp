@@ -237,19 +237,39 @@ std::optional<Matrix> import_quantized_linear(const HfQuantConfig& q, const Tens
     const unsigned z = stream_value([&](std::size_t i) { return word_at(qzeros, row0 + i); }, static_cast<std::size_t>(o), bits);
     return static_cast<std::uint8_t>(q.zero_plus_one ? (z + 1u) & mask : z);
   };
-  auto code = [&](int in, int o) -> std::uint8_t {
-    if (!gptq) return static_cast<std::uint8_t>((word_at(qweight, static_cast<std::size_t>(in) * (rows / 8) + o / 8) >> (4 * kAwqNibble[o % 8])) & 0xFu);
-    return static_cast<std::uint8_t>(stream_value(
-        [&](std::size_t i) { return word_at(qweight, i * static_cast<std::size_t>(rows) + static_cast<std::size_t>(o)); },
-        static_cast<std::size_t>(in), bits));
-  };
 
+  // The checkpoint's codes as [out][in], decoded in one pass over the words in memory order.
   const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  std::vector<std::uint8_t> q_oi(n);
+  if (!gptq) {
+    const std::size_t words = static_cast<std::size_t>(rows) / 8;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(cols); ++i)
+      for (std::size_t j = 0; j < words; ++j) {
+        const std::uint32_t w = word_at(qweight, i * words + j);
+        for (std::size_t k = 0; k < 8; ++k) q_oi[(8 * j + k) * cols + i] = static_cast<std::uint8_t>((w >> (4 * kAwqNibble[k])) & 0xFu);
+      }
+  } else if (bits == 4) {
+    for (std::size_t wr = 0; wr < static_cast<std::size_t>(cols) / 8; ++wr)
+      for (std::size_t o = 0; o < static_cast<std::size_t>(rows); ++o) {
+        const std::uint32_t w = word_at(qweight, wr * rows + o);
+        for (std::size_t k = 0; k < 8; ++k) q_oi[o * cols + 8 * wr + k] = static_cast<std::uint8_t>((w >> (4 * k)) & 0xFu);
+      }
+  } else {  // 3 bits: values straddle words, read through the bit stream
+    for (std::size_t o = 0; o < static_cast<std::size_t>(rows); ++o)
+      for (std::size_t i = 0; i < static_cast<std::size_t>(cols); ++i)
+        q_oi[o * cols + i] = static_cast<std::uint8_t>(
+            stream_value([&](std::size_t j) { return word_at(qweight, j * static_cast<std::size_t>(rows) + o); }, i, bits));
+  }
+
   std::vector<std::uint8_t> codes(n), zeros(static_cast<std::size_t>(rows) * ng);
   std::vector<float> scale(zeros.size());
   for (int r = 0; r < rows; ++r) {
     const int o = src_row.empty() ? r : src_row[static_cast<std::size_t>(r)];
-    for (int p = 0; p < cols; ++p) codes[static_cast<std::size_t>(r) * cols + p] = code(perm[static_cast<std::size_t>(p)], o);
+    const std::uint8_t* from = q_oi.data() + static_cast<std::size_t>(o) * cols;
+    std::uint8_t* to = codes.data() + static_cast<std::size_t>(r) * cols;
+    if (identity) std::memcpy(to, from, static_cast<std::size_t>(cols));
+    else
+      for (int p = 0; p < cols; ++p) to[p] = from[perm[static_cast<std::size_t>(p)]];
     for (int g = 0; g < ng; ++g) {
       std::uint16_t s16;
       std::memcpy(&s16, scales.data + 2 * (static_cast<std::size_t>(g) * rows + o), 2);
