@@ -6,7 +6,15 @@
 
 namespace qmeter::exec {
 
-spec::KnownNames known_names() { return {quant::method_names(), quality::task_kinds()}; }
+spec::KnownNames known_names() {
+  // Method options are checked as the embedded backend will load them (calib is a file, read
+  // later), so a bad value (e.g. kv-cache-dtype: int4) fails at its spec line before any run.
+  return {quant::method_names(), quality::task_kinds(),
+          [](const std::string& method, std::map<std::string, std::string> options) {
+            options.erase("calib");
+            quant::parse_options(method, options);
+          }};
+}
 
 RunInstruments::RunInstruments(const spec::RunConfig& run, backend::Backend& backend) {
   if (run.energy.source != "none") {

@@ -144,6 +144,13 @@ MethodSpec parse_method(const YAML::Node& n, const Ctx& c, const KnownNames& kno
   if (!known.methods.empty() && std::find(known.methods.begin(), known.methods.end(), m.name) == known.methods.end()) {
     c.fail(name_node, "unknown method '" + m.name + "' (known: " + join(known.methods) + ")");
   }
+  if (known.method_options && !known.methods.empty()) {
+    try {
+      known.method_options(m.name, m.options);
+    } catch (const UsageError& e) {
+      c.fail(n, e.what());
+    }
+  }
   return m;
 }
 

@@ -124,6 +124,9 @@ struct RunConfig {
 struct KnownNames {
   std::vector<std::string> methods;
   std::vector<std::string> quality_tasks;  // the prefix before ':' ("perplexity", "mc", ...)
+  // Set: checks a method entry's options where method names are checked (the embedded backend);
+  // the UsageError it throws is reported at the entry's line (e.g. a bad kv-cache-dtype).
+  std::function<void(const std::string& method, const std::map<std::string, std::string>& options)> method_options;
 };
 
 // Throws UsageError "FILE:LINE:COL: FIELD: what is wrong". ${VAR} in strings expands from the
