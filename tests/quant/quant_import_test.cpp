@@ -76,7 +76,11 @@ struct QLinear {
 };
 
 QLinear random_linear(int out, int in, int bits, int group, bool act_order, float max_scale, std::mt19937& rng) {
-  QLinear l{out, in, bits, group};
+  QLinear l;
+  l.out = out;
+  l.in = in;
+  l.bits = bits;
+  l.group = group;
   const int levels = 1 << bits;
   std::uniform_int_distribution<int> code(0, levels - 1);
   l.q.resize(static_cast<std::size_t>(in) * out);
@@ -318,6 +322,20 @@ TEST(GptqImport, FourBitDequantizesExactly) {
   expect_exact_weights(*m, t);
 }
 
+// AutoGPTQ's own layout: quantize_config.json beside a config.json without quantization_config,
+// weights in "<model_file_base_name>.safetensors".
+TEST(GptqImport, QuantizeConfigJsonAndModelFileBaseName) {
+  Tiny t = make_tiny("gptq", 4, true, true, 17);
+  const std::string dir = qmeter::testing::test_output_dir("gptq_quantize_config");
+  std::ofstream(dir + "/config.json") << llama_config(kDim, kHidden, 1, kHeads, kHeads, kVocab, 64, false, "");
+  std::ofstream(dir + "/quantize_config.json")
+      << R"({"bits": 4, "group_size": 32, "desc_act": true, "sym": true, "model_file_base_name": "gptq_model-4bit-32g"})";
+  write_safetensors(dir + "/gptq_model-4bit-32g.safetensors", t.tensors);
+  auto m = engine::load_model(dir);
+  EXPECT_NE(m->description.find("gptq (imported AutoGPTQ, 4-bit, group 32, act-order)"), std::string::npos) << m->description;
+  expect_exact_weights(*m, t);
+}
+
 TEST(GptqImport, ActOrderDequantizesExactly) {
   for (bool v1 : {true, false}) {
     SCOPED_TRACE(v1 ? "checkpoint_format gptq (zero - 1)" : "checkpoint_format gptq_v2");
@@ -401,7 +419,11 @@ TEST(GptqImport, StoriesQuantizedByOurGptqGivesIdenticalLogits) {
   // The AutoGPTQ export, from the packed blobs' integers (layout of packed_formats.h).
   auto to_qlinear = [&](const engine::Matrix& m, bool rope) {
     const engine::PackedHeader& h = engine::packed_header(m);
-    QLinear l{m.rows, m.cols, static_cast<int>(h.bits), static_cast<int>(h.group_size)};
+    QLinear l;
+    l.out = m.rows;
+    l.in = m.cols;
+    l.bits = static_cast<int>(h.bits);
+    l.group = static_cast<int>(h.group_size);
     l.q.resize(static_cast<std::size_t>(m.rows) * m.cols);
     l.zero.resize(static_cast<std::size_t>(h.n_groups) * m.rows);
     l.scale.resize(l.zero.size());
