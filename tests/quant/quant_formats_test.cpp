@@ -159,7 +159,7 @@ TEST(QuantKernels, Q4Bf16DotProductMatchesExactDotOfBf16Activations) {
         const std::vector<std::byte> blob = gq.pack();
         const engine::Matrix m = engine::packed_matrix(DType::kQ4Group, rows, cols, blob.data());
         const std::vector<float> dq = unpack(m);
-        for (int batch : {1, 3, 8, 11}) {
+        for (int batch : {1, 3, 8, 9, 11}) {  // 9: an 8-row tile plus a 1-row tail
           std::mt19937 rng(batch + cols);
           std::normal_distribution<float> n(0.0f, 1.0f);
           std::vector<float> x(static_cast<std::size_t>(batch) * cols);
