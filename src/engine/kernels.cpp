@@ -10,6 +10,7 @@
 #include "cpu_features.h"
 #include "kernels_dispatch.h"
 #include "kernels_quant.h"  // packed formats (quant issue)
+#include "kernels_quant_gguf.h"  // GGUF block formats
 #include "qmeter/core/error.h"
 #include "qmeter/engine/kernels.h"
 #include "qmeter/engine/packed_formats.h"  // kQ4Group's column permutation
@@ -42,6 +43,7 @@ const MatmulKernel kMatmulKernels[] = {
     {Isa::kAvx512, DType::kQ8Row, 1, avx512::matmul_q8_row},
     {Isa::kAvx512, DType::kQ4Group, 1, avx512::matmul_q4_group},
     QMETER_QUANT_KERNEL_ROWS  // nf4 / fp8 / int8 x int8 (kernels_quant.h)
+    QMETER_GGUF_KERNEL_ROWS   // llama.cpp q8_0 / q4_0 / q4_K blocks (kernels_quant_gguf.h)
 };
 
 }  // namespace
@@ -73,6 +75,9 @@ std::string_view dtype_name(DType d) {
     case DType::kFp8Row: return "fp8_row";
     case DType::kFp8RowA8: return "fp8_row_a8";
     case DType::kQ8RowA8: return "q8_row_a8";
+    case DType::kGgufQ8_0: return "gguf_q8_0";
+    case DType::kGgufQ4_0: return "gguf_q4_0";
+    case DType::kGgufQ4K: return "gguf_q4_k";
   }
   return "unknown";
 }
@@ -87,7 +92,10 @@ std::size_t dtype_size(DType d) {
     case DType::kNf4:
     case DType::kFp8Row:
     case DType::kFp8RowA8:
-    case DType::kQ8RowA8: return 0;  // packed: see matrix_bytes()
+    case DType::kQ8RowA8:
+    case DType::kGgufQ8_0:
+    case DType::kGgufQ4_0:
+    case DType::kGgufQ4K: return 0;  // packed: see matrix_bytes()
   }
   return 0;
 }
@@ -284,7 +292,10 @@ void convert_to_f32(DType dtype, const void* data, std::size_t n, float* out) {
     case DType::kNf4:
     case DType::kFp8Row:
     case DType::kFp8RowA8:
-    case DType::kQ8RowA8:  // packed rows need their matrix's scales: matrix_row_to_f32()
+    case DType::kQ8RowA8:
+    case DType::kGgufQ8_0:
+    case DType::kGgufQ4_0:
+    case DType::kGgufQ4K:  // packed rows need their matrix's scales: matrix_row_to_f32()
       throw Error("convert_to_f32: packed weight type " + std::string(dtype_name(dtype)) + " needs matrix_row_to_f32");
   }
 }

@@ -1,7 +1,9 @@
 // GGUF v2/v3 files (llama.cpp's format): metadata key/values, tensor infos, aligned tensor data,
 // memory-mapped. Architectures "llama" (interleaved RoPE: llama.cpp's converter un-permutes HF
-// q/k) and "qwen2" (rotate-half RoPE, q/k/v biases). Dense types F32 / F16 / BF16 here; a
-// quantized ggml type maps to one more DType once its kernels exist (see ggml_to_dtype).
+// q/k) and "qwen2" (rotate-half RoPE, q/k/v biases). Dense types F32 / F16 / BF16, and the block
+// types Q8_0 / Q4_0 / Q4_K (gguf_blocks.h), which stay packed and mapped in place for the matrices
+// (embedding rows are dequantized on lookup); norms and biases must be dense. With
+// LoadOptions::weight_dtype set, block matrices are dequantized into that dtype at load.
 #include <fmt/format.h>
 
 #include <cstring>
@@ -11,6 +13,8 @@
 #include "loader_common.h"
 #include "mmap_file.h"
 #include "qmeter/core/error.h"
+#include "qmeter/engine/gguf_blocks.h"
+#include "qmeter/engine/gguf_writer.h"
 
 namespace qmeter::engine {
 
@@ -44,7 +48,12 @@ bool ggml_to_dtype(std::uint32_t ggml_type, DType& out) {
     case 0: out = DType::kF32; return true;
     case 1: out = DType::kF16; return true;
     case 30: out = DType::kBF16; return true;
-    default: return false;
+    default:
+      if (const auto d = gguf_dtype_of_ggml(ggml_type)) {
+        out = *d;
+        return true;
+      }
+      return false;
   }
 }
 
@@ -120,11 +129,57 @@ struct TensorInfo {
   std::uint64_t offset = 0;
 };
 
-}  // namespace
+// A block matrix dequantized into a dense `target` copy the model owns (LoadOptions::weight_dtype,
+// e.g. the f32 weights quantize_model starts from).
+Matrix dequantized_copy(WeightBuilder& wb, const Matrix& m, DType target) {
+  if (target != DType::kF32 && target != DType::kBF16 && target != DType::kF16)
+    throw Error(fmt::format("cannot convert {} weights to {} at load", dtype_name(m.dtype), dtype_name(target)));
+  const std::size_t n = static_cast<std::size_t>(m.cols);
+  std::byte* out = wb.allocate(dense_bytes(target, n * static_cast<std::size_t>(m.rows)));
+  std::vector<float> row(n);
+  for (int r = 0; r < m.rows; ++r) {
+    float* dst = target == DType::kF32 ? reinterpret_cast<float*>(out) + n * static_cast<std::size_t>(r) : row.data();
+    matrix_row_to_f32(m, r, dst);
+    auto* h = reinterpret_cast<std::uint16_t*>(out) + n * static_cast<std::size_t>(r);
+    if (target == DType::kBF16)
+      for (std::size_t c = 0; c < n; ++c) h[c] = f32_to_bf16(row[c]);
+    if (target == DType::kF16)
+      for (std::size_t c = 0; c < n; ++c) h[c] = f32_to_f16(row[c]);
+  }
+  return Matrix{target, m.rows, m.cols, out};
+}
 
-std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOptions& options) {
-  auto file = MappedFile::open(path);
-  GgufReader rd(*file);
+// The parsed header: metadata, tensor infos, and where the tensor data starts.
+struct GgufHeader {
+  std::string path;
+  std::map<std::string, GgufValue> meta;
+  std::map<std::string, TensorInfo> infos;
+  std::size_t end = 0;  // first byte after the tensor infos
+
+  const GgufValue* find(const std::string& key) const {
+    auto it = meta.find(key);
+    return it == meta.end() ? nullptr : &it->second;
+  }
+  double number(const std::string& key, std::optional<double> fallback) const {
+    const GgufValue* v = find(key);
+    if (v == nullptr) {
+      if (fallback) return *fallback;
+      throw Error(fmt::format("'{}': metadata '{}' is missing", path, key));
+    }
+    if (v->type == kString || v->type == kArray) throw Error(fmt::format("'{}': metadata '{}' is not a number", path, key));
+    return v->number;
+  }
+  std::string string(const std::string& key) const {
+    const GgufValue* v = find(key);
+    if (v == nullptr) return {};
+    if (v->type != kString) throw Error(fmt::format("'{}': metadata '{}' is not a string", path, key));
+    return v->str;
+  }
+};
+
+GgufHeader parse_header(const MappedFile& file) {
+  const std::string& path = file.path();
+  GgufReader rd(file);
   const auto magic = rd.read<std::uint32_t>("the magic number");
   if (std::memcmp(&magic, "GGUF", 4) != 0) throw Error(fmt::format("'{}': bad magic: not a GGUF file", path));
   const auto version = rd.read<std::uint32_t>("the version");
@@ -134,14 +189,13 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
   const auto n_kv = rd.read<std::uint64_t>("the metadata count");
   if (n_tensors > 1'000'000 || n_kv > 1'000'000)
     throw Error(fmt::format("'{}': implausible GGUF header ({} tensors, {} metadata keys)", path, n_tensors, n_kv));
-
-  std::map<std::string, GgufValue> meta;
+  GgufHeader h;
+  h.path = path;
   for (std::uint64_t i = 0; i < n_kv; ++i) {
     std::string key = rd.string(fmt::format("metadata key #{}", i));
     const auto type = rd.read<std::uint32_t>(fmt::format("metadata '{}'", key));
-    meta[key] = rd.value(type, fmt::format("metadata '{}'", key));
+    h.meta[key] = rd.value(type, fmt::format("metadata '{}'", key));
   }
-  std::map<std::string, TensorInfo> infos;
   for (std::uint64_t i = 0; i < n_tensors; ++i) {
     std::string name = rd.string(fmt::format("tensor info #{}", i));
     const std::string what = fmt::format("tensor info '{}'", name);
@@ -151,28 +205,65 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
     for (std::uint32_t d = 0; d < n_dims; ++d) t.dims.push_back(rd.read<std::uint64_t>(what));
     t.type = rd.read<std::uint32_t>(what);
     t.offset = rd.read<std::uint64_t>(what);
-    infos[name] = std::move(t);
+    h.infos[name] = std::move(t);
   }
+  h.end = rd.pos();
+  return h;
+}
 
-  auto find_meta = [&](const std::string& key) -> const GgufValue* {
-    auto it = meta.find(key);
-    return it == meta.end() ? nullptr : &it->second;
+// The tokenizer.ggml.* vocabulary, or nullopt when the file has none.
+std::optional<TokenizerVocab> vocab_of(const GgufHeader& header) {
+  const std::string& path = header.path;
+  auto find_meta = [&](const std::string& key) { return header.find(key); };
+  auto meta_number = [&](const std::string& key, std::optional<double> fallback) { return header.number(key, fallback); };
+  auto meta_string = [&](const std::string& key) { return header.string(key); };
+  const GgufValue* toks = find_meta("tokenizer.ggml.tokens");
+  if (toks == nullptr) return std::nullopt;
+  if (toks->type != kArray || toks->elem_type != kString)
+    throw Error(fmt::format("'{}': metadata 'tokenizer.ggml.tokens' is not a string array", path));
+  TokenizerVocab v;
+  v.model = meta_string("tokenizer.ggml.model");
+  v.pre = meta_string("tokenizer.ggml.pre");
+  v.tokens = toks->strings;
+  auto numbers = [&](const char* key) -> std::vector<double> {
+    const GgufValue* a = find_meta(key);
+    if (a == nullptr) return {};
+    if (a->type != kArray || a->elem_type == kString)
+      throw Error(fmt::format("'{}': metadata '{}' is not a numeric array", path, key));
+    if (a->numbers.size() != v.tokens.size())
+      throw Error(fmt::format("'{}': metadata '{}' has {} entries for {} tokens", path, key, a->numbers.size(),
+                              v.tokens.size()));
+    return a->numbers;
   };
-  auto meta_number = [&](const std::string& key, std::optional<double> fallback) -> double {
-    const GgufValue* v = find_meta(key);
-    if (v == nullptr) {
-      if (fallback) return *fallback;
-      throw Error(fmt::format("'{}': metadata '{}' is missing", path, key));
-    }
-    if (v->type == kString || v->type == kArray) throw Error(fmt::format("'{}': metadata '{}' is not a number", path, key));
-    return v->number;
+  for (double s : numbers("tokenizer.ggml.scores")) v.scores.push_back(static_cast<float>(s));
+  for (double t : numbers("tokenizer.ggml.token_type")) {
+    if (!(t >= 0 && t <= 255)) throw Error(fmt::format("'{}': metadata 'tokenizer.ggml.token_type' has value {}", path, t));
+    v.token_types.push_back(static_cast<int>(t));
+  }
+  if (const GgufValue* m = find_meta("tokenizer.ggml.merges"); m != nullptr) v.merges = m->strings;
+  auto token_id = [&](const char* key) {
+    const double id = meta_number(key, -1.0);
+    if (!(id >= -1 && id < static_cast<double>(v.tokens.size())))
+      throw Error(fmt::format("'{}': metadata '{}' = {} is not a token id", path, key, id));
+    return static_cast<int>(id);
   };
-  auto meta_string = [&](const std::string& key) -> std::string {
-    const GgufValue* v = find_meta(key);
-    if (v == nullptr) return {};
-    if (v->type != kString) throw Error(fmt::format("'{}': metadata '{}' is not a string", path, key));
-    return v->str;
-  };
+  v.bos_id = token_id("tokenizer.ggml.bos_token_id");
+  v.eos_id = token_id("tokenizer.ggml.eos_token_id");
+  v.unk_id = token_id("tokenizer.ggml.unknown_token_id");
+  v.add_bos = meta_number("tokenizer.ggml.add_bos_token", 1.0) != 0.0;
+  v.add_space_prefix = meta_number("tokenizer.ggml.add_space_prefix", 1.0) != 0.0;
+  v.source = path;
+  return v;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOptions& options) {
+  auto file = MappedFile::open(path);
+  const GgufHeader header = parse_header(*file);
+  const std::map<std::string, TensorInfo>& infos = header.infos;
+  auto meta_number = [&](const std::string& key, std::optional<double> fallback) { return header.number(key, fallback); };
+  auto meta_string = [&](const std::string& key) { return header.string(key); };
 
   const double alignment_value = meta_number("general.alignment", 32.0);
   if (!(alignment_value >= 1 && alignment_value <= 65536))
@@ -180,7 +271,7 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
   const auto alignment = static_cast<std::uint64_t>(alignment_value);
   if ((alignment & (alignment - 1)) != 0)
     throw Error(fmt::format("'{}': metadata 'general.alignment' = {} is not a power of two", path, alignment));
-  const std::uint64_t data_start = (rd.pos() + alignment - 1) / alignment * alignment;
+  const std::uint64_t data_start = (header.end + alignment - 1) / alignment * alignment;
   if (data_start > file->size())
     throw Error(fmt::format("'{}': truncated GGUF file: no tensor data after the header", path));
   const std::uint64_t data_size = file->size() - data_start;
@@ -232,11 +323,20 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
     if (t.dims != dims)
       throw Error(fmt::format("'{}': tensor '{}' has dims {}, expected {}", path, name, dims_str(t.dims), dims_str(dims)));
     if (!ggml_to_dtype(t.type, dtype))
-      throw Error(fmt::format("'{}': tensor '{}' has ggml type {} ({}), not supported (F32, F16, BF16 are)", path, name,
-                              ggml_type_name(t.type), t.type));
+      throw Error(fmt::format("'{}': tensor '{}' has ggml type {} ({}), not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K are)",
+                              path, name, ggml_type_name(t.type), t.type));
     std::uint64_t numel = 1;
     for (auto d : dims) numel *= d;
-    const std::uint64_t bytes = dense_bytes(dtype, numel);
+    std::uint64_t bytes = 0;
+    if (is_gguf_block(dtype)) {  // whole blocks along ne[0], as ggml requires
+      const auto block = static_cast<std::uint64_t>(gguf_block_elems(dtype));
+      if (dims[0] % block != 0)
+        throw Error(fmt::format("'{}': tensor '{}' of type {} has rows of {} weights, not a multiple of its {}-weight block",
+                                path, name, ggml_type_name(t.type), dims[0], block));
+      bytes = numel / block * static_cast<std::uint64_t>(gguf_block_bytes(dtype));
+    } else {
+      bytes = dense_bytes(dtype, numel);
+    }
     if (t.offset % alignment != 0)
       throw Error(fmt::format("'{}': tensor '{}' offset {} is not aligned to {}", path, name, t.offset, alignment));
     if (t.offset > data_size || bytes > data_size - t.offset)
@@ -247,11 +347,16 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
   auto mat = [&](const std::string& name, int rows, int cols) {
     DType dt;
     const std::byte* p = tensor(name, {static_cast<std::uint64_t>(cols), static_cast<std::uint64_t>(rows)}, dt);
-    return wb.matrix(dt, p, rows, cols);
+    if (!is_gguf_block(dt)) return wb.matrix(dt, p, rows, cols);
+    const Matrix packed{dt, rows, cols, p};  // in place: blocks need no alignment beyond bytes
+    if (!options.weight_dtype) return packed;
+    return dequantized_copy(wb, packed, *options.weight_dtype);
   };
   auto vec = [&](const std::string& name, int n) {
     DType dt;
     const std::byte* p = tensor(name, {static_cast<std::uint64_t>(n)}, dt);
+    if (is_gguf_block(dt))
+      throw Error(fmt::format("'{}': tensor '{}' is {}; vectors (norms, biases) must be F32, F16 or BF16", path, name, dtype_name(dt)));
     return wb.vector(dt, p, static_cast<std::size_t>(n));
   };
   ModelWeights& w = model->weights;
@@ -283,44 +388,16 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
   model->storage.push_back(file);
   finalize_model(*model, path, rope_factors);
 
-  if (const GgufValue* toks = find_meta("tokenizer.ggml.tokens"); toks != nullptr && options.tokenizer_path.empty()) {
-    if (toks->type != kArray || toks->elem_type != kString)
-      throw Error(fmt::format("'{}': metadata 'tokenizer.ggml.tokens' is not a string array", path));
-    TokenizerVocab v;
-    v.model = meta_string("tokenizer.ggml.model");
-    v.pre = meta_string("tokenizer.ggml.pre");
-    v.tokens = toks->strings;
-    auto numbers = [&](const char* key) -> std::vector<double> {
-      const GgufValue* a = find_meta(key);
-      if (a == nullptr) return {};
-      if (a->type != kArray || a->elem_type == kString)
-        throw Error(fmt::format("'{}': metadata '{}' is not a numeric array", path, key));
-      if (a->numbers.size() != v.tokens.size())
-        throw Error(fmt::format("'{}': metadata '{}' has {} entries for {} tokens", path, key, a->numbers.size(),
-                                v.tokens.size()));
-      return a->numbers;
-    };
-    for (double s : numbers("tokenizer.ggml.scores")) v.scores.push_back(static_cast<float>(s));
-    for (double t : numbers("tokenizer.ggml.token_type")) {
-      if (!(t >= 0 && t <= 255)) throw Error(fmt::format("'{}': metadata 'tokenizer.ggml.token_type' has value {}", path, t));
-      v.token_types.push_back(static_cast<int>(t));
-    }
-    if (const GgufValue* m = find_meta("tokenizer.ggml.merges"); m != nullptr) v.merges = m->strings;
-    auto token_id = [&](const char* key) {
-      const double id = meta_number(key, -1.0);
-      if (!(id >= -1 && id < static_cast<double>(v.tokens.size())))
-        throw Error(fmt::format("'{}': metadata '{}' = {} is not a token id", path, key, id));
-      return static_cast<int>(id);
-    };
-    v.bos_id = token_id("tokenizer.ggml.bos_token_id");
-    v.eos_id = token_id("tokenizer.ggml.eos_token_id");
-    v.unk_id = token_id("tokenizer.ggml.unknown_token_id");
-    v.add_bos = meta_number("tokenizer.ggml.add_bos_token", 1.0) != 0.0;
-    v.add_space_prefix = meta_number("tokenizer.ggml.add_space_prefix", 1.0) != 0.0;
-    v.source = path;
-    model->tokenizer = make_vocab_tokenizer(std::move(v));
-  }
+  if (options.tokenizer_path.empty())
+    if (std::optional<TokenizerVocab> v = vocab_of(header)) model->tokenizer = make_vocab_tokenizer(std::move(*v));
   return model;
+}
+
+TokenizerVocab read_gguf_vocab(const std::string& path) {
+  auto file = MappedFile::open(path);
+  std::optional<TokenizerVocab> v = vocab_of(parse_header(*file));
+  if (!v) throw Error(fmt::format("'{}': the GGUF file has no tokenizer (tokenizer.ggml.tokens)", path));
+  return std::move(*v);
 }
 
 }  // namespace qmeter::engine

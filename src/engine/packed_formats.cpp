@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "qmeter/core/error.h"
+#include "qmeter/engine/gguf_blocks.h"
 
 namespace qmeter::engine {
 
@@ -41,7 +42,7 @@ bool is_packed(DType d) {
     case DType::kFp8Row:
     case DType::kFp8RowA8:
     case DType::kQ8RowA8: return true;
-    default: return false;
+    default: return is_gguf_block(d);  // headerless llama.cpp blocks (gguf_blocks.h)
   }
 }
 
@@ -56,11 +57,16 @@ const PackedHeader& packed_header(const Matrix& m) {
 }
 
 std::size_t packed_matrix_bytes(const Matrix& m) {
+  if (is_gguf_block(m.dtype)) return static_cast<std::size_t>(m.rows) * gguf_row_bytes(m.dtype, m.cols);
   const PackedHeader& h = packed_header(m);
   return sizeof(PackedHeader) + static_cast<std::size_t>(m.rows) * h.row_stride + h.tail_bytes;
 }
 
 void packed_row_to_f32(const Matrix& m, int row, float* out) {
+  if (is_gguf_block(m.dtype)) {
+    const std::size_t rb = gguf_row_bytes(m.dtype, m.cols);
+    return gguf_row_to_f32(m.dtype, static_cast<const std::byte*>(m.data) + rb * static_cast<std::size_t>(row), m.cols, out);
+  }
   const PackedHeader& h = packed_header(m);
   const auto* base = static_cast<const std::uint8_t*>(m.data) + sizeof(PackedHeader);
   const std::uint8_t* r = base + static_cast<std::size_t>(row) * h.row_stride;
@@ -355,6 +361,10 @@ std::vector<std::byte> pack_q8_row_a8(int rows, int cols, const std::int8_t* cod
 
 Matrix packed_matrix(DType dtype, int rows, int cols, const std::byte* blob) {
   Matrix m{dtype, rows, cols, blob};
+  if (is_gguf_block(dtype)) {
+    (void)gguf_row_bytes(dtype, cols);  // throws unless cols is whole blocks
+    return m;
+  }
   (void)packed_header(m);
   return m;
 }

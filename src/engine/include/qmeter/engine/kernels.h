@@ -13,7 +13,9 @@ class ThreadPool;
 
 // kQ8Row .. kQ8RowA8: packed quantized layouts (quant module), see packed_formats.h; their
 // dtype_size() is 0 (not a per-element size): use matrix_bytes().
-enum class DType : std::uint8_t { kF32, kBF16, kF16, kQ8Row, kQ4Group, kNf4, kFp8Row, kFp8RowA8, kQ8RowA8 };
+// kGgufQ8_0 / kGgufQ4_0 / kGgufQ4K: llama.cpp's block layouts without a header (gguf_blocks.h).
+enum class DType : std::uint8_t { kF32, kBF16, kF16, kQ8Row, kQ4Group, kNf4, kFp8Row, kFp8RowA8, kQ8RowA8,
+                                  kGgufQ8_0, kGgufQ4_0, kGgufQ4K };
 std::string_view dtype_name(DType d);
 std::size_t dtype_size(DType d);
 

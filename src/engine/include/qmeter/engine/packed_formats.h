@@ -29,6 +29,9 @@
 //   with scale amax/127 and the products accumulate exactly in int32:
 //   y[b][r] = (scale[r] * xscale[b]) * sum_c q[r][c] * xq[b][c]
 //   header | int8 codes [rows][row_stride] | f32 scale [rows] | i32 rowsum [rows]
+// kGgufQ8_0 / kGgufQ4_0 / kGgufQ4K: llama.cpp's blocks, headerless (gguf_blocks.h); is_packed()
+//   is true for them, matrix_bytes() / matrix_row_to_f32() / packed_matrix() handle them, and
+//   packed_header() does not apply.
 #include <cstddef>
 #include <cstdint>
 #include <string>

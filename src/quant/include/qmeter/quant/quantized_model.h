@@ -12,6 +12,8 @@
 //   tokenizer files    copied from the source (HF: tokenizer.json / tokenizer.model /
 //                      tokenizer_config.json; llama2.c: tok<vocab>.bin or tokenizer.bin as
 //                      tokenizer.bin); GGUF sources embed theirs, so none is written
+// The GGUF methods (q8_0, q4_0, q4_k) write one GGUF v3 file instead (engine/gguf_writer.h):
+// --out itself when it ends in .gguf, else <out>/model.gguf; load it by that file's path.
 #include <map>
 #include <string>
 #include <vector>
