@@ -2,7 +2,7 @@
 // shapes, as weight GB/s and the fraction of the machine's read-bandwidth roofline (measured in
 // the same run): the decode-speed question of the quantization issue isolated from the rest of
 // a decode step. bf16 is the reference row.
-//   packed_matvec_bench [--threads N] [--arena-mib M] [--seconds S] [--format bf16|q8_row|q4_group]
+//   packed_matvec_bench [--threads N] [--arena-mib M] [--seconds S] [--format bf16|q8_row|fp8_row|q4_group]
 // Copies of the seven layer matrices fill an arena several times the last-level cache, so each
 // call streams its weights from memory as decode does.
 #include <fmt/core.h>
@@ -51,6 +51,13 @@ std::vector<std::byte> make_blob(DType dtype, int rows, int cols, std::mt19937& 
     for (auto& s : scales) s = scale(rng);
     return pack_q8_row(rows, cols, codes.data(), scales.data());
   }
+  if (dtype == DType::kFp8Row) {
+    std::vector<std::uint8_t> codes(n);
+    for (auto& c : codes) c = static_cast<std::uint8_t>(rng() & 0x7Eu) | static_cast<std::uint8_t>(rng() & 0x80u);  // no NaN
+    std::vector<float> scales(static_cast<std::size_t>(rows));
+    for (auto& s : scales) s = scale(rng);
+    return pack_fp8_row(DType::kFp8Row, rows, cols, codes.data(), scales.data());
+  }
   std::vector<std::byte> blob(n * 2);  // bf16
   auto* p = reinterpret_cast<std::uint16_t*>(blob.data());
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -83,7 +90,7 @@ int main(int argc, char** argv) {
   std::mt19937 rng(7);
   std::vector<float> x(8192), y(8192);
   for (auto& v : x) v = static_cast<float>(rng() % 2001) / 1000.0f - 1.0f;
-  for (DType dtype : {DType::kBF16, DType::kQ8Row, DType::kQ4Group}) {
+  for (DType dtype : {DType::kBF16, DType::kQ8Row, DType::kFp8Row, DType::kQ4Group}) {
     if (!only.empty() && dtype_name(dtype) != only) continue;
     // One set of blobs, copied end to end through the arena.
     std::vector<std::vector<std::byte>> blobs;

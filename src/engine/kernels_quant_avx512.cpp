@@ -34,6 +34,7 @@ void q8_rows(const Matrix& w, const PackedHeader& h, const float* x, float* y, i
     for (int b = 0; b < NB; ++b) acc0[b] = acc1[b] = _mm512_setzero_ps();
     int c = 0;
     for (; c + 32 <= cols; c += 32) {
+      if ((c & 63) == 0) prefetch_row_ahead(q + c);
       const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + c))));
       const __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + c + 16))));
       for (int b = 0; b < NB; ++b) {

@@ -89,6 +89,7 @@ void fp8_rows(const Matrix& w, const PackedHeader& h, const float* x, const floa
     __m512 acc0[NB], acc1[NB];
     for (int b = 0; b < NB; ++b) acc0[b] = acc1[b] = _mm512_setzero_ps();
     for (int c = 0; c < cols; c += 32) {  // codes are padded to 64 bytes per row: full loads stay in the row
+      if ((c & 63) == 0) prefetch_row_ahead(q + c);
       __m512 w0, w1;
       fp8_widen(q + c, w0, w1);
       if (c + 32 <= cols) {
