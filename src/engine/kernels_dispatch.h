@@ -48,13 +48,6 @@ const MatmulKernel* find_matmul_kernel(Isa isa, DType dtype, int batch);
 // prefetch as free of side effects, so an out-of-line wrapper would be deemed `const` and its
 // calls deleted as dead code (seen with GCC 12 across the target-pragma boundary).
 constexpr long kPrefetchBytes = 2048;
-// The one-row-at-a-time packed kernels (8-bit codes) read a single stream; without software
-// prefetch they waited on memory at under 30% of the read roofline (measured for 4-bit codes,
-// bench/engine/packed_matvec_bench), best with the line 4-8 KiB ahead requested into L2.
-constexpr long kRowPrefetchBytes = 4096;
-__attribute__((always_inline)) inline void prefetch_row_ahead(const void* p) {
-  __builtin_prefetch(static_cast<const char*>(p) + kRowPrefetchBytes, 0, 2);
-}
 
 __attribute__((always_inline)) inline void prefetch_tile_rows(const void* w, long row_bytes, int rows, long offset) {
   const auto base = reinterpret_cast<std::uintptr_t>(w);
@@ -63,6 +56,14 @@ __attribute__((always_inline)) inline void prefetch_tile_rows(const void* w, lon
   for (int i = 0; i < rows; ++i) {
     __builtin_prefetch(reinterpret_cast<const void*>(base + i * row_bytes + next + ahead), 0, 2);
   }
+}
+
+// The one-row-at-a-time packed kernels (8-bit codes) read a single stream; without software
+// prefetch they waited on memory at under 30% of the read roofline (measured for 4-bit codes,
+// bench/engine/packed_matvec_bench), best with the line 4-8 KiB ahead requested into L2.
+constexpr long kRowPrefetchBytes = 4096;
+__attribute__((always_inline)) inline void prefetch_row_ahead(const void* p) {
+  __builtin_prefetch(static_cast<const char*>(p) + kRowPrefetchBytes, 0, 2);
 }
 
 // ---- variants (defined in kernels_<isa>.cpp) ----
