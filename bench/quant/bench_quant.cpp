@@ -22,6 +22,7 @@
 #include "qmeter/engine/packed_formats.h"
 #include "qmeter/engine/thread_pool.h"
 #include "qmeter/quant/float_quant.h"
+#include "qmeter/quant/gguf_quant.h"
 #include "qmeter/quant/linear_quant.h"
 #include "qmeter/quant/quantize.h"
 
@@ -86,6 +87,11 @@ std::vector<std::byte> pack(const std::string& method, const std::vector<float>&
     } else if (method == "nf4" || method == "nf4 (dq)") {
       dt = DType::kNf4;
       blob = quant::quantize_nf4(w.data(), s.rows, s.cols, method == "nf4 (dq)").pack();
+    } else if (method == "q8_0" || method == "q4_0" || method == "q4_k") {  // llama.cpp blocks (GGUF)
+      const DType want = method == "q8_0" ? DType::kGgufQ8_0 : method == "q4_0" ? DType::kGgufQ4_0 : DType::kGgufQ4K;
+      quant::GgufQuantized q = quant::quantize_gguf_matrix(want, w.data(), s.rows, s.cols);
+      dt = q.dtype;
+      blob = std::move(q.data);
     } else {
       dt = DType::kQ4Group;
       blob = quant::quantize_rtn_groups(w.data(), s.rows, s.cols, method == "w3a16 (g128)" ? 3 : 4, 128, false).pack();
@@ -147,7 +153,7 @@ int main(int argc, char** argv) {
   fmt::print("{:<16} {:>9} {:>10} {:>11} {:>10} {:>11} {:>15} {:>12} {:>12}\n", "method", "bytes/par", "tok/s b=1", "tok/s b=16",
              "x bf16 b1", "x bf16 b16", "layers-only b1", "head too b1", "bytes/par all");
   const char* const kMethods[] = {"bf16",      "fp16",     "w8a16",            "smoothquant-w8a8", "fp8-w8a16", "fp8-w8a8",
-                                  "w4a16 (g128)", "w3a16 (g128)", "nf4", "nf4 (dq)"};
+                                  "w4a16 (g128)", "w3a16 (g128)", "nf4", "nf4 (dq)", "q8_0", "q4_0", "q4_k"};
   const std::string only = argc > 2 ? argv[2] : "";
   for (const std::string method : kMethods) {
     if (!only.empty() && method != "bf16" && method.find(only) == std::string::npos) continue;
