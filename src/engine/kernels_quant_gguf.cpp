@@ -44,11 +44,15 @@ template <int NB, typename Decode>
 void block_rows(const Matrix& w, const float* x, float* y, int r0, int r1, Decode decode) {
   const std::size_t rb = gguf_row_bytes(w.dtype, w.cols);
   const int groups = w.cols / 32;
+  const std::size_t gb = rb / static_cast<std::size_t>(groups);  // bytes per 32 weights (q4_K: 144 / 8)
   for (int r = r0; r < r1; ++r) {
     const auto* row = static_cast<const std::uint8_t*>(w.data) + rb * static_cast<std::size_t>(r);
     __m512 acc0[NB], acc1[NB];
     for (int b = 0; b < NB; ++b) acc0[b] = acc1[b] = _mm512_setzero_ps();
     for (int g = 0; g < groups; ++g) {
+      // Software prefetch kPrefetchBytes ahead (rows are contiguous, so past the row end is the
+      // next row): the hardware prefetcher stops at every 4 KiB page (kernels_dispatch.h).
+      __builtin_prefetch(row + static_cast<std::size_t>(g) * gb + kPrefetchBytes, 0, 2);
       __m512 w0, w1;
       decode(row, g, w0, w1);
       for (int b = 0; b < NB; ++b) {
@@ -62,7 +66,7 @@ void block_rows(const Matrix& w, const float* x, float* y, int r0, int r1, Decod
 }
 
 // q8_0: d * q, exact in f32 (11 x 8 significant bits).
-inline void decode_q8_0(const std::uint8_t* row, int g, __m512& w0, __m512& w1) {
+__attribute__((always_inline)) inline void decode_q8_0(const std::uint8_t* row, int g, __m512& w0, __m512& w1) {
   const std::uint8_t* blk = row + static_cast<std::size_t>(g) * kQ8_0Bytes;
   const __m512 d = _mm512_set1_ps(load_f16(blk));
   w0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)))));
@@ -70,7 +74,7 @@ inline void decode_q8_0(const std::uint8_t* row, int g, __m512& w0, __m512& w1) 
 }
 
 // q4_0: d * (q - 8), exact; low nibbles are weights 0..15, high nibbles 16..31.
-inline void decode_q4_0(const std::uint8_t* row, int g, __m512& w0, __m512& w1) {
+__attribute__((always_inline)) inline void decode_q4_0(const std::uint8_t* row, int g, __m512& w0, __m512& w1) {
   const std::uint8_t* blk = row + static_cast<std::size_t>(g) * kQ4_0Bytes;
   const __m512 d = _mm512_set1_ps(load_f16(blk));
   const __m128i low4 = _mm_set1_epi8(0x0F);
@@ -83,7 +87,7 @@ inline void decode_q4_0(const std::uint8_t* row, int g, __m512& w0, __m512& w1) 
 // q4_K: group g is sub-block j = g % 8 of super-block g / 8: 32 nibbles of qs[32 * (j / 2) ..],
 // low for even j, high for odd. d1 * q is exact (17 x 4 significant bits), so the fused
 // d1 * q - m1 rounds once, as the reference's separate multiply and subtract do.
-inline void decode_q4_k(const std::uint8_t* row, int g, __m512& w0, __m512& w1) {
+__attribute__((always_inline)) inline void decode_q4_k(const std::uint8_t* row, int g, __m512& w0, __m512& w1) {
   const std::uint8_t* blk = row + static_cast<std::size_t>(g / 8) * kQ4KBytes;
   const int j = g % 8;
   std::uint8_t sc, m;
@@ -104,9 +108,19 @@ inline void decode_q4_k(const std::uint8_t* row, int g, __m512& w0, __m512& w1) 
 
 using TileFn = void (*)(const Matrix&, const float*, float*, int, int);
 
-template <int NB> struct Q8K { static void run(const Matrix& w, const float* x, float* y, int a, int b) { block_rows<NB>(w, x, y, a, b, decode_q8_0); } };
-template <int NB> struct Q40K { static void run(const Matrix& w, const float* x, float* y, int a, int b) { block_rows<NB>(w, x, y, a, b, decode_q4_0); } };
-template <int NB> struct Q4KK { static void run(const Matrix& w, const float* x, float* y, int a, int b) { block_rows<NB>(w, x, y, a, b, decode_q4_k); } };
+// Functor types (not function pointers), so each block_rows instance inlines its decoder.
+struct DecodeQ8_0 {
+  void operator()(const std::uint8_t* row, int g, __m512& w0, __m512& w1) const { decode_q8_0(row, g, w0, w1); }
+};
+struct DecodeQ4_0 {
+  void operator()(const std::uint8_t* row, int g, __m512& w0, __m512& w1) const { decode_q4_0(row, g, w0, w1); }
+};
+struct DecodeQ4K {
+  void operator()(const std::uint8_t* row, int g, __m512& w0, __m512& w1) const { decode_q4_k(row, g, w0, w1); }
+};
+template <int NB> struct Q8K { static void run(const Matrix& w, const float* x, float* y, int a, int b) { block_rows<NB>(w, x, y, a, b, DecodeQ8_0{}); } };
+template <int NB> struct Q40K { static void run(const Matrix& w, const float* x, float* y, int a, int b) { block_rows<NB>(w, x, y, a, b, DecodeQ4_0{}); } };
+template <int NB> struct Q4KK { static void run(const Matrix& w, const float* x, float* y, int a, int b) { block_rows<NB>(w, x, y, a, b, DecodeQ4K{}); } };
 
 template <template <int> class K>
 void run_tiles(const Matrix& w, const float* x, int batch, float* y, int row_begin, int row_end) {
