@@ -43,6 +43,7 @@ void nf4_rows(const Matrix& w, const PackedHeader& h, const float* x, float* y, 
       __m512 acc[NB];
       for (int b = 0; b < NB; ++b) acc[b] = _mm512_setzero_ps();
       for (int c = c0; c < c1; c += 32) {
+        if ((c & 127) == 0) prefetch_row_ahead(row + c / 2);  // one 64-byte line per 128 columns
         const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c / 2));
         const __m512 lo = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_and_si128(bytes, low4)), table);
         const __m512 hi = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4)), table);
