@@ -16,14 +16,15 @@
 
 namespace qmeter::testing {
 
-// GET `url` (POST with a JSON `body` when non-empty); returns (status, body), status 0 on failure.
-inline std::pair<long, std::string> http_fetch(const std::string& url, const std::string& body = "") {
+// POST `body` as JSON to `url` (GET when `post` is false); returns (status, body), status 0 on
+// failure. An empty body may be posted (bad-request tests do).
+inline std::pair<long, std::string> http_fetch(const std::string& url, const std::string& body, bool post) {
   CURL* c = curl_easy_init();
   std::string out;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  if (!body.empty()) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+  if (post) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* o) {
     static_cast<std::string*>(o)->append(p, s * n);
     return s * n;
@@ -35,6 +36,11 @@ inline std::pair<long, std::string> http_fetch(const std::string& url, const std
   curl_slist_free_all(h);
   curl_easy_cleanup(c);
   return {code, out};
+}
+
+// GET `url`, or POST when a body is given.
+inline std::pair<long, std::string> http_fetch(const std::string& url, const std::string& body = "") {
+  return http_fetch(url, body, !body.empty());
 }
 
 // Starts `qmeter serve --port P FLAGS...` logging to DIR/serve.log; waits (up to 120 s) for

@@ -15,6 +15,7 @@
 #include "qmeter/core/process.h"
 #include "qmeter/engine/session.h"
 #include "qmeter/server/inference_server.h"
+#include "serve_process.h"
 #include "test_support.h"
 
 using namespace qmeter;
@@ -22,27 +23,9 @@ using nlohmann::json;
 
 namespace {
 
-size_t collect(char* p, size_t s, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(p, s * n);
-  return s * n;
-}
-
-// One HTTP request with libcurl's easy interface; returns (status, body).
+// One HTTP request (serve_process.h); POST unless `post` is false.
 std::pair<long, std::string> http(const std::string& url, const std::string& body = "", bool post = true) {
-  CURL* c = curl_easy_init();
-  std::string out;
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  if (post) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-  long code = 0;
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-  curl_slist_free_all(h);
-  curl_easy_cleanup(c);
-  return {code, out};
+  return qmeter::testing::http_fetch(url, body, post);
 }
 
 double metric(const std::string& base, const std::string& name) {
@@ -280,16 +263,8 @@ TEST(Serve, BadRequestsGetOpenAiErrors) {
 TEST(Serve, BenchServeRunsAgainstQmeterServeEndToEnd) {
   QMETER_REQUIRE_SHARED_DATA(model_path, "models/stories260K/stories260K.bin");
   auto dir = qmeter::testing::test_output_dir("serve_bench");
-  SpawnOptions so;
-  const std::string port = std::to_string(backend::pick_free_port());
-  const std::string base = "http://127.0.0.1:" + port;
-  so.argv = {qmeter::testing::qmeter_bin(), "serve", "--model", model_path, "--port", port};
-  so.log_path = dir + "/serve.log";
-  auto server = ChildProcess::spawn(so);
-  const Nanos deadline = steady_now_ns() + s_to_ns(20);
-  while (steady_now_ns() < deadline && http(base + "/health", "", false).first != 200) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  std::string base;
+  auto server = qmeter::testing::spawn_serve(dir, {"--model", model_path}, base);
   SpawnOptions bo;
   bo.argv = {qmeter::testing::qmeter_bin(), "bench", "serve", "--base-url", base, "--model", "stories260K.bin",
              "--dataset", "random", "--input-len", "16", "--output-len", "16", "--num-prompts", "40", "--request-rate", "20",
