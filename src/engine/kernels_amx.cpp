@@ -17,9 +17,7 @@
 //
 // Tails: columns past a multiple of 32 and rows past a multiple of 16 are copied into small
 // zero-padded buffers before the tile load, so no load reads outside the matrix.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -28,8 +26,7 @@
 
 #include "kernels_dispatch.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,amx-tile,amx-bf16")
+QMETER_KERNELS_BEGIN_AMX_BF16
 
 namespace qmeter::engine::kernels::amx {
 namespace {
@@ -215,4 +212,4 @@ void matmul_bf16(const Matrix& w, const float*, const void* prepared, int batch,
 
 }  // namespace qmeter::engine::kernels::amx
 
-#pragma GCC pop_options
+QMETER_KERNELS_END

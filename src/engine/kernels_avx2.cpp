@@ -1,11 +1,7 @@
 // AVX2 + FMA + F16C kernels: exact-f32 matmul for F32 / BF16 / F16 weights and the vector
 // helpers, for x86-64 CPUs without AVX-512. Compiled for AVX2 through the target pragma below
 // (only this file's functions); called only after isa_supported(kAvx2).
-// GCC 12's intrinsic headers initialise "undefined" vectors from themselves (`__m512 __Y = __Y;`),
-// which -Wuninitialized reports at every inlined use (GCC PR 105593); silence it for this file.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,8 +10,7 @@
 
 #include "kernels_dispatch.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
+QMETER_KERNELS_BEGIN_AVX2
 
 namespace qmeter::engine::kernels::avx2 {
 namespace {
@@ -258,4 +253,4 @@ const VectorOps kVectorOps = {dot, axpy, rmsnorm, softmax, silu_mul};
 
 }  // namespace qmeter::engine::kernels::avx2
 
-#pragma GCC pop_options
+QMETER_KERNELS_END

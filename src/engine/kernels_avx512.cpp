@@ -1,11 +1,7 @@
 // AVX-512 (F/BW/VL/DQ) kernels: exact-f32 matmul for F32 / BF16 / F16 weights and the vector
 // helpers. Compiled for AVX-512 through the target pragma below (only this file's functions);
 // called only after isa_supported(kAvx512).
-// GCC 12's intrinsic headers initialise "undefined" vectors from themselves (`__m512 __Y = __Y;`),
-// which -Wuninitialized reports at every inlined use (GCC PR 105593); silence it for this file.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,8 +9,7 @@
 
 #include "kernels_dispatch.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+QMETER_KERNELS_BEGIN_AVX512
 
 namespace qmeter::engine::kernels::avx512 {
 namespace {
@@ -249,4 +244,4 @@ const VectorOps kVectorOps = {dot, axpy, rmsnorm, softmax, silu_mul};
 
 }  // namespace qmeter::engine::kernels::avx512
 
-#pragma GCC pop_options
+QMETER_KERNELS_END

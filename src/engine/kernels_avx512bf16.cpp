@@ -5,19 +5,14 @@
 // activations is the activation rounding (<= 2^-9 relative each) plus f32 accumulation.
 // Compiled for AVX512_BF16 through the target pragma below; called only after
 // isa_supported(kAvx512Bf16).
-// GCC 12's intrinsic headers initialise "undefined" vectors from themselves (`__m512 __Y = __Y;`),
-// which -Wuninitialized reports at every inlined use (GCC PR 105593); silence it for this file.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include <algorithm>
 #include <cstdint>
 
 #include "kernels_dispatch.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")
+QMETER_KERNELS_BEGIN_AVX512_BF16
 
 namespace qmeter::engine::kernels::avx512bf16 {
 namespace {
@@ -118,4 +113,4 @@ void matmul_bf16_dp(const Matrix& w, const float*, const void* prepared, int bat
 
 }  // namespace qmeter::engine::kernels::avx512bf16
 
-#pragma GCC pop_options
+QMETER_KERNELS_END

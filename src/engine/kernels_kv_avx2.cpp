@@ -3,15 +3,12 @@
 // the same sign, exponent and mantissa bits ((b & 0x80) << 8 | (b & 0x7F) << 7), which is exactly
 // the E4M3 value / 2^8 (subnormals included), widened by VCVTPH2PS; the 2^8 is applied once to
 // the sum (dot) or to alpha (axpy), an exact power-of-two scaling.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include "kernels_kv.h"
 #include "qmeter/engine/packed_formats.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
+QMETER_KERNELS_BEGIN_AVX2
 
 namespace qmeter::engine::kernels::avx2 {
 namespace {
@@ -66,4 +63,4 @@ const KvCodeOps kKvFp8Ops = {dot<true>, axpy<true>};
 
 }  // namespace qmeter::engine::kernels::avx2
 
-#pragma GCC pop_options
+QMETER_KERNELS_END

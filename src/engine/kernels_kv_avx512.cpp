@@ -1,14 +1,11 @@
 // AVX-512 inner loops of the quantized KV cache (kv_kernels.h): 16 codes per step, the last
 // partial step masked (masked-off codes load as 0 and masked-off q as 0). Code widening as in
 // kernels_kv_avx2.cpp (E4M3 through f16 bits and VCVTPH2PS, values / 2^8).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include "kernels_kv.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+QMETER_KERNELS_BEGIN_AVX512
 
 namespace qmeter::engine::kernels::avx512 {
 namespace {
@@ -55,4 +52,4 @@ const KvCodeOps kKvFp8Ops = {dot<true>, axpy<true>};
 
 }  // namespace qmeter::engine::kernels::avx512
 
-#pragma GCC pop_options
+QMETER_KERNELS_END

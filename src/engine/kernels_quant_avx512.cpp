@@ -1,9 +1,7 @@
 // AVX-512 kernels of the packed formats. Weights are dequantized in registers only (codes are
 // widened to f32 16 at a time; scales are applied once per group / row), never to a full copy.
 // Up to 8 batch rows share each widened weight vector (matrix-matrix); batch 1 is the decode path.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include <algorithm>
 #include <cstring>
@@ -12,8 +10,7 @@
 #include "kernels_quant.h"
 #include "qmeter/engine/packed_formats.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+QMETER_KERNELS_BEGIN_AVX512
 
 namespace qmeter::engine::kernels::avx512 {
 namespace {
@@ -164,4 +161,4 @@ void matmul_q4_group(const Matrix& w, const float* x, const void*, int batch, fl
 
 }  // namespace qmeter::engine::kernels::avx512
 
-#pragma GCC pop_options
+QMETER_KERNELS_END

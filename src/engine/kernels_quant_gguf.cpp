@@ -2,9 +2,7 @@
 // kernels that widen each block's codes to f32 in registers, scale them to the exact reference
 // weights and accumulate with FMAs; up to 8 batch rows share each dequantized block (matrix-matrix),
 // batch 1 is the decode path. Never a dequantized copy of the matrix.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include <algorithm>
 #include <cstring>
@@ -23,8 +21,7 @@ void matmul_gguf(const Matrix& w, const float* x, const void*, int batch, float*
 
 }  // namespace qmeter::engine::kernels::scalar
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+QMETER_KERNELS_BEGIN_AVX512
 
 namespace qmeter::engine::kernels::avx512 {
 namespace {
@@ -147,4 +144,4 @@ void matmul_gguf_q4_k(const Matrix& w, const float* x, const void*, int batch, f
 
 }  // namespace qmeter::engine::kernels::avx512
 
-#pragma GCC pop_options
+QMETER_KERNELS_END

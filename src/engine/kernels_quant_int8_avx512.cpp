@@ -4,9 +4,7 @@
 // 16 bits and uses VPMADDWD. Both sums are exact in int32 (|q|, |x| <= 127, cols < 2^17), so
 // every variant and the scalar reference give bit-identical outputs:
 //   y = (scale[r] * xscale[b]) * (float)acc
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include <algorithm>
 #include <cstring>
@@ -14,8 +12,7 @@
 #include "kernels_quant.h"
 #include "qmeter/engine/packed_formats.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+QMETER_KERNELS_BEGIN_AVX512
 
 namespace qmeter::engine::kernels::avx512 {
 namespace {
@@ -97,7 +94,7 @@ struct Bw {
 
 }  // namespace
 
-#pragma GCC pop_options
+QMETER_KERNELS_END
 
 bool has_vnni() {
   static const bool vnni = __builtin_cpu_supports("avx512vnni");
@@ -110,8 +107,7 @@ void matmul_q8_row_a8_bw(const Matrix& w, const float*, const void* prepared, in
 
 // The VNNI variant in its own target region, so the compiler never emits VNNI instructions in
 // the functions above (they must run on AVX-512 CPUs without it).
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,avx512vnni")
+QMETER_KERNELS_BEGIN_AVX512_VNNI
 namespace {
 
 // Weight rows are padded to 64 bytes with zero codes and prepared rows to the same stride, so
@@ -148,7 +144,7 @@ void matmul_q8_row_a8_vnni(const Matrix& w, const float*, const void* prepared, 
   run_tiles<Vnni>(w, prepared, batch, y, row_begin, row_end);
 }
 
-#pragma GCC pop_options
+QMETER_KERNELS_END
 
 void matmul_q8_row_a8(const Matrix& w, const float* x, const void* prepared, int batch, float* y, int row_begin, int row_end) {
   if (has_vnni()) matmul_q8_row_a8_vnni(w, x, prepared, batch, y, row_begin, row_end);

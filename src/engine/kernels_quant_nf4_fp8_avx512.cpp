@@ -4,9 +4,7 @@
 // with the same sign, exponent and mantissa bits ((b & 0x80) << 8 | (b & 0x7F) << 7, exactly the
 // E4M3 value / 2^8, subnormals included) and VCVTPH2PS widens it; the 2^8 goes into the row scale.
 // Up to 8 batch rows share each widened weight vector.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include <algorithm>
 #include <cstring>
@@ -15,8 +13,7 @@
 #include "kernels_quant.h"
 #include "qmeter/engine/packed_formats.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
+QMETER_KERNELS_BEGIN_AVX512
 
 namespace qmeter::engine::kernels::avx512 {
 namespace {
@@ -169,4 +166,4 @@ void matmul_fp8_row_a8(const Matrix& w, const float*, const void* prepared, int 
 
 }  // namespace qmeter::engine::kernels::avx512
 
-#pragma GCC pop_options
+QMETER_KERNELS_END

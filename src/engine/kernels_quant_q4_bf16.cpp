@@ -12,9 +12,7 @@
 // Prepared activations, per batch row: 64-column spans of 64 bf16 words in the order the codes
 // unpack to (low nibbles of both 32-column blocks: columns 0-15 and 32-47; then the high
 // nibbles: 16-31 and 48-63), zero past `cols`; then f32 sums per 32-column block.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "kernels_target.h"
 
 #include <algorithm>
 #include <cstring>
@@ -56,8 +54,7 @@ void prepare_q4_bf16(const float* x, int batch, int cols, void* out) {
   }
 }
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")
+QMETER_KERNELS_BEGIN_AVX512_BF16
 
 namespace avx512bf16 {
 namespace {
@@ -252,4 +249,4 @@ void matmul_q4_group_dp(const Matrix& w, const float*, const void* prepared, int
 }  // namespace avx512bf16
 }  // namespace qmeter::engine::kernels
 
-#pragma GCC pop_options
+QMETER_KERNELS_END
