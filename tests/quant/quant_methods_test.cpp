@@ -194,6 +194,12 @@ TEST(QuantPerplexity, Stories260KTable) {
       {"fp8-w8a8", "fp8-w8a8", {}},
       {"smoothquant a0.8", "smoothquant-w8a8", {{"calib-samples", "16"}, {"calib-seq-len", "256"}}},
       {"smoothquant a0.5", "smoothquant-w8a8", {{"calib-samples", "16"}, {"calib-seq-len", "256"}, {"alpha", "0.5"}}},
+      {"q8_0 (gguf)", "q8_0", {}},
+      {"q4_0 (gguf)", "q4_0", {}},
+      {"q4_k (gguf)", "q4_k", {}},
+      {"w4a16 g32+head", "w4a16-rtn", {{"group-size", "32"}, {"quantize-lm-head", "true"}}},
+      {"w8a16 int8 KV", "w8a16", {{"kv-cache-dtype", "int8"}}},
+      {"w8a16 fp8 KV", "w8a16", {{"kv-cache-dtype", "fp8"}}},
   };
   for (Row& r : rows) {
     auto m = load_quantized(model_path, r.method, r.opts, "");
@@ -217,4 +223,20 @@ TEST(QuantPerplexity, Stories260KTable) {
   // measures +1.0..1.2% (int8 per channel: +0.05%), so its bound is 1.5%.
   for (int i = 11; i <= 12; ++i) EXPECT_LT(std::fabs(rows[i].ppl / fp32 - 1.0), 0.015) << rows[i].label;
   for (int i = 13; i <= 14; ++i) EXPECT_LT(std::fabs(rows[i].ppl / fp32 - 1.0), 0.01) << rows[i].label;
+  // GGUF blocks: q8_0 is an 8-bit method (within 1%). Every stories260K matrix is 64 or 172 wide,
+  // under q4_K's 256-weight super-block, so q4_k falls back per matrix to q4_0 (64) and f16 (172,
+  // not a multiple of 32): the two rows must be the same model.
+  const double q80 = rows[15].ppl, q40 = rows[16].ppl, q4k = rows[17].ppl;
+  EXPECT_LT(std::fabs(q80 / fp32 - 1.0), 0.01);
+  EXPECT_EQ(q4k, q40);
+  EXPECT_GT(q40, q80);
+  EXPECT_LT(q40, rtn3);
+  // The classifier (tied embedding) in 4 bits too costs more than the layers alone, still far
+  // less than dropping to 3 bits.
+  const double head4 = rows[18].ppl;
+  EXPECT_GT(head4, rtn4);
+  EXPECT_LT(head4, rtn3);
+  // KV cache in 8 bits on top of w8a16: int8 within 1% of w8a16, E4M3 (3 mantissa bits) within 3%.
+  EXPECT_LT(std::fabs(rows[19].ppl / rows[3].ppl - 1.0), 0.01);
+  EXPECT_LT(std::fabs(rows[20].ppl / rows[3].ppl - 1.0), 0.03);
 }
