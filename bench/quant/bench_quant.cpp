@@ -69,34 +69,34 @@ struct Built {
 // One matrix in `method`'s packed format (the layers' packers; the classifier of the "head
 // too" column uses the same).
 std::vector<std::byte> pack(const std::string& method, const std::vector<float>& w, const Shape& s, DType& dt) {
-    std::vector<std::byte> blob;
-    if (method == "bf16" || method == "fp16") {
-      dt = method == "bf16" ? DType::kBF16 : DType::kF16;
-      blob.resize(w.size() * 2);
-      auto* h = reinterpret_cast<std::uint16_t*>(blob.data());
-      for (std::size_t i = 0; i < w.size(); ++i) h[i] = dt == DType::kBF16 ? engine::f32_to_bf16(w[i]) : engine::f32_to_f16(w[i]);
-    } else if (method == "w8a16") {
-      dt = DType::kQ8Row;
-      blob = quant::quantize_rtn_rows8(w.data(), s.rows, s.cols).pack();
-    } else if (method == "smoothquant-w8a8") {  // the kernel cost; the smoothing is folded into the norms
-      dt = DType::kQ8RowA8;
-      blob = quant::quantize_rtn_rows8(w.data(), s.rows, s.cols).pack_a8();
-    } else if (method == "fp8-w8a16" || method == "fp8-w8a8") {
-      dt = method == "fp8-w8a16" ? DType::kFp8Row : DType::kFp8RowA8;
-      blob = quant::quantize_fp8_rows(w.data(), s.rows, s.cols).pack(dt);
-    } else if (method == "nf4" || method == "nf4 (dq)") {
-      dt = DType::kNf4;
-      blob = quant::quantize_nf4(w.data(), s.rows, s.cols, method == "nf4 (dq)").pack();
-    } else if (method == "q8_0" || method == "q4_0" || method == "q4_k") {  // llama.cpp blocks (GGUF)
-      const DType want = method == "q8_0" ? DType::kGgufQ8_0 : method == "q4_0" ? DType::kGgufQ4_0 : DType::kGgufQ4K;
-      quant::GgufQuantized q = quant::quantize_gguf_matrix(want, w.data(), s.rows, s.cols);
-      dt = q.dtype;
-      blob = std::move(q.data);
-    } else {
-      dt = DType::kQ4Group;
-      blob = quant::quantize_rtn_groups(w.data(), s.rows, s.cols, method == "w3a16 (g128)" ? 3 : 4, 128, false).pack();
-    }
-    return blob;
+  std::vector<std::byte> blob;
+  if (method == "bf16" || method == "fp16") {
+    dt = method == "bf16" ? DType::kBF16 : DType::kF16;
+    blob.resize(w.size() * 2);
+    auto* h = reinterpret_cast<std::uint16_t*>(blob.data());
+    for (std::size_t i = 0; i < w.size(); ++i) h[i] = dt == DType::kBF16 ? engine::f32_to_bf16(w[i]) : engine::f32_to_f16(w[i]);
+  } else if (method == "w8a16") {
+    dt = DType::kQ8Row;
+    blob = quant::quantize_rtn_rows8(w.data(), s.rows, s.cols).pack();
+  } else if (method == "smoothquant-w8a8") {  // the kernel cost; the smoothing is folded into the norms
+    dt = DType::kQ8RowA8;
+    blob = quant::quantize_rtn_rows8(w.data(), s.rows, s.cols).pack_a8();
+  } else if (method == "fp8-w8a16" || method == "fp8-w8a8") {
+    dt = method == "fp8-w8a16" ? DType::kFp8Row : DType::kFp8RowA8;
+    blob = quant::quantize_fp8_rows(w.data(), s.rows, s.cols).pack(dt);
+  } else if (method == "nf4" || method == "nf4 (dq)") {
+    dt = DType::kNf4;
+    blob = quant::quantize_nf4(w.data(), s.rows, s.cols, method == "nf4 (dq)").pack();
+  } else if (method == "q8_0" || method == "q4_0" || method == "q4_k") {  // llama.cpp blocks (GGUF)
+    const DType want = method == "q8_0" ? DType::kGgufQ8_0 : method == "q4_0" ? DType::kGgufQ4_0 : DType::kGgufQ4K;
+    quant::GgufQuantized q = quant::quantize_gguf_matrix(want, w.data(), s.rows, s.cols);
+    dt = q.dtype;
+    blob = std::move(q.data);
+  } else {
+    dt = DType::kQ4Group;
+    blob = quant::quantize_rtn_groups(w.data(), s.rows, s.cols, method == "w3a16 (g128)" ? 3 : 4, 128, false).pack();
+  }
+  return blob;
 }
 
 // `copies` copies of the packed `shapes` in distinct memory: a decode step streams 16 different

@@ -56,25 +56,22 @@ void load_config() {
   _tile_loadconfig(&cfg);
 }
 
-// The weight rows of one 16-row block as A tiles: `base` + k * 2 with `stride` bytes between rows,
-// or a zero-padded copy when the block is short (rows < 16) or for the last partial step.
+// The 16 weight rows of one block as A tiles: column k of row r at base + r * stride_bytes + 2k
+// (the matrix itself, or a zero-padded copy of a short last block).
 struct WeightBlock {
   const std::uint16_t* base;
   long stride_bytes;
-  long cols;
-  int rows;  // valid rows, <= 16
 };
 
 // Sums of NB weight blocks x MB token blocks over all column steps, stored to `out`
 // (out[(n * MB + m) * 256 + row * 16 + token]).
 template <int NB, int MB>
-void block_sums(const WeightBlock (&wb)[NB], const std::uint16_t* xb, long kpairs, float* out,
+void block_sums(const WeightBlock* wb, long cols, const std::uint16_t* xb, long kpairs, float* out,
                 std::uint16_t* tail_buf) {
   if constexpr (NB >= 1 && MB >= 1) _tile_zero(0);
   if constexpr (NB >= 1 && MB >= 2) _tile_zero(1);
   if constexpr (NB >= 2 && MB >= 1) _tile_zero(2);
   if constexpr (NB >= 2 && MB >= 2) _tile_zero(3);
-  const long cols = wb[0].cols;
   const long full_steps = cols / kStepCols;
   const long steps = padded_cols(cols) / kStepCols;
   const long b_block = kpairs * kTile * 2;  // bf16 values per token block of the prepared x
@@ -91,7 +88,7 @@ void block_sums(const WeightBlock (&wb)[NB], const std::uint16_t* xb, long kpair
       std::uint16_t* buf = tail_buf + n * kTile * kStepCols;
       std::memset(buf, 0, kTile * kTileBytes);
       const long n_cols = cols - k;
-      for (int r = 0; r < w.rows; ++r) {
+      for (int r = 0; r < kTile; ++r) {
         std::memcpy(buf + r * kStepCols, reinterpret_cast<const unsigned char*>(w.base) + r * w.stride_bytes + k * 2,
                     n_cols * 2);
       }
@@ -155,9 +152,9 @@ void matmul_bf16(const Matrix& w, const float*, const void* prepared, int batch,
   const long rows = w.rows;
   const long kpairs = padded_cols(cols) / 2;
   const long mblocks = token_blocks(batch);
-  // Per-thread scratch: C results, the partial-step copies of two blocks, and a padded copy of a
-  // short last row block.
-  thread_local std::vector<float> sums(4 * kTile * kTile);
+  // Scratch: C results, the partial-step copies of two blocks, and a padded copy of a short last
+  // row block.
+  alignas(64) float sums[4 * kTile * kTile];
   alignas(64) std::uint16_t tail_buf[2 * kTile * kStepCols];
   thread_local std::vector<std::uint16_t> short_rows;
 
@@ -177,27 +174,24 @@ void matmul_bf16(const Matrix& w, const float*, const void* prepared, int batch,
       const int r0 = n0 + i * kTile;
       const int valid = std::min(kTile, row_end - r0);
       if (valid == kTile) {
-        blocks[i] = {data + r0 * cols, cols * 2, cols, kTile};
+        blocks[i] = {data + r0 * cols, cols * 2};
       } else {
         const long pc = padded_cols(cols);
         short_rows.assign(static_cast<std::size_t>(kTile * pc), 0);
         for (int r = 0; r < valid; ++r) std::memcpy(short_rows.data() + r * pc, data + (r0 + r) * cols, cols * 2);
-        blocks[i] = {short_rows.data(), pc * 2, pc, kTile};
-        blocks[i].cols = cols;  // the copy is zero past cols: the tail step reads it in place
+        blocks[i] = {short_rows.data(), pc * 2};
       }
     }
     for (long mb = 0; mb < mblocks; mb += 2) {
       const bool two_m = mb + 1 < mblocks;
       const std::uint16_t* xb = xq + mb * kpairs * kTile * 2;
-      float* out = sums.data();
+      float* out = sums;
       if (nb == 2) {
-        const WeightBlock bl[2] = {blocks[0], blocks[1]};
-        if (two_m) block_sums<2, 2>(bl, xb, kpairs, out, tail_buf);
-        else block_sums<2, 1>(bl, xb, kpairs, out, tail_buf);
+        if (two_m) block_sums<2, 2>(blocks, cols, xb, kpairs, out, tail_buf);
+        else block_sums<2, 1>(blocks, cols, xb, kpairs, out, tail_buf);
       } else {
-        const WeightBlock bl[1] = {blocks[0]};
-        if (two_m) block_sums<1, 2>(bl, xb, kpairs, out, tail_buf);
-        else block_sums<1, 1>(bl, xb, kpairs, out, tail_buf);
+        if (two_m) block_sums<1, 2>(blocks, cols, xb, kpairs, out, tail_buf);
+        else block_sums<1, 1>(blocks, cols, xb, kpairs, out, tail_buf);
       }
       const int mcount = two_m ? 2 : 1;
       for (int i = 0; i < nb; ++i) {

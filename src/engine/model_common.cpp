@@ -1,11 +1,10 @@
 // Shared model plumbing: matrix helpers, config validation, RoPE frequencies, the load_model
 // dispatcher and WeightBuilder (views in place or converted copies).
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <cmath>
 #include <cstdlib>
-#include <sys/mman.h>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>

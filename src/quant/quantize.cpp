@@ -212,12 +212,18 @@ float* make_owned_f32(engine::Model& model, engine::Matrix& m) {
   return buf->data();
 }
 
-void install_packed(engine::Model& model, engine::Matrix& m, DType dtype, std::vector<std::byte> blob) {
-  // Copied into the model's weight memory (huge pages, see Model::allocate_weights): decode
-  // streams these blobs every token.
+namespace {
+// A quantized blob copied into the model's weight memory (huge pages, see
+// Model::allocate_weights): decode streams it every token.
+std::byte* copy_to_weights(engine::Model& model, const std::vector<std::byte>& blob) {
   std::byte* data = model.allocate_weights(blob.size());
   std::memcpy(data, blob.data(), blob.size());
-  m = engine::packed_matrix(dtype, m.rows, m.cols, data);
+  return data;
+}
+}  // namespace
+
+void install_packed(engine::Model& model, engine::Matrix& m, DType dtype, std::vector<std::byte> blob) {
+  m = engine::packed_matrix(dtype, m.rows, m.cols, copy_to_weights(model, blob));
 }
 
 int effective_group_size(int group_size, int cols) { return group_size <= cols ? group_size : (cols + 31) / 32 * 32; }
@@ -263,9 +269,7 @@ void quantize_matrix_rtn(engine::Model& model, engine::Matrix& m, const MethodIn
     case DType::kGgufQ4_0:
     case DType::kGgufQ4K: {  // llama.cpp blocks, or the per-matrix fallback of gguf_storage_dtype()
       GgufQuantized q = quantize_gguf_matrix(info.packed_dtype, w.data(), m.rows, m.cols);
-      std::byte* data = model.allocate_weights(q.data.size());  // huge pages, as install_packed
-      std::memcpy(data, q.data.data(), q.data.size());
-      m = engine::Matrix{q.dtype, m.rows, m.cols, data};
+      m = engine::Matrix{q.dtype, m.rows, m.cols, copy_to_weights(model, q.data)};  // headerless blocks
       break;
     }
     default: {
