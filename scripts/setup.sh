@@ -11,6 +11,7 @@ PKGS=(
   libpcre2-dev libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev
   libomp-dev openssl ca-certificates
   chromium bible-kjv bible-kjv-text
+  slurmctld slurmd slurm-client munge
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -35,6 +35,7 @@ constexpr AddVerb kVerbs[] = {
     add_plan_verb,
     add_tune_verb,
     add_eval_verb,
+    add_slurm_verb,
     // verb table: one line per verb
 };
 // clang-format on

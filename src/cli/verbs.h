@@ -27,6 +27,7 @@ void add_quantize_verb(CLI::App& app);
 void add_plan_verb(CLI::App& app);
 void add_tune_verb(CLI::App& app);
 void add_eval_verb(CLI::App& app);
+void add_slurm_verb(CLI::App& app);
 
 
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "qmeter/core/clock.h"
@@ -40,10 +41,17 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
 
-  int log_fd = -1;
+  int log_fd = -1, err_fd = -1;
   if (!opts.log_path.empty()) {
     log_fd = ::open(opts.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0) throw Error("cannot open log file '" + opts.log_path + "': " + std::strerror(errno));
+  }
+  if (!opts.stderr_path.empty()) {
+    err_fd = ::open(opts.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (err_fd < 0) {
+      if (log_fd >= 0) close(log_fd);
+      throw Error("cannot open log file '" + opts.stderr_path + "': " + std::strerror(errno));
+    }
   }
   // A pipe with CLOEXEC tells the parent whether exec succeeded: it closes on exec, or carries errno.
   int pipefd[2];
@@ -57,6 +65,7 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
       dup2(log_fd, 1);
       dup2(log_fd, 2);
     }
+    if (err_fd >= 0) dup2(err_fd, 2);
     if (!opts.cwd.empty() && chdir(opts.cwd.c_str()) != 0) {
       int e = errno;
       (void)!write(pipefd[1], &e, sizeof e);
@@ -70,6 +79,7 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
   setpgid(pid, pid);  // also from the parent, so the group exists before any stop()
   close(pipefd[1]);
   if (log_fd >= 0) close(log_fd);
+  if (err_fd >= 0) close(err_fd);
   int child_errno = 0;
   ssize_t n = read(pipefd[0], &child_errno, sizeof child_errno);
   close(pipefd[0]);
@@ -138,6 +148,47 @@ int ChildProcess::stop(double grace_s) {
   // Grandchildren that outlived the leader still belong to the group.
   kill(-pid_, SIGKILL);
   return status_.value_or(-1);
+}
+
+CommandResult run_command(const std::vector<std::string>& argv, double timeout_s,
+                          const std::map<std::string, std::string>& env) {
+  // Output goes through two temporary files: no pipe to drain while waiting, and no deadlock on
+  // a command that writes more than a pipe buffer.
+  char out_tmpl[] = "/tmp/qmeter-cmd-out-XXXXXX";
+  char err_tmpl[] = "/tmp/qmeter-cmd-err-XXXXXX";
+  const int out_fd = mkstemp(out_tmpl);
+  const int err_fd = mkstemp(err_tmpl);
+  if (out_fd >= 0) close(out_fd);
+  if (err_fd >= 0) close(err_fd);
+  if (out_fd < 0 || err_fd < 0) throw Error(std::string("mkstemp: ") + std::strerror(errno));
+  struct Cleanup {
+    const char* a;
+    const char* b;
+    ~Cleanup() {
+      ::unlink(a);
+      ::unlink(b);
+    }
+  } cleanup{out_tmpl, err_tmpl};
+  SpawnOptions o;
+  o.argv = argv;
+  o.env = env;
+  o.log_path = out_tmpl;
+  o.stderr_path = err_tmpl;
+  ChildProcess child = ChildProcess::spawn(o);
+  CommandResult r;
+  if (auto st = child.wait(timeout_s)) {
+    r.status = *st;
+  } else {
+    child.stop(1.0);
+    r.status = -1;
+  }
+  auto slurp = [](const char* path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  r.out = slurp(out_tmpl);
+  r.err = slurp(err_tmpl);
+  return r;
 }
 
 std::string file_tail(const std::string& path, std::size_t max_bytes) {

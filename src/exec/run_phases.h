@@ -16,5 +16,8 @@ struct RunOutcome {
 
 RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const StudyOptions& options);
 std::string summary_table(const store::Store& db, const std::string& study);
+// The study's HTML report (beside the database unless options.report_dir), recorded in summary.
+void write_study_report(const store::Store& db, const std::string& study, const StudyOptions& options,
+                        StudySummary& summary);
 
 }  // namespace qmeter::exec

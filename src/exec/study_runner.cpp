@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -34,6 +35,8 @@ void progress(const StudyOptions& o, const std::string& line) {
   if (o.progress) fmt::print(stderr, "{}\n", line);
 }
 
+}  // namespace
+
 // The report of the study, beside the database unless a folder is given. A report that cannot be
 // written is reported, not fatal: every measurement is already in the store (`qmeter report`
 // can write it later).
@@ -48,6 +51,8 @@ void write_study_report(const store::Store& db, const std::string& study, const 
     s.report_error = e.what();
   }
 }
+
+namespace {
 
 // Seconds one run should take (startup, load points, quality), and its number of load points.
 double estimate_run_s(const spec::RunConfig& r, int* points_out = nullptr) {
@@ -71,6 +76,19 @@ double estimate_run_s(const spec::RunConfig& r, int* points_out = nullptr) {
 
 }  // namespace
 
+double estimate_run_seconds(const spec::RunConfig& run) { return estimate_run_s(run); }
+
+std::vector<spec::RunConfig> select_run(const std::vector<spec::RunConfig>& runs, const std::string& id,
+                                        const std::string& spec_path) {
+  for (const auto& r : runs) {
+    if (r.id == id) return {r};
+  }
+  std::string ids;
+  for (const auto& r : runs) ids += (ids.empty() ? "" : ", ") + r.id;
+  throw UsageError("--only: no run " + id + " in " + spec_path + " (its runs: " + ids +
+                   "); a spec whose ${VARIABLES} expand differently gives other run ids");
+}
+
 std::string describe_plan(const spec::StudySpec& spec, const std::vector<spec::RunConfig>& runs) {
   std::string out = fmt::format("study '{}': {} run(s)\n", spec.name, runs.size());
   double total_s = 0;
@@ -88,7 +106,12 @@ std::string describe_plan(const spec::StudySpec& spec, const std::vector<spec::R
 StudySummary run_study(const StudyOptions& o) {
   server::register_embedded_backend();
   const auto spec = spec::parse_study_spec_file(o.spec_path, known_names());
-  const auto runs = spec::expand_runs(spec);
+  auto runs = spec::expand_runs(spec);
+  if (!o.only_run.empty()) {
+    runs = select_run(runs, o.only_run, o.spec_path);
+  } else if (std::any_of(runs.begin(), runs.end(), [](const spec::RunConfig& r) { return !r.hardware.partition.empty(); })) {
+    throw UsageError(o.spec_path + ": hardware.partition makes Slurm partitions a study factor; run it with --executor slurm");
+  }
   StudySummary summary;
   summary.total = static_cast<int>(runs.size());
   if (o.dry_run) {
@@ -96,7 +119,7 @@ StudySummary run_study(const StudyOptions& o) {
     return summary;
   }
   std::filesystem::create_directories(o.out_dir);
-  auto db = store::Store::open(o.db_path);
+  auto db = store::Store::open(o.db_path, o.shard ? store::JournalMode::kRollback : store::JournalMode::kWal);
   db->put_study(spec.name, spec.text);
 
   const Nanos study_start = steady_now_ns();

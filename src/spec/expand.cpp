@@ -76,6 +76,8 @@ std::vector<RunConfig> expand_runs(const StudySpec& s) {
                       {"quality", quality},
                       {"energy", energy},
                       {"seed", s.seed}};
+            // Only a partition factor adds the key: earlier studies keep their run ids.
+            if (!hw.partition.empty()) j["hardware"]["partition"] = hw.partition;
             r.normalized_json = j.dump();
             char buf[17];
             std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a64(r.normalized_json)));

@@ -230,6 +230,30 @@ SloClass parse_slo(const std::string& name, const YAML::Node& n, const Ctx& c) {
   return s;
 }
 
+void parse_executor(const YAML::Node& n, const Ctx& c, SlurmSpec& out) {
+  check_keys(n, c, {"slurm"});
+  const auto sn = n["slurm"];
+  const Ctx cs = c.sub("slurm");
+  check_keys(sn, cs, {"partition", "account", "time", "mem", "max_parallel", "gpus_per_run", "cpus_per_run", "sbatch_args"});
+  if (sn["partition"]) out.partition = scalar(sn["partition"], cs.sub("partition"));
+  if (sn["account"]) out.account = scalar(sn["account"], cs.sub("account"));
+  if (sn["time"]) out.time = scalar(sn["time"], cs.sub("time"));
+  if (sn["mem"]) out.mem = scalar(sn["mem"], cs.sub("mem"));
+  auto non_negative = [&](const char* key, int& field) {
+    if (!sn[key]) return;
+    field = integer(sn[key], cs.sub(key));
+    if (field < 0) cs.sub(key).fail(sn[key], "must be >= 0");
+  };
+  non_negative("max_parallel", out.max_parallel);
+  non_negative("gpus_per_run", out.gpus_per_run);
+  non_negative("cpus_per_run", out.cpus_per_run);
+  if (out.cpus_per_run == 0) cs.sub("cpus_per_run").fail(sn["cpus_per_run"], "must be >= 1");
+  if (sn["sbatch_args"]) {
+    for_list(sn["sbatch_args"], cs.sub("sbatch_args"),
+             [&](const YAML::Node& x, const Ctx& cx) { out.sbatch_args.push_back(scalar(x, cx)); });
+  }
+}
+
 }  // namespace
 
 std::string MethodSpec::label() const {
@@ -247,6 +271,7 @@ std::string HardwareSetting::label() const {
   std::string s;
   if (power_limit_w > 0) s += "pl" + std::to_string(static_cast<int>(power_limit_w)) + "W";
   if (locked_clock_mhz > 0) s += (s.empty() ? "" : ",") + std::string("clk") + std::to_string(static_cast<int>(locked_clock_mhz));
+  if (!partition.empty()) s = partition + (s.empty() ? "" : ",") + s;
   return s.empty() ? "default" : s;
 }
 
@@ -271,7 +296,7 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
   const Ctx c(file);
   if (!root.IsMap()) c.fail(root, "the spec must be a mapping with sections study, models, methods, workloads, ...");
   check_keys(root, c, {"study", "models", "methods", "backend", "parallelism", "hardware", "workloads", "slos", "quality",
-                       "energy", "repeats", "seed"});
+                       "energy", "repeats", "seed", "executor"});
   StudySpec s;
   s.source_path = file;
   s.text = text;
@@ -348,8 +373,16 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
   if (root["hardware"]) {
     const auto n = root["hardware"];
     const Ctx ch = c.sub("hardware");
-    check_keys(n, ch, {"power_limit_w", "locked_clock_mhz"});
+    check_keys(n, ch, {"power_limit_w", "locked_clock_mhz", "partition"});
     std::vector<double> pls{-1}, clks{-1};
+    std::vector<std::string> parts{""};
+    if (n["partition"]) {
+      parts.clear();
+      for_list(n["partition"], ch.sub("partition"), [&](const YAML::Node& x, const Ctx& cx) {
+        parts.push_back(scalar(x, cx));
+        if (parts.back().empty()) cx.fail(x, "a partition name cannot be empty");
+      });
+    }
     if (n["power_limit_w"]) {
       pls.clear();
       for_list(n["power_limit_w"], ch.sub("power_limit_w"), [&](const YAML::Node& x, const Ctx& cx) { pls.push_back(number(x, cx)); });
@@ -359,8 +392,10 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
       for_list(n["locked_clock_mhz"], ch.sub("locked_clock_mhz"), [&](const YAML::Node& x, const Ctx& cx) { clks.push_back(number(x, cx)); });
     }
     s.hardware.clear();
-    for (double pl : pls) {
-      for (double clk : clks) s.hardware.push_back({pl, clk});
+    for (const auto& part : parts) {
+      for (double pl : pls) {
+        for (double clk : clks) s.hardware.push_back({pl, clk, part});
+      }
     }
   }
   if (!root["workloads"]) c.fail(root, "missing section 'workloads'");
@@ -431,6 +466,7 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
     if (s.repeats < 1) c.sub("repeats").fail(root["repeats"], "must be >= 1");
   }
   if (root["seed"]) s.seed = static_cast<std::uint64_t>(integer(root["seed"], c.sub("seed")));
+  if (root["executor"]) parse_executor(root["executor"], c.sub("executor"), s.slurm);
   return s;
 }
 

@@ -76,6 +76,20 @@ CREATE TABLE quality_items (
   PRIMARY KEY(run_id, task, idx)
 );
 )sql",
+      // 2: where each run executed under a batch scheduler (the Slurm executor): one row per run,
+      // its latest attempt. No foreign key to runs: a run is placed before its rows exist here
+      // (they arrive when its shard is merged).
+      R"sql(
+CREATE TABLE run_placements (
+  run_id TEXT PRIMARY KEY,
+  executor TEXT NOT NULL,
+  label TEXT,
+  job_id TEXT, task_id INTEGER, node TEXT,
+  submit_unix_ms INTEGER, start_unix_ms INTEGER, end_unix_ms INTEGER,
+  state TEXT, exit_code TEXT, reason TEXT,
+  shard_path TEXT, merged_unix_ms INTEGER, attempt INTEGER NOT NULL DEFAULT 1
+);
+)sql",
   };
   return kMigrations;
 }

@@ -7,6 +7,7 @@
 #include "qmeter/core/error.h"
 #include "schema.h"
 #include "sqlite_db.h"
+#include "store_impl.h"
 
 namespace qmeter::store {
 
@@ -27,27 +28,27 @@ RunStatus run_status_from_name(const std::string& s) {
   return RunStatus::kPending;
 }
 
-static std::int64_t unix_ms() {
+std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-struct Store::Impl {
-  explicit Impl(const std::string& path) : db(path) {}
-  Database db;
-  int version = 0;
-};
-
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
-std::unique_ptr<Store> Store::open(const std::string& path) {
+std::unique_ptr<Store> Store::open(const std::string& path, JournalMode mode) {
   auto impl = std::make_unique<Impl>(path);
   auto& db = impl->db;
-  // WAL: readers (report, ls) never block the writer; synchronous=NORMAL is durable in WAL mode
-  // against process crashes (SIGKILL), which is the failure the study must survive.
-  db.exec("PRAGMA journal_mode=WAL");
-  db.exec("PRAGMA synchronous=NORMAL");
+  if (mode == JournalMode::kWal) {
+    // WAL: readers (report, ls) never block the writer; synchronous=NORMAL is durable in WAL mode
+    // against process crashes (SIGKILL), which is the failure the study must survive.
+    db.exec("PRAGMA journal_mode=WAL");
+    db.exec("PRAGMA synchronous=NORMAL");
+  } else {
+    // A shard: rollback journal (no shared-memory index, safe on NFS), fsync'd at each commit.
+    db.exec("PRAGMA journal_mode=DELETE");
+    db.exec("PRAGMA synchronous=FULL");
+  }
   db.exec("PRAGMA foreign_keys=ON");
   int version = 0;
   {
@@ -79,7 +80,7 @@ void Store::put_study(const std::string& name, const std::string& spec_text) {
   st.bind(1, name).bind(2, spec_text).bind(3, unix_ms()).run();
 }
 
-static void delete_run_children(Database& db, const std::string& run_id) {
+void delete_run_children(Database& db, const std::string& run_id) {
   for (const char* sql : {"DELETE FROM requests WHERE load_point_id IN (SELECT id FROM load_points WHERE run_id=?)",
                           "DELETE FROM telemetry_samples WHERE run_id=?", "DELETE FROM server_metric_samples WHERE run_id=?",
                           "DELETE FROM load_points WHERE run_id=?", "DELETE FROM quality_items WHERE run_id=?",
@@ -89,7 +90,7 @@ static void delete_run_children(Database& db, const std::string& run_id) {
   }
 }
 
-void Store::begin_run(const RunRow& run) {
+void Store::begin_run(const RunRow& run, RunStatus status) {
   auto& db = impl_->db;
   Transaction tx(db);
   delete_run_children(db, run.id);
@@ -101,7 +102,7 @@ void Store::begin_run(const RunRow& run) {
                "finished_unix_ms=NULL, host_json=excluded.host_json, versions_json=excluded.versions_json, "
                "error='', log_tail=''");
   st.bind(1, run.id).bind(2, run.study).bind(3, run.model).bind(4, run.method).bind(5, run.config_json);
-  st.bind(6, std::string(run_status_name(RunStatus::kRunning))).bind(7, unix_ms());
+  st.bind(6, std::string(run_status_name(status))).bind(7, unix_ms());
   st.bind(8, run.host_json).bind(9, run.versions_json).run();
   tx.commit();
 }
@@ -334,10 +335,11 @@ std::string Store::study_spec(const std::string& name) const {
 }
 
 const std::vector<std::string>& Store::table_names() {
-  static const std::vector<std::string> kTables = {"studies",          "runs",
-                                                   "load_points",      "requests",
+  static const std::vector<std::string> kTables = {"studies",           "runs",
+                                                   "load_points",       "requests",
                                                    "telemetry_samples", "server_metric_samples",
-                                                   "quality_results",  "quality_items"};
+                                                   "quality_results",   "quality_items",
+                                                   "run_placements"};
   return kTables;
 }
 

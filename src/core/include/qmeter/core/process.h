@@ -15,6 +15,7 @@ struct SpawnOptions {
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;  // added to (and overriding) the parent's environment
   std::string log_path;                    // stdout+stderr appended here ("" = inherit)
+  std::string stderr_path;                 // set: stderr goes here instead (truncated), stdout to log_path
   std::string cwd;                         // "" = the parent's
 };
 
@@ -40,6 +41,16 @@ class ChildProcess {
   pid_t pid_ = -1;
   std::optional<int> status_;
 };
+
+// A short command whose output is read (a scheduler's client: sbatch, squeue, ...).
+struct CommandResult {
+  int status = -1;          // exit status as a shell reports it; -1: timed out (killed)
+  std::string out, err;     // stdout and stderr, separately
+};
+// Runs argv without a shell and waits (at most timeout_s, then kills its group). Throws Error
+// naming argv[0] when it cannot be started (not installed).
+CommandResult run_command(const std::vector<std::string>& argv, double timeout_s = 60,
+                          const std::map<std::string, std::string>& env = {});
 
 // The last `max_bytes` of a file (a crashed server's log tail for the failure record).
 std::string file_tail(const std::string& path, std::size_t max_bytes = 4096);

@@ -82,7 +82,18 @@ struct EnergySpec {
 struct HardwareSetting {
   double power_limit_w = -1;   // -1: leave as is
   double locked_clock_mhz = -1;
+  std::string partition;       // a Slurm partition as a study factor (A100 vs H100); "" = none
   std::string label() const;
+};
+
+// `executor: {slurm: {...}}`: how `qmeter run --executor slurm` asks for resources. Command-line
+// flags win over these; where a run executes never changes its id (except hardware.partition).
+struct SlurmSpec {
+  std::string partition, account, time, mem;
+  int max_parallel = 0;   // 0: no throttle
+  int gpus_per_run = -1;  // -1: tp on the command backend (a GPU server), none otherwise
+  int cpus_per_run = -1;  // -1: the embedded backend's `threads` option (or 1)
+  std::vector<std::string> sbatch_args;
 };
 
 struct StudySpec {
@@ -100,6 +111,7 @@ struct StudySpec {
   EnergySpec energy;
   int repeats = 1;
   std::uint64_t seed = 0;
+  SlurmSpec slurm;
 };
 
 struct RunConfig {

@@ -82,6 +82,25 @@ struct QualityResultRow {
   int n = 0;
 };
 
+// Where a run executed under a batch scheduler (its latest attempt): the scheduler's job and task,
+// the node, its times and final state as the scheduler reports them, and the task's own results
+// file (shard) until it is merged.
+struct PlacementRow {
+  std::string run_id;
+  std::string executor;  // "slurm"
+  std::string label;     // "model method hardware" of the run, for status lines before it is merged
+  std::string job_id;    // the array job id ("1234")
+  int task_id = -1;      // the array index
+  std::string node;
+  std::int64_t submit_unix_ms = 0, start_unix_ms = 0, end_unix_ms = 0;
+  std::string state;      // the scheduler's state: PENDING, RUNNING, COMPLETED, CANCELLED, NODE_FAIL, ...
+  std::string exit_code;  // "code:signal" as Slurm writes it
+  std::string reason;
+  std::string shard_path;
+  std::int64_t merged_unix_ms = 0;  // 0: not merged
+  int attempt = 1;
+};
+
 struct QualityItemRow {
   int index = 0;
   std::string json;  // the item's request, reply and score

@@ -12,12 +12,22 @@
 
 namespace qmeter::store {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
+
+// WAL for the study database (readers never block the writer); a rollback journal for a task's
+// shard, which may sit on a network file system where WAL's shared memory is unsafe.
+enum class JournalMode { kWal, kRollback };
+
+enum class MergeOutcome {
+  kMerged,            // the shard's run and every row of it are now in this database
+  kAlreadyComplete,   // this database already holds the run complete: nothing changed
+  kShardIncomplete,   // the shard's run was cut off (still `running`) or is absent: nothing changed
+};
 
 class Store {
  public:
   // Opens (creating and migrating as needed). Throws Error naming the path on failure.
-  static std::unique_ptr<Store> open(const std::string& path);
+  static std::unique_ptr<Store> open(const std::string& path, JournalMode mode = JournalMode::kWal);
   ~Store();
 
   int schema_version() const;
@@ -26,8 +36,8 @@ class Store {
   void put_study(const std::string& name, const std::string& spec_text);
 
   // Starts (or restarts) a run: an incomplete earlier attempt's rows are removed in the same
-  // transaction so a redo never duplicates rows.
-  void begin_run(const RunRow& run);
+  // transaction so a redo never duplicates rows. kPending: submitted to a scheduler, not started.
+  void begin_run(const RunRow& run, RunStatus status = RunStatus::kRunning);
   void finish_run(const std::string& run_id, RunStatus status, const std::string& error = "",
                   const std::string& log_tail = "");
   std::optional<RunStatus> run_status(const std::string& run_id) const;
@@ -42,6 +52,17 @@ class Store {
   // Replaces earlier results of the same (run, task).
   void write_quality(const std::string& run_id, const std::string& task, const std::vector<QualityResultRow>& results,
                      const std::vector<QualityItemRow>& items);
+
+  // Merges one finished (complete, or failed by the run itself) run from a task's shard (another
+  // results file) in one transaction: the run row, its load points (new ids), requests, samples
+  // and quality rows, and marks its placement merged. Idempotent: a run already complete here is
+  // skipped. Throws Error naming the shard when it is unreadable.
+  MergeOutcome merge_run(const std::string& shard_path, const std::string& run_id);
+
+  // Placements under a batch scheduler (insert or replace by run id).
+  void put_placement(const PlacementRow& p);
+  std::vector<PlacementRow> placements() const;
+  std::optional<PlacementRow> placement(const std::string& run_id) const;
 
   // Queries (analysis, report and planners read only these).
   std::vector<RunRow> runs(const std::string& study = "") const;
