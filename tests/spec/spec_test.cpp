@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <set>
@@ -133,4 +134,43 @@ TEST(Spec, TemplateExpansionIsExactAndRefusesUnknownPlaceholders) {
   EXPECT_EQ(expand_template("$(rm -rf /) 'q' \"{port}\"", vars), "$(rm -rf /) 'q' \"8000\"");
   EXPECT_EQ(expand_template("{\"json\": 1}", vars), "{\"json\": 1}");  // not a placeholder: left alone
   EXPECT_THROW(expand_template("{modle}", vars), qmeter::UsageError);
+}
+
+TEST(Spec, SlurmPartitionsAreAHardwareFactorAndTheExecutorSectionChangesNoRunId) {
+  const auto base = expand_runs(parse_study_spec_text(kGood, "s.yaml", known()));
+  std::string with_exec = std::string(kGood) +
+                          "executor:\n  slurm: {partition: gpu, account: lab, time: '01:00:00', max_parallel: 4,\n"
+                          "          gpus_per_run: 2, cpus_per_run: 8, mem: 64G, sbatch_args: [--qos=high]}\n";
+  const auto s = parse_study_spec_text(with_exec, "s.yaml", known());
+  EXPECT_EQ(s.slurm.partition, "gpu");
+  EXPECT_EQ(s.slurm.account, "lab");
+  EXPECT_EQ(s.slurm.time, "01:00:00");
+  EXPECT_EQ(s.slurm.max_parallel, 4);
+  EXPECT_EQ(s.slurm.gpus_per_run, 2);
+  EXPECT_EQ(s.slurm.cpus_per_run, 8);
+  EXPECT_EQ(s.slurm.mem, "64G");
+  EXPECT_EQ(s.slurm.sbatch_args, std::vector<std::string>{"--qos=high"});
+  // Where a run executes does not change what it measures: same ids.
+  const auto same = expand_runs(s);
+  ASSERT_EQ(same.size(), base.size());
+  for (std::size_t i = 0; i < base.size(); ++i) EXPECT_EQ(same[i].id, base[i].id);
+
+  std::string with_parts = std::string(kGood) + "hardware: {partition: [a100, h100]}\n";
+  const auto parts = expand_runs(parse_study_spec_text(with_parts, "s.yaml", known()));
+  ASSERT_EQ(parts.size(), base.size() * 2);
+  std::set<std::string> ids, labels;
+  for (const auto& r : parts) {
+    ids.insert(r.id);
+    labels.insert(r.hardware.label());
+  }
+  EXPECT_EQ(ids.size(), parts.size());
+  EXPECT_EQ(labels, (std::set<std::string>{"a100", "h100"}));
+  for (const auto& r : parts) EXPECT_EQ(base.end(), std::find_if(base.begin(), base.end(), [&](const RunConfig& b) { return b.id == r.id; }));
+
+  EXPECT_NE(error_of(std::string(kGood) + "executor:\n  slurm: {max_parallel: -1}\n").find("s.yaml:23:25: executor.slurm.max_parallel: must be >= 0"), std::string::npos)
+      << error_of(std::string(kGood) + "executor:\n  slurm: {max_parallel: -1}\n");
+  EXPECT_NE(error_of(std::string(kGood) + "executor:\n  slurm: {partitoin: gpu}\n").find("executor.slurm.partitoin: unknown field"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kGood) + "executor:\n  lsf: {}\n").find("executor.lsf: unknown field"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kGood) + "hardware: {partition: ['']}\n").find("hardware.partition[0]"), std::string::npos);
 }

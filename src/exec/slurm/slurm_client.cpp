@@ -60,7 +60,7 @@ std::map<std::string, std::string> key_values(const std::string& line) {
 }
 
 std::string none_to_empty(const std::string& s) {
-  return (s == "(null)" || s == "None" || s == "Unknown" || s == "N/A") ? "" : s;
+  return (s == "(null)" || s == "None" || s == "None assigned" || s == "Unknown" || s == "N/A") ? "" : s;
 }
 
 }  // namespace
