@@ -19,7 +19,8 @@ endfunction()
 
 # qmeter_test(NAME SOURCES... LIBS ...): one GoogleTest binary registered with CTest.
 function(qmeter_test name)
-  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  # PROPERTIES: more test properties as name/value pairs (a fixture, an environment, a lock).
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS;PROPERTIES" ${ARGN})
   if(NOT T_SOURCES)
     return()
   endif()
@@ -33,7 +34,7 @@ function(qmeter_test name)
     set(T_LABELS ${name})
   endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
-    PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}")
+    PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}" ${T_PROPERTIES})
   # Tests find the qmeter binary and the source tree through these (see tests/test_support.h).
   target_compile_definitions(${name} PRIVATE QMETER_BIN_PATH="$<TARGET_FILE:qmeter>"
                                              QMETER_SOURCE_DIR="${CMAKE_SOURCE_DIR}"

@@ -47,8 +47,8 @@ void run_export(const ExportArgs& a) {
 void run_ls(const LsArgs& a) {
   auto db = open_existing(a.db);
   nlohmann::json runs = nlohmann::json::array();
-  fmt::print("{:<17} {:<14} {:<28} {:<9} {:>7} {:>10} {:>10} {:>10} {:>10}  {}\n", "id", "model", "method", "status",
-             "points", "max_tput", "p99_ttft", "p99_tpot", "J/token", "quality");
+  fmt::print("{:<17} {:<14} {:<28} {:<9} {:<12} {:>7} {:>10} {:>10} {:>10} {:>10}  {}\n", "id", "model", "method",
+             "status", "where", "points", "max_tput", "p99_ttft", "p99_tpot", "J/token", "quality");
   for (const auto& r : db->runs(a.study)) {
     auto points = db->load_points(r.id);
     double best_tput = 0, p99_ttft = 0, p99_tpot = 0, jpt = -1;
@@ -66,8 +66,12 @@ void run_ls(const LsArgs& a) {
       quality += fmt::format("{}{}={:.4g}", quality.empty() ? "" : " ", qr.metric, qr.value);
       q[qr.task + "." + qr.metric] = qr.value;
     }
-    fmt::print("{:<17} {:<14} {:<28} {:<9} {:>7} {:>10.1f} {:>10.1f} {:>10.2f} {:>10.4g}  {}\n", r.id, r.model, r.method,
-               store::run_status_name(r.status), points.size(), best_tput, p99_ttft, p99_tpot, jpt, quality);
+    // Where the run executed: the Slurm node (job_task) for a cluster run, "local" otherwise.
+    const auto placed = db->placement(r.id);
+    const std::string where = placed ? (placed->node.empty() ? "-" : placed->node) : "local";
+    fmt::print("{:<17} {:<14} {:<28} {:<9} {:<12} {:>7} {:>10.1f} {:>10.1f} {:>10.2f} {:>10.4g}  {}\n", r.id, r.model,
+               r.method, store::run_status_name(r.status), where, points.size(), best_tput, p99_ttft, p99_tpot, jpt,
+               quality);
     runs.push_back({{"id", r.id},
                     {"study", r.study},
                     {"model", r.model},
@@ -79,6 +83,16 @@ void run_ls(const LsArgs& a) {
                     {"p99_tpot_ms", p99_tpot},
                     {"energy_per_token_j", jpt},
                     {"quality", q},
+                    {"where", where},
+                    {"slurm", placed ? nlohmann::json{{"job_id", placed->job_id},
+                                                      {"task_id", placed->task_id},
+                                                      {"node", placed->node},
+                                                      {"state", placed->state},
+                                                      {"exit_code", placed->exit_code},
+                                                      {"submit_unix_ms", placed->submit_unix_ms},
+                                                      {"start_unix_ms", placed->start_unix_ms},
+                                                      {"end_unix_ms", placed->end_unix_ms}}
+                                     : nlohmann::json(nullptr)},
                     {"error", r.error}});
   }
   if (!a.output_json.empty()) {

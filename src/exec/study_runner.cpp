@@ -109,7 +109,7 @@ StudySummary run_study(const StudyOptions& o) {
   auto runs = spec::expand_runs(spec);
   if (!o.only_run.empty()) {
     runs = select_run(runs, o.only_run, o.spec_path);
-  } else if (std::any_of(runs.begin(), runs.end(), [](const spec::RunConfig& r) { return !r.hardware.partition.empty(); })) {
+  } else if (!o.dry_run && std::any_of(runs.begin(), runs.end(), [](const spec::RunConfig& r) { return !r.hardware.partition.empty(); })) {
     throw UsageError(o.spec_path + ": hardware.partition makes Slurm partitions a study factor; run it with --executor slurm");
   }
   StudySummary summary;

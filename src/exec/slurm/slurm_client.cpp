@@ -189,7 +189,7 @@ std::string refused_option(const std::string& m) {
   for (char c : m) low += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (contains(low, "partition")) return "--partition";
   if (contains(low, "account")) return "--account";
-  if (contains(low, "time limit")) return "--time";
+  if (contains(low, "time limit") || contains(low, "--time") || contains(low, "time specification")) return "--time";
   if (contains(low, "qos")) return "--sbatch-arg (qos)";
   if (contains(low, "gres") || contains(low, "generic resource")) return "--gres (executor.slurm.gpus_per_run)";
   if (contains(low, "memory")) return "--mem";
