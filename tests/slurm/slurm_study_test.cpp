@@ -29,16 +29,23 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
+// The fixture's cluster: its slurm.conf for every Slurm command the test and qmeter run.
+bool use_test_cluster() {
+  if (env("QMETER_SLURM_DIR").empty()) return false;
+  setenv("SLURM_CONF", (env("QMETER_SLURM_DIR") + "/slurm.conf").c_str(), 1);
+  return true;
+}
+
 // Skips without the Slurm packages (and fails under CI, where setup.sh installs them).
 #define REQUIRE_SLURM()                                                                                      \
-  if (!std::filesystem::exists("/usr/bin/sbatch") || env("SLURM_CONF").empty()) {                          \
+  if (!std::filesystem::exists("/usr/bin/sbatch") || !use_test_cluster()) {                               \
     if (!env("CI").empty()) FAIL() << "Slurm is missing under CI: scripts/setup.sh installs slurm-client"; \
     GTEST_SKIP() << "SLURM ABSENT: no /usr/bin/sbatch or SLURM_CONF (apt-get install slurmctld slurmd "  \
-                    "slurm-client munge; ctest starts tests/slurm/cluster.sh)";                           \
+                    "slurm-client munge; ctest starts tests/slurm/cluster.sh and sets QMETER_SLURM_DIR)";  \
   }
 
 CommandResult cluster(const std::string& verb, const std::string& arg = "") {
-  std::vector<std::string> argv = {env("QMETER_SLURM_SCRIPT"), verb};
+  std::vector<std::string> argv = {qmeter::testing::source_dir() + "/tests/slurm/cluster.sh", verb};
   if (!arg.empty()) argv.push_back(arg);
   return run_command(argv, 180);
 }
@@ -95,8 +102,10 @@ std::string deterministic_dump(const std::string& db_path) {
     for (const auto& p : db->load_points(id)) {
       out += "  point " + std::to_string(p.index) + " " + p.target_kind + " " + std::to_string(p.target_value) +
              " completed=" + std::to_string(p.completed) + " failed=" + std::to_string(p.failed) + "\n";
-      for (const auto& q : db->requests(p.id)) {
-        out += "    " + std::to_string(q.index) + " sched=" + std::to_string(q.scheduled_ns) +
+      const auto requests = db->requests(p.id);
+      for (const auto& q : requests) {
+        // The schedule relative to the point's start (the clock's origin differs per process).
+        out += "    " + std::to_string(q.index) + " sched=" + std::to_string(q.scheduled_ns - requests[0].scheduled_ns) +
                " prompt=" + std::to_string(q.prompt_tokens) + " max=" + std::to_string(q.max_tokens) + "\n";
       }
     }

@@ -319,24 +319,26 @@ StudySummary run_study_on_slurm(const StudyOptions& o, const SlurmOptions& so) {
     a.extra_args.insert(a.extra_args.end(), so.sbatch_args.begin(), so.sbatch_args.end());
     order.push_back(&g);
   }
-  // Every array is validated before any is submitted: a refusal submits nothing.
-  for (auto* g : order) reconciler.client().validate(g->array);
-  std::vector<std::string> submitted_jobs;
+  // Scripts first (sbatch --test-only reads them), then every array is validated before any is
+  // submitted: a refusal submits nothing.
   for (auto* g : order) {
     const fs::path runs_file = layout.jobs / (g->tag + ".runs");
     const fs::path spec_copy = layout.jobs / (g->tag + ".yaml");
-    {
-      std::ofstream rf(runs_file);
-      for (const auto* r : g->runs) rf << r->id << "\n";
-      std::ofstream(spec_copy) << spec.text;
-      std::ofstream sh(g->array.script_path);
-      sh << "#!/bin/bash\n"
-         << "# qmeter study '" << spec.name << "', submission " << g->tag << ": array task i runs the run on line\n"
-         << "# i+1 of the .runs file beside this script, into shards/<run>.db (see `qmeter slurm status`).\n"
-         << "exec " << sh_quote(exe) << " slurm task --spec " << sh_quote(spec_copy.string()) << " --runs-file "
-         << sh_quote(runs_file.string()) << " --results " << sh_quote(layout.dir.string()) << "\n";
-    }
+    std::ofstream rf(runs_file);
+    for (const auto* r : g->runs) rf << r->id << "\n";
+    std::ofstream(spec_copy) << spec.text;
+    std::ofstream sh(g->array.script_path);
+    sh << "#!/bin/bash\n"
+       << "# qmeter study '" << spec.name << "', submission " << g->tag << ": array task i runs the run on line\n"
+       << "# i+1 of the .runs file beside this script, into shards/<run>.db (see `qmeter slurm status`).\n"
+       << "exec " << sh_quote(exe) << " slurm task --spec " << sh_quote(spec_copy.string()) << " --runs-file "
+       << sh_quote(runs_file.string()) << " --results " << sh_quote(layout.dir.string()) << "\n";
+    sh.close();
     fs::permissions(g->array.script_path, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read);
+  }
+  for (auto* g : order) reconciler.client().validate(g->array);
+  std::vector<std::string> submitted_jobs;
+  for (auto* g : order) {
     for (std::size_t i = 0; i < g->runs.size(); ++i) {
       const auto* r = g->runs[i];
       store::PlacementRow p;
@@ -347,7 +349,7 @@ StudySummary run_study_on_slurm(const StudyOptions& o, const SlurmOptions& so) {
       p.state = kSubmitting;
       p.reason = g->array.job_name;
       p.shard_path = layout.shard(r->id);
-      if (auto old = db->placement(r->id)) p.attempt = old->attempt + 1;
+      if (auto old = db->placement(r->id)) p.attempt = old->state == kNotSubmitted ? old->attempt : old->attempt + 1;
       // An earlier attempt's shard is kept for inspection under its attempt number.
       std::error_code ec;
       if (fs::exists(p.shard_path)) {
