@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <cmath>
+#include <ctime>
 #include <map>
 #include <set>
 
@@ -158,6 +159,30 @@ std::string energy_sources_table(const ReportModel& m) {
                "(an estimate).</p>";
 }
 
+// Where each run executed: the Slurm job, task and node, times and final state (cluster runs).
+std::string placements_table(const ReportModel& m) {
+  if (m.placements.empty()) return "<p>Every run executed locally, on the hosts above.</p>";
+  auto time_of = [](std::int64_t ms) {
+    if (ms <= 0) return std::string("-");
+    const std::time_t t = static_cast<std::time_t>(ms / 1000);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+    return std::string(buf);
+  };
+  std::string out =
+      "<table id=\"placements\"><thead><tr><th>run id</th><th>configuration</th><th>executor</th><th>job_task</th>"
+      "<th>node</th><th>submitted</th><th>started</th><th>ended</th><th>state</th><th>exit</th><th>attempt</th>"
+      "</tr></thead><tbody>";
+  for (const auto& p : m.placements) {
+    out += "<tr><td>" + html_escape(p.run_id) + "</td><td>" + html_escape(p.label) + "</td><td>" +
+           html_escape(p.executor) + "</td><td>" + html_escape(fmt::format("{}_{}", p.job_id, p.task_id)) + "</td><td>" +
+           html_escape(p.node) + "</td><td>" + time_of(p.submit_unix_ms) + "</td><td>" + time_of(p.start_unix_ms) +
+           "</td><td>" + time_of(p.end_unix_ms) + "</td><td>" + html_escape(p.state) + "</td><td>" +
+           html_escape(p.exit_code) + "</td><td>" + std::to_string(p.attempt) + "</td></tr>";
+  }
+  return out + "</tbody></table>";
+}
+
 std::string missing_list(const std::vector<std::string>& lines) {
   if (lines.empty()) return "";
   std::string out = "<ul class=\"missing\">";
@@ -171,6 +196,7 @@ std::string header_section(const ReportModel& m) {
   h += "<details><summary>Spec</summary><pre>" +
        html_escape(m.study.spec.empty() ? "(no spec stored)" : m.study.spec) + "</pre></details>";
   h += "<h3>Hardware</h3>" + distinct_descriptions(m, &store::RunRow::host_json, "host and hardware");
+  h += "<h3>Where the runs ran</h3>" + placements_table(m);
   h += "<h3>Software versions</h3>" + distinct_descriptions(m, &store::RunRow::versions_json, "software versions");
   h += "<h3>Energy sources</h3>" + energy_sources_table(m);
   h += "<h3>Warnings</h3>";

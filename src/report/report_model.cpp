@@ -114,6 +114,11 @@ ReportModel build_model(const store::Store& db, const std::string& study, double
   ReportModel m;
   m.study = analysis::load_study(db, study);
   m.runs = db.runs(m.study.name);
+  for (auto& p : db.placements()) {
+    if (std::any_of(m.runs.begin(), m.runs.end(), [&](const store::RunRow& r) { return r.id == p.run_id; })) {
+      m.placements.push_back(std::move(p));
+    }
+  }
   m.export_json = db.export_all_json();
   m.knee_attainment = knee_attainment > 0 ? knee_attainment : search_attainment(m.runs);
 

@@ -29,6 +29,7 @@ struct TelemetrySample {
 struct ReportModel {
   analysis::StudyView study;
   std::vector<store::RunRow> runs;  // same order as study.configs
+  std::vector<store::PlacementRow> placements;  // where runs executed under Slurm (study's runs only)
   std::string export_json;          // Store::export_all_json(), embedded verbatim in the page
   std::vector<std::string> methods; // colour domain, in the order of first appearance
   std::vector<std::string> colours; // colour range, one per method

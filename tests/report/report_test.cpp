@@ -343,3 +343,38 @@ TEST(ReportCli, BadInputsGiveClearErrors) {
   }
   EXPECT_FALSE(fs::exists(dir + "/r.html"));
 }
+
+TEST(ReportCli, SaysWhereEachRunRan) {
+  auto dir = qmeter::testing::test_output_dir("report_placements");
+  const auto db_path = demo_db(dir);
+  ASSERT_EQ(run_cli({"report", "--db", db_path, "--out", dir + "/local.html"}, dir + "/log.txt"), 0);
+  EXPECT_NE(read_file(dir + "/local.html").find("Every run executed locally"), std::string::npos);
+  std::string run_id;
+  {
+    auto db = store::Store::open(db_path);
+    run_id = db->runs("demo").at(0).id;
+    store::PlacementRow p;
+    p.run_id = run_id;
+    p.executor = "slurm";
+    p.label = "demo fp16";
+    p.job_id = "41";
+    p.task_id = 3;
+    p.node = "gpu-node-7";
+    p.state = "COMPLETED";
+    p.exit_code = "0:0";
+    p.start_unix_ms = 1000;
+    p.end_unix_ms = 5000;
+    db->put_placement(p);
+    p.run_id = "not-in-this-study";
+    p.node = "other-node";
+    db->put_placement(p);
+  }
+  ASSERT_EQ(run_cli({"report", "--db", db_path, "--out", dir + "/slurm.html"}, dir + "/log2.txt"), 0)
+      << read_file(dir + "/log2.txt");
+  const std::string html = read_file(dir + "/slurm.html");
+  EXPECT_NE(html.find("<h3>Where the runs ran</h3>"), std::string::npos);
+  EXPECT_NE(html.find("<td>" + run_id + "</td><td>demo fp16</td><td>slurm</td><td>41_3</td><td>gpu-node-7</td>"),
+            std::string::npos);
+  EXPECT_EQ(html.find("<td>other-node</td>"), std::string::npos) << "only the study's runs";
+  EXPECT_EQ(html.find("Every run executed locally"), std::string::npos);
+}
