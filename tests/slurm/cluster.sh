@@ -203,7 +203,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCK
+# cred_expire: a requeued job may start again after this many seconds (default 120).
+AuthInfo=socket=$MUNGE_SOCK,cred_expire=10
 StateSaveLocation=$STATE/ctld
 SlurmctldPidFile=$CTLD_PID
 SlurmctldLogFile=$CTLD_LOG

@@ -83,6 +83,8 @@ template <class Pred>
 bool wait_for(const std::string& dir, const std::string& db_path, Pred pred, double timeout_s) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   while (std::chrono::steady_clock::now() < end) {
+    // The last status only (the log appends): what the failure message shows.
+    std::filesystem::remove(dir + "/status.log");
     run_cli({"slurm", "status", "--db", db_path}, dir + "/status.log", 60);
     if (pred(placements(db_path))) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -377,4 +379,121 @@ TEST(SlurmStudy, NoSlurmOrNoControllerIsSaidPlainly) {
   o.argv = {qmeter_bin(), "run", dir + "/s.yaml", "--db", dir + "/r2.db", "--executor", "slurm"};
   EXPECT_EQ(ChildProcess::spawn(o).wait(120), 1);
   EXPECT_NE(read_file(dir + "/noctld.log").find("slurmctld unreachable"), std::string::npos) << read_file(dir + "/noctld.log");
+}
+
+TEST(SlurmStudy, ASubmissionWhoseJobIdWasNeverWrittenIsAdoptedNotSubmittedTwice) {
+  REQUIRE_SLURM();
+  QMETER_REQUIRE_SHARED_DATA(model, "models/stories260K/stories260K.bin");
+  QMETER_REQUIRE_SHARED_DATA(val, "eval/tinystories_val.txt");
+  const auto dir = qmeter::testing::test_output_dir("slurm_adopt");
+  std::ofstream(dir + "/s.yaml") << spec_text(model, val, "[fp32, bf16]", 24, 6);
+  const std::string db = dir + "/r.db";
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--detach"}, dir + "/submit.log"), 0)
+      << read_file(dir + "/submit.log");
+  // Put the database back as a coordinator killed between sbatch and its write leaves it: the
+  // intent (SUBMITTING, the array's name) without the job id.
+  std::string job_id;
+  {
+    auto s = store::Store::open(db);
+    for (auto p : s->placements()) {
+      job_id = p.job_id;
+      const auto name = run_command({"scontrol", "show", "job", "-o", p.job_id}).out;
+      const auto at = name.find("JobName=");
+      ASSERT_NE(at, std::string::npos);
+      p.reason = name.substr(at + 8, name.find(' ', at) - at - 8);
+      p.job_id.clear();
+      p.state = "SUBMITTING";
+      s->put_placement(p);
+    }
+  }
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.3", "--no-report"},
+                    dir + "/again.log"),
+            0)
+      << read_file(dir + "/again.log");
+  EXPECT_EQ(read_file(dir + "/again.log").find("submitted job"), std::string::npos) << read_file(dir + "/again.log");
+  auto s = store::Store::open(db);
+  EXPECT_EQ(s->count_rows("runs"), 2);
+  EXPECT_EQ(s->count_rows("load_points"), 4);
+  for (const auto& p : s->placements()) {
+    EXPECT_EQ(p.job_id, job_id);
+    EXPECT_EQ(p.attempt, 1);
+    EXPECT_EQ(p.state, "COMPLETED");
+  }
+}
+
+TEST(SlurmStudy, InterruptWithCancelOnInterruptCancelsTheLiveTasks) {
+  REQUIRE_SLURM();
+  QMETER_REQUIRE_SHARED_DATA(model, "models/stories260K/stories260K.bin");
+  QMETER_REQUIRE_SHARED_DATA(val, "eval/tinystories_val.txt");
+  const auto dir = qmeter::testing::test_output_dir("slurm_interrupt");
+  std::ofstream(dir + "/s.yaml") << spec_text(model, val, "[fp32, bf16]", 120, 4);  // ~30 s per run
+  const std::string db = dir + "/r.db";
+  SpawnOptions o;
+  o.argv = {qmeter_bin(), "run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.3",
+            "--cancel-on-interrupt"};
+  o.log_path = dir + "/run.log";
+  auto coordinator = ChildProcess::spawn(o);
+  bool running = false;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!running && std::chrono::steady_clock::now() < end) {
+    for (const auto& p : placements(db)) running = running || p.state == "RUNNING";
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(running) << read_file(dir + "/run.log");
+  kill(coordinator.pid(), SIGINT);
+  EXPECT_EQ(coordinator.wait(60), 130) << read_file(dir + "/run.log");
+  EXPECT_NE(read_file(dir + "/run.log").find("cancelled 2 task(s)"), std::string::npos) << read_file(dir + "/run.log");
+  // Slurm ends them (SIGTERM to the task, which stops after its drain); collect records them.
+  ASSERT_TRUE(wait_for(dir, db,
+                       [](const auto& ps) {
+                         return ps.size() == 2 && ps[0].state == "CANCELLED" && ps[1].state == "CANCELLED";
+                       },
+                       60))
+      << read_file(dir + "/status.log");
+  run_cli({"slurm", "collect", "--db", db}, dir + "/collect.log");
+  auto s = store::Store::open(db);
+  for (const auto& r : s->runs()) {
+    EXPECT_EQ(r.status, store::RunStatus::kFailed);
+    EXPECT_NE(r.error.find("slurm: CANCELLED"), std::string::npos) << r.error;
+  }
+  EXPECT_EQ(s->count_rows("load_points"), 0);
+}
+
+TEST(SlurmStudy, WithRequeueATaskOfAFailedNodeRunsAgainElsewhere) {
+  REQUIRE_SLURM();
+  QMETER_REQUIRE_SHARED_DATA(model, "models/stories260K/stories260K.bin");
+  QMETER_REQUIRE_SHARED_DATA(val, "eval/tinystories_val.txt");
+  const auto dir = qmeter::testing::test_output_dir("slurm_requeue");
+  std::ofstream(dir + "/s.yaml") << spec_text(model, val, "[fp32]", 60, 2);  // ~30 s
+  const std::string db = dir + "/r.db";
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--detach", "--requeue"},
+                    dir + "/submit.log"),
+            0)
+      << read_file(dir + "/submit.log");
+  std::string first_node;
+  ASSERT_TRUE(wait_for(dir, db,
+                       [&](const auto& ps) {
+                         if (ps.empty() || ps[0].state != "RUNNING") return false;
+                         first_node = ps[0].node;
+                         return true;
+                       },
+                       120))
+      << read_file(dir + "/status.log");
+  const auto down = cluster("stop-node", first_node);
+  ASSERT_EQ(down.status, 0) << down.out << down.err;
+  // The node goes DOWN, Slurm requeues the task, and it runs to the end on the other node.
+  const bool moved = wait_for(dir, db, [&](const auto& ps) { return ps[0].state == "RUNNING" && ps[0].node != first_node; }, 240);
+  const auto up = cluster("start-node", first_node);
+  ASSERT_TRUE(moved) << read_file(dir + "/status.log");
+  EXPECT_EQ(up.status, 0) << up.out << up.err;
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.5", "--no-report"},
+                    dir + "/follow.log"),
+            0)
+      << read_file(dir + "/follow.log");
+  auto s = store::Store::open(db);
+  ASSERT_EQ(s->runs().size(), 1u);
+  EXPECT_EQ(s->runs()[0].status, store::RunStatus::kComplete) << s->runs()[0].error;
+  EXPECT_EQ(s->count_rows("load_points"), 2);
+  EXPECT_EQ(s->count_rows("requests"), 2 * 60);
+  EXPECT_NE(s->placement(s->runs()[0].id)->node, first_node);
 }

@@ -126,6 +126,10 @@ class Reconciler {
  private:
   static void apply(const TaskState& t, store::PlacementRow& p) {
     p.state = t.state;
+    if (t.state == "PENDING") {  // (again, when requeued): where and when it ran before is void
+      p.node.clear();
+      p.start_unix_ms = p.end_unix_ms = 0;
+    }
     if (!t.node.empty()) p.node = t.node;
     if (t.submit_unix_ms) p.submit_unix_ms = t.submit_unix_ms;
     if (t.start_unix_ms) p.start_unix_ms = t.start_unix_ms;
