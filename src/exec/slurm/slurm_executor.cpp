@@ -171,15 +171,18 @@ class Reconciler {
   std::string settle(store::PlacementRow& p, bool known) {
     const bool ended_by_itself = !known || p.state == "COMPLETED" || p.state == "FAILED";
     if (ended_by_itself) {
+      const auto t0 = std::chrono::steady_clock::now();
       const auto outcome = db_.merge_run(p.shard_path, p.run_id);
+      const double merge_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (outcome != store::MergeOutcome::kShardIncomplete) {
         p.merged_unix_ms = now_ms();
         if (!known && p.state.empty()) p.state = "COMPLETED";
         db_.put_placement(p);
         const auto st = db_.run_status(p.run_id);
-        return fmt::format("run {} ({}) {} on {}, merged{}", p.run_id, p.label,
+        return fmt::format("run {} ({}) {} on {}, {}", p.run_id, p.label,
                            st == store::RunStatus::kComplete ? "complete" : "FAILED (the run itself)", p.node,
-                           outcome == store::MergeOutcome::kAlreadyComplete ? " before" : "");
+                           outcome == store::MergeOutcome::kAlreadyComplete ? "merged before"
+                                                                             : fmt::format("merged in {:.1f} ms", merge_ms));
       }
     }
     // Cut off by Slurm (cancelled, node failure, time limit, out of memory) or lost: the run is
