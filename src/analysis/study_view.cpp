@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "qmeter/core/error.h"
@@ -41,7 +42,33 @@ double method_bits_per_weight(const std::string& name, const std::map<std::strin
   return -1;
 }
 
-StudyView load_study(const store::Store& db, const std::string& study) {
+namespace {
+
+// Who limited a point, from its stored JSON; points stored before the verdicts existed fall back
+// to the old rule (a rate point that achieved below 90% of its offered rate did not keep up).
+void read_verdict(const nlohmann::json& j, PointView& pv) {
+  if (j.contains("sustainable")) {
+    pv.client_bound = j.value("client_bound", false);
+    pv.server_saturated = j.value("server_saturated", false);
+    pv.sustainable = j.value("sustainable", true);
+    if (pv.client_bound) pv.verdict = "client-bound: " + j["client_bound_evidence"].value("reason", std::string());
+    if (pv.server_saturated) {
+      pv.verdict += (pv.verdict.empty() ? "" : "; ") + std::string("server saturated: ") +
+                    j["saturation_evidence"].value("reason", std::string());
+    }
+  } else {
+    const double achieved = j.value("request_throughput", pv.achieved);
+    if (pv.kind == "rate" && std::isfinite(pv.target) && pv.target > 0 && achieved < 0.9 * pv.target) {
+      pv.server_saturated = true;
+      pv.sustainable = false;
+      pv.verdict = fmt::format("achieved {:.4g} req/s, below 90% of the offered {:g} req/s", achieved, pv.target);
+    }
+  }
+}
+
+}  // namespace
+
+StudyView load_study(const store::Store& db, const std::string& study, const LoadStudyOptions& options) {
   StudyView v;
   auto studies = db.studies();
   if (studies.empty()) throw UsageError("the database holds no study");
@@ -104,11 +131,20 @@ StudyView load_study(const store::Store& db, const std::string& study) {
         for (auto& [k, val] : j.items()) {
           if (val.is_number()) pv.metrics[k] = val.get<double>();
         }
-        if (j.contains("slo")) {
-          for (auto& [name, s] : j["slo"].items()) {
-            pv.attainment[name] = s.value("attainment", 0.0);
-            pv.goodput[name] = s.value("request_goodput", 0.0);
-          }
+        // Steady-state figures where stored (ramp-up and drain excluded), else the whole run's.
+        const bool steady = j.contains("steady_state") && j["steady_state"].value("defined", false) &&
+                            j["steady_state"].contains("slo");
+        const auto& slos = steady ? j["steady_state"]["slo"] : j.value("slo", nlohmann::json::object());
+        for (auto& [name, s] : slos.items()) {
+          pv.attainment[name] = s.value("attainment", 0.0);
+          pv.goodput[name] = s.value("request_goodput", 0.0);
+        }
+        pv.raw_attainment = pv.attainment;
+        read_verdict(j, pv);
+        if (!pv.sustainable && !options.include_unsustainable) {
+          // A point that did not sustain its load meets no SLO, whatever its percentiles say.
+          for (auto& [name, a] : pv.attainment) a = 0;
+          for (auto& [name, g] : pv.goodput) g = 0;
         }
         pv.energy_per_request_j = j.value("energy_per_request_j", -1.0);
       } catch (const std::exception&) {

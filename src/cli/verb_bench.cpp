@@ -29,6 +29,9 @@ struct BenchServeFlags {
   std::string arrival;
   double burstiness = 1.0;
   int max_concurrency = 0;
+  int max_connections = client::RunControl::kDefaultMaxConnections;
+  double client_bound_threshold_ms = -1;
+  double debug_client_stall_us = 0;
   int warmup = 0;
   double timeout_s = 600;
   std::vector<std::string> slos;
@@ -90,6 +93,9 @@ void run_bench_serve(const BenchServeFlags& f) {
   opt.client.continuous_usage = !f.no_continuous_usage;
   opt.client.keep_text = true;
   opt.warmup = f.warmup;
+  opt.max_connections = f.max_connections;
+  opt.debug_loop_stall_ns = static_cast<Nanos>(f.debug_client_stall_us * 1000.0);
+  opt.metrics.client_bound_threshold_ms = f.client_bound_threshold_ms;
   opt.metrics.percentiles = loadgen::parse_percentiles(f.percentiles);
   for (const auto& s : f.slos) opt.metrics.slos.push_back(loadgen::parse_slo(s));
   opt.progress = isatty(STDERR_FILENO);
@@ -181,6 +187,15 @@ void add_bench_verb(CLI::App& app) {
   serve->add_option("--arrival", f->arrival, "constant | poisson | gamma | inf | closed | trace | ramp");
   serve->add_option("--burstiness", f->burstiness, "Gamma shape (1 = Poisson)")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--max-concurrency", f->max_concurrency, "Closed loop: at most C requests in flight")->check(CLI::NonNegativeNumber);
+  serve->add_option("--max-connections", f->max_connections,
+                    "Open connections at most; requests beyond wait in the client, latency still from their scheduled time")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  serve->add_option("--client-bound-threshold-ms", f->client_bound_threshold_ms,
+                    "p99 client lag or connection wait above this marks the point client-bound (default max(1 ms, 1% of median TTFT))")
+      ->check(CLI::PositiveNumber);
+  // A test hook, not a tuning knob: it starves the client on purpose.
+  serve->add_option("--debug-client-stall-us", f->debug_client_stall_us, "")->check(CLI::NonNegativeNumber)->group("");
   serve->add_option("--warmup", f->warmup, "First N requests are sent but excluded from metrics")->check(CLI::NonNegativeNumber);
   serve->add_option("--timeout", f->timeout_s, "Per-request timeout in seconds")->capture_default_str();
   serve->add_option("--slo", f->slos, "SLO class NAME:ttft=MS,tpot=MS,e2e=MS,itl=MS (repeatable)");

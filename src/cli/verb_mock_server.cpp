@@ -77,6 +77,12 @@ void add_mock_server_verb(CLI::App& app) {
   sub->add_option("--request-log", c.request_log_path, "Write one JSON line per request (chunk send times) here");
   sub->add_option("--seed", c.seed, "Seed of faults and gap sampling")->capture_default_str();
   sub->add_option("--threads", c.io_threads, "IO threads (event loops)")->capture_default_str();
+  sub->add_option("--max-concurrent-streams", c.max_concurrent_streams,
+                  "At most N replies are generated at once (0: unlimited); later requests wait in arrival (FIFO) "
+                  "order, their wait counted in their TTFT (logged as queue_wait_ns). Every 200 generation reply, "
+                  "streamed or not, holds a slot until its last chunk (or a drop / the client leaving); capacity "
+                  "with constant gaps = 1000 * N / (ttft_ms + (chunks - 1) * itl_ms) requests/s")
+      ->capture_default_str();
   sub->add_option("--model", c.model_name, "Model name listed by /v1/models (any requested name is accepted)")
       ->capture_default_str();
   sub->callback([flags] { run_mock_server(*flags); });

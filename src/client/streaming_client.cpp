@@ -384,6 +384,11 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
   curl_multi_setopt(im.multi, CURLMOPT_SOCKETDATA, &im);
   curl_multi_setopt(im.multi, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
   curl_multi_setopt(im.multi, CURLMOPT_TIMERDATA, &im);
+  const int max_connections = control.max_connections > 0 ? control.max_connections : RunControl::kDefaultMaxConnections;
+  // curl's own limits equal ours (so it never queues a transfer itself) and it keeps that many
+  // idle connections for reuse (the default cache would close and reopen them).
+  curl_multi_setopt(im.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(max_connections));
+  curl_multi_setopt(im.multi, CURLMOPT_MAXCONNECTS, static_cast<long>(max_connections));
   // Precise wake-ups: the default 50 us timer slack would show up as send lag.
   const int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
@@ -391,9 +396,16 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
   std::vector<std::unique_ptr<Transfer>> live(n);
   std::size_t next = 0, done = 0;
   int in_flight = 0;
-  const int cap = control.max_concurrency > 0 ? control.max_concurrency : std::numeric_limits<int>::max();
+  const int cap = control.max_concurrency > 0 ? std::min(control.max_concurrency, max_connections) : max_connections;
   int running = 0;
-  Nanos last_slot_free_ns = 0;  // closed loop: when the latest request ended and freed its slot
+  Nanos last_slot_free_ns = 0;  // when the latest request ended and freed its slot (connection)
+  std::vector<char> blocked(n, 0);  // was due while every slot was taken
+  std::size_t marked = 0;           // order[next, marked) are marked blocked
+  auto mark_blocked = [&](Nanos due_by) {
+    for (marked = std::max(marked, next); marked < n && requests[order[marked]].scheduled_ns <= due_by; ++marked) {
+      blocked[order[marked]] = 1;
+    }
+  };
 
   auto end_request = [&](std::size_t i) {
     ++done;
@@ -409,6 +421,8 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
       im.finish(*t, rc);
       const std::size_t i = static_cast<std::size_t>(t->rec - records.data());
       live[i].reset();
+      // The pool was full until now: whatever became due meanwhile waited for this slot.
+      if (in_flight == cap) mark_blocked(records[i].end_ns);
       --in_flight;
       last_slot_free_ns = records[i].end_ns;
       end_request(i);
@@ -430,15 +444,25 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
   while (done < n) {
     if (control.cancel && control.cancel->load(std::memory_order_relaxed)) break;
     Nanos now = steady_now_ns();
-    // Release every due request (closed loop: while a slot is free).
+    if (control.debug_loop_stall_ns > 0) {
+      const Nanos until = now + control.debug_loop_stall_ns;
+      while (steady_now_ns() < until) {
+      }
+      now = steady_now_ns();
+    }
+    // Release every due request while a slot (connection) is free.
     bool released = false;
     while (next < n && in_flight < cap && requests[order[next]].scheduled_ns <= now) {
       const std::size_t i = order[next++];
       auto& rec = records[i];
-      if (rec.scheduled_ns < now && control.max_concurrency > 0) {
+      if (blocked[i] && control.max_concurrency > 0) {
         // Closed loop: it was due earlier but had to wait for a slot; latency counts from release.
         rec.scheduled_ns = std::max(rec.planned_ns, last_slot_free_ns);
+      } else if (blocked[i]) {
+        // Open loop: latency still counts from the schedule; the wait is the connection limit's.
+        rec.connection_wait_ns = std::max<Nanos>(0, last_slot_free_ns - rec.scheduled_ns);
       }
+      rec.dispatched_ns = now;
       live[i] = std::make_unique<Transfer>(rec, im.opt.keep_text);
       live[i]->body = &bodies[i];
       im.start(*live[i]);
@@ -447,6 +471,8 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
     }
     if (released || im.curl_deadline <= now) on_timeout();
     if (done >= n) break;
+    // Every due request still waiting is waiting for a slot.
+    mark_blocked(now);
 
     now = steady_now_ns();
     const Nanos next_send = (next < n && in_flight < cap) ? requests[order[next]].scheduled_ns : kNever;

@@ -110,7 +110,14 @@ PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, c
   for (const auto& [k, n] : result.metrics.failed_by_kind) {
     if (k == "connect_failed") out.connect_failures += static_cast<int>(n);
   }
-  for (const auto& s : result.metrics.slo) out.attainment[s.slo.name] = s.attainment;
+  // The search's rule is the analysis': steady-state attainment, and none for a point that was
+  // client-bound or could not sustain its offered load.
+  const auto& slos = result.metrics.steady.defined ? result.metrics.steady.slo : result.metrics.slo;
+  for (const auto& s : slos) out.attainment[s.slo.name] = result.metrics.verdict.sustainable ? s.attainment : 0.0;
+  if (o.progress && !result.metrics.verdict.sustainable) {
+    fmt::print(stderr, "    not sustainable: {}{}\n", result.metrics.verdict.client_bound_reason,
+               result.metrics.verdict.saturation_reason);
+  }
   if (o.progress) {
     fmt::print(stderr, "    {} {} {:g}: {} ok / {} failed, {:.1f} tok/s, p99 TTFT {:.1f} ms, p99 TPOT {:.2f} ms\n", w.name,
                kind, p.value, result.metrics.completed, result.metrics.failed, result.metrics.output_throughput,

@@ -74,6 +74,7 @@ LoadgenResult run_load(const workload::Schedule& schedule, const LoadgenOptions&
   if (info.schedule_description.empty()) info.schedule_description = schedule.description;
   if (info.max_concurrency == 0) info.max_concurrency = schedule.max_concurrency;
   info.num_prompts = static_cast<std::int64_t>(schedule.requests.size());
+  info.max_connections = options.max_connections;
   info.warmup = options.warmup;
   result.info = info;
 
@@ -83,6 +84,8 @@ LoadgenResult run_load(const workload::Schedule& schedule, const LoadgenOptions&
   ProgressBar bar(requests.size());
   client::RunControl control;
   control.max_concurrency = schedule.max_concurrency;
+  control.max_connections = options.max_connections;
+  control.debug_loop_stall_ns = options.debug_loop_stall_ns;
   control.cancel = options.cancel;
   const bool progress = options.progress;
   const auto& observers = options.observers;
@@ -95,7 +98,9 @@ LoadgenResult run_load(const workload::Schedule& schedule, const LoadgenOptions&
   result.stop_ns = result.start_ns;
   for (const auto& r : result.records) result.stop_ns = std::max(result.stop_ns, r.end_ns);
   for (auto* o : observers) o->on_run_stop(result.records, result.start_ns, result.stop_ns, result.extras);
-  result.metrics = compute_metrics(result.records, options.metrics);
+  MetricsOptions metrics = options.metrics;
+  metrics.closed_loop = schedule.max_concurrency > 0;
+  result.metrics = compute_metrics(result.records, metrics);
   return result;
 }
 

@@ -13,6 +13,10 @@ namespace qmeter::loadgen {
 
 using client::RequestRecord;
 
+// Shared with steady_state.cpp.
+LatencyStats latency_stats(std::vector<double> ms, std::span<const double> ps);
+void compute_steady_state(std::span<const RequestRecord> records, const MetricsOptions& options, Metrics& m);
+
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -33,6 +37,8 @@ bool parse_number(const std::string& text, double* out) {
   }
 }
 
+}  // namespace
+
 LatencyStats latency_stats(std::vector<double> ms, std::span<const double> ps) {
   const stats::Summary s = stats::summarize(ms, ps);
   LatencyStats out;
@@ -46,7 +52,6 @@ LatencyStats latency_stats(std::vector<double> ms, std::span<const double> ps) {
   return out;
 }
 
-}  // namespace
 
 SloClass parse_slo(const std::string& spec) {
   const auto colon = spec.find(':');
@@ -143,7 +148,7 @@ bool meets_slo(const RequestRecord& r, const SloClass& slo) {
 
 Metrics compute_metrics(std::span<const RequestRecord> records, const MetricsOptions& options) {
   Metrics m;
-  std::vector<double> ttft, tpot, itl, e2el, lag;
+  std::vector<double> ttft, tpot, itl, e2el, lag, conn_wait, own_lag;
   Nanos first_scheduled = std::numeric_limits<Nanos>::max(), last_end = std::numeric_limits<Nanos>::min();
   std::vector<std::pair<Nanos, int>> edges;  // (time, +1 send / -1 end) for the concurrency sweep
   for (const auto& r : records) {
@@ -154,6 +159,10 @@ Metrics compute_metrics(std::span<const RequestRecord> records, const MetricsOpt
     ++m.measured;
     first_scheduled = std::min(first_scheduled, r.scheduled_ns);
     if (r.end_ns > 0) last_end = std::max(last_end, r.end_ns);
+    if (r.dispatched_ns > 0) {
+      conn_wait.push_back(ns_to_ms(r.connection_wait_ns));
+      own_lag.push_back(client_lag_ms(r));
+    }
     if (r.sent_ns > 0) {
       lag.push_back(ns_to_ms(r.sent_ns - r.scheduled_ns));
       if (r.end_ns >= r.sent_ns) {
@@ -193,6 +202,8 @@ Metrics compute_metrics(std::span<const RequestRecord> records, const MetricsOpt
   m.itl = latency_stats(std::move(itl), options.percentiles);
   m.e2el = latency_stats(std::move(e2el), options.percentiles);
   m.send_lag = latency_stats(std::move(lag), options.percentiles);
+  m.connection_wait = latency_stats(std::move(conn_wait), options.percentiles);
+  m.client_lag = latency_stats(std::move(own_lag), options.percentiles);
 
   for (const auto& slo : options.slos) {
     SloResult res;
@@ -203,6 +214,7 @@ Metrics compute_metrics(std::span<const RequestRecord> records, const MetricsOpt
     res.goodput_rps = m.duration_s > 0 ? static_cast<double>(res.met) / m.duration_s : 0;
     m.slo.push_back(res);
   }
+  compute_steady_state(records, options, m);
   return m;
 }
 

@@ -70,6 +70,43 @@ std::string output_json_text(const LoadgenResult& result, const MetricsOptions& 
   add_latency(j, "itl", m.itl);
   add_latency(j, "e2el", m.e2el);
   add_latency(j, "send_lag", m.send_lag);
+  add_latency(j, "connection_wait", m.connection_wait);
+  add_latency(j, "client_lag", m.client_lag);
+  j["max_connections"] = info.max_connections;
+  // Who limited the point (always present, true or false) and the evidence.
+  const LoadVerdict& v = m.verdict;
+  j["offered_rate"] = v.offered_rate < 0 ? ordered_json(nullptr) : std::isinf(v.offered_rate) ? ordered_json("inf") : ordered_json(v.offered_rate);
+  j["client_bound"] = v.client_bound;
+  j["client_bound_evidence"] = {{"p99_client_lag_ms", v.p99_client_lag_ms},
+                                {"p99_connection_wait_ms", v.p99_connection_wait_ms},
+                                {"threshold_ms", v.threshold_ms},
+                                {"reason", v.client_bound_reason}};
+  j["server_saturated"] = v.server_saturated;
+  j["saturation_evidence"] = {{"steady_request_throughput", num(m.steady.request_throughput)},
+                              {"in_flight_growth", num(v.in_flight_growth)},
+                              {"mean_in_flight", v.mean_in_flight},
+                              {"reason", v.saturation_reason}};
+  j["sustainable"] = v.sustainable;
+  {
+    const SteadyState& ss = m.steady;
+    ordered_json st;
+    st["defined"] = ss.defined;
+    st["start_s"] = ss.start_s;
+    st["end_s"] = ss.end_s;
+    st["duration_s"] = ss.duration_s;
+    st["completed"] = ss.completed;
+    st["latency_requests"] = ss.latency_requests;
+    st["request_throughput"] = ss.request_throughput;
+    st["output_throughput"] = ss.output_throughput;
+    if (!ss.slo.empty()) st["request_goodput"] = ss.slo.front().goodput_rps;
+    add_latency(st, "ttft", ss.ttft);
+    add_latency(st, "tpot", ss.tpot);
+    add_latency(st, "e2el", ss.e2el);
+    auto slo = ordered_json::object();
+    for (const auto& c : ss.slo) slo[c.slo.name] = {{"met", c.met}, {"attainment", c.attainment}, {"request_goodput", c.goodput_rps}};
+    st["slo"] = std::move(slo);
+    j["steady_state"] = std::move(st);
+  }
   j["percentiles"] = options.percentiles;
 
   ordered_json slo = ordered_json::object();
@@ -135,6 +172,8 @@ void write_requests_jsonl(const std::string& path, std::span<const RequestRecord
     j["tpot_ms"] = num(tpot_ms(r));
     j["e2el_ms"] = num(e2el_ms(r));
     j["send_lag_ms"] = r.sent_ns ? num(ns_to_ms(r.sent_ns - r.scheduled_ns)) : ordered_json(nullptr);
+    j["dispatched_ns"] = r.dispatched_ns;
+    j["connection_wait_ms"] = ns_to_ms(r.connection_wait_ns);
     j["expected_prompt_tokens"] = r.expected_prompt_tokens;
     j["max_tokens"] = r.max_tokens;
     j["server_prompt_tokens"] = r.server_prompt_tokens;
@@ -188,12 +227,27 @@ std::string format_summary(const LoadgenResult& result, const MetricsOptions& op
   block("Inter-token Latency", "ITL", m.itl);
   block("End-to-end Latency (from scheduled time)", "E2EL", m.e2el);
   block("Send lag (actual - scheduled send)", "send lag", m.send_lag);
+  header("Client");
+  line("Max connections:", std::to_string(result.info.max_connections));
+  line("P99 wait for a connection (ms):", f2(m.verdict.p99_connection_wait_ms));
+  line("P99 client's own lag (ms):", f2(m.verdict.p99_client_lag_ms));
+  if (m.steady.defined) {
+    header("Steady state (ramp-up excluded)");
+    line("Window (s from first send):", fmt::format("{:.2f}-{:.2f}", m.steady.start_s, m.steady.end_s));
+    if (m.verdict.offered_rate > 0 && std::isfinite(m.verdict.offered_rate)) line("Offered rate (req/s):", f2(m.verdict.offered_rate));
+    line("Request throughput (req/s):", f2(m.steady.request_throughput));
+    line("Output token throughput (tok/s):", f2(m.steady.output_throughput));
+    for (const auto& [p, v] : m.steady.ttft.percentiles_ms) line("P" + percentile_label(p) + " TTFT (ms):", f2(v));
+    for (const auto& c : m.steady.slo) line("Goodput " + c.slo.name + " (req/s):", f2(c.goodput_rps));
+  }
   for (const auto& c : m.slo) {
     header("SLO class " + c.slo.name);
     line("Attainment (%):", f2(100.0 * c.attainment));
     line("Goodput (req/s):", f2(c.goodput_rps));
   }
   for (const auto& l : result.extras.summary_lines) s += l + "\n";
+  if (m.verdict.client_bound) s += "WARNING: the load generator limited this point (client-bound): " + m.verdict.client_bound_reason + "\n";
+  if (m.verdict.server_saturated) s += "WARNING: not sustainable (server saturated): " + m.verdict.saturation_reason + "\n";
   s += std::string(56, '=') + "\n";
   (void)options;
   return s;

@@ -8,11 +8,18 @@
 //    (with --tokens-per-chunk K each chunk carries K tokens, the last one possibly fewer);
 //  - stream headers go out on arrival; a role-only first chunk (fault) is sent then too;
 //  - finish_reason is "length" when max_tokens was reached, else "stop" (--output-len cut it);
-//  - every generation reply carries X-Request-Id, the `id` of its chunks and of its log record.
+//  - every generation reply carries X-Request-Id, the `id` of its chunks and of its log record;
+//  - --max-concurrent-streams N: a generation reply (streamed or not) holds one of N slots from the
+//    start of its schedule to its end; later requests wait in arrival order (SlotGate below) and
+//    their schedule (TTFT, gaps) starts when a slot is handed to them. See mock_server.h.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <utility>
 
 #include "openai_format.h"
 #include "qmeter/core/error.h"
@@ -22,6 +29,81 @@
 #include "request_log.h"
 
 namespace qmeter::mockserver {
+
+namespace {
+
+// The slots of --max-concurrent-streams, shared by every io thread (one mutex; the work under it
+// is a counter and a map operation). With limit 0 every acquire succeeds (only counted).
+class SlotGate {
+ public:
+  // Called with the time the granted reply's schedule starts; runs on the thread that freed the
+  // slot, outside the lock, so it must only hand the grant over (post to the reply's io thread).
+  using Grant = std::function<void(Nanos start_ns)>;
+
+  void set_limit(int limit) { limit_ = limit; }
+
+  // True: a slot is taken now. False: the request waits, ordered by (arrival, index), and `grant`
+  // runs once a slot is handed to it (unless cancel() removes it first).
+  bool acquire(Nanos arrival_ns, std::uint64_t index, Grant grant) {
+    std::lock_guard lock(mu_);
+    if (limit_ == 0 || (busy_ < limit_ && queue_.empty())) {
+      ++busy_;
+      return true;
+    }
+    queue_.emplace(Key{arrival_ns, index}, std::move(grant));
+    return false;
+  }
+
+  // Removes a waiting request. True: it was still waiting (it never gets a slot). False: a slot was
+  // already granted to it (the grant is on its way; the reply must release that slot).
+  bool cancel(Nanos arrival_ns, std::uint64_t index) {
+    std::lock_guard lock(mu_);
+    return queue_.erase(Key{arrival_ns, index}) > 0;
+  }
+
+  // Frees a slot at `free_ns`: the first waiter, if any, takes it over and starts at
+  // max(free_ns, its arrival).
+  void release(Nanos free_ns) {
+    Grant grant;
+    Nanos start = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty()) {
+        --busy_;
+        return;
+      }
+      auto first = queue_.begin();
+      start = std::max(free_ns, first->first.first);
+      grant = std::move(first->second);
+      queue_.erase(first);
+    }
+    grant(start);
+  }
+
+  int busy() const {
+    std::lock_guard lock(mu_);
+    return busy_;
+  }
+  std::size_t queued() const {
+    std::lock_guard lock(mu_);
+    return queue_.size();
+  }
+  // Drops the waiters' grants (after the server stopped: they hold replies alive).
+  void clear() {
+    std::map<Key, Grant> dropped;
+    std::lock_guard lock(mu_);
+    dropped.swap(queue_);
+  }
+
+ private:
+  using Key = std::pair<Nanos, std::uint64_t>;
+  int limit_ = 0;
+  mutable std::mutex mu_;
+  int busy_ = 0;  // slots held (granted grants included)
+  std::map<Key, Grant> queue_;
+};
+
+}  // namespace
 
 struct MockServer::Impl {
   MockServerConfig config;
@@ -33,6 +115,7 @@ struct MockServer::Impl {
   bool started = false;
   bool stopped = false;
   std::int64_t created_s = 0;
+  SlotGate slots;
 
   void handle(const net::HttpRequest& req, const net::ResponseWriterPtr& w);
   void handle_generation(const net::HttpRequest& req, const net::ResponseWriterPtr& w, bool chat);
@@ -68,20 +151,41 @@ class Generation : public std::enable_shared_from_this<Generation> {
       rec_.headers_ns = steady_now_ns();
       w_->start_stream(200, "text/event-stream", {{"X-Request-Id", format_.id()}});
     }
-    step();
+    if (finished_) return;  // the client was already gone
+    waiting_ = true;
+    // A grant comes from whichever thread freed the slot: it is handed to this reply's io thread.
+    if (mock_.slots.acquire(rec_.arrival_ns, rec_.index,
+                            [self](Nanos start_ns) { self->w_->post([self, start_ns] { self->begin(start_ns); }); })) {
+      begin(rec_.arrival_ns);
+    }
   }
 
  private:
+  // The reply holds a slot from here on; its schedule (plan offsets) counts from `start_ns`.
+  void begin(Nanos start_ns) {
+    waiting_ = false;
+    if (finished_) {  // the client left after the slot was granted, before it got here
+      mock_.slots.release(steady_now_ns());
+      return;
+    }
+    holds_slot_ = true;
+    start_ns_ = start_ns;
+    rec_.started_ns = start_ns;
+    rec_.queue_wait_ns = start_ns - rec_.arrival_ns;
+    step();
+  }
+
   // Sends every event that is due, then sleeps (a timer on the io thread) until the next one.
   void step() {
     while (!finished_ && next_ < plan_.events.size()) {
       const PlannedEvent& e = plan_.events[next_];
-      const Nanos due = rec_.arrival_ns + e.offset_ns;
+      const Nanos due = start_ns_ + e.offset_ns;
       if (steady_now_ns() < due) {
         w_->run_at(due, [self = shared_from_this()] { self->step(); });
         return;
       }
       ++next_;
+      due_ = due;
       send(e);
     }
   }
@@ -170,16 +274,27 @@ class Generation : public std::enable_shared_from_this<Generation> {
 
   std::string_view finish_reason() const { return plan_.hit_max_tokens ? "length" : "stop"; }
 
-  void finish(const char* outcome) {
+  // The reply's end. A slot it holds is handed on at `free_ns`: the due time of its last event
+  // when it ran to its end (so the next reply's schedule does not inherit this one's wake-up
+  // lateness), the present when it was cut short.
+  void finish(const char* outcome, Nanos free_ns) {
     finished_ = true;
     rec_.outcome = outcome;
     rec_.end_ns = steady_now_ns();
+    if (waiting_) rec_.queue_wait_ns = rec_.end_ns - rec_.arrival_ns;  // left while queued
     mock_.record(std::move(rec_));
+    if (holds_slot_) {
+      holds_slot_ = false;
+      mock_.slots.release(std::min(free_ns, steady_now_ns()));
+    }
   }
+  void finish(const char* outcome) { finish(outcome, due_); }
 
   void on_disconnect() {
     if (finished_) return;
-    finish(mock_.stopping.load() ? "server_stopped" : "client_closed");
+    // Still waiting: leave the queue. If a slot was granted meanwhile, begin() gives it back.
+    if (waiting_) mock_.slots.cancel(rec_.arrival_ns, rec_.index);
+    finish(mock_.stopping.load() ? "server_stopped" : "client_closed", steady_now_ns());
   }
 
   MockServer::Impl& mock_;
@@ -190,6 +305,10 @@ class Generation : public std::enable_shared_from_this<Generation> {
   bool stream_;
   bool continuous_;
   std::size_t next_ = 0;
+  Nanos start_ns_ = 0;  // origin of the plan's offsets: arrival, or when a queued reply got its slot
+  Nanos due_ = 0;       // due time of the event being sent
+  bool waiting_ = false;     // queued for a slot (or its grant is on the way)
+  bool holds_slot_ = false;
   bool finished_ = false;
   bool role_sent_ = false;
   int tokens_sent_ = 0;
@@ -279,6 +398,7 @@ void MockServer::Impl::handle_generation(const net::HttpRequest& req, const net:
 
 MockServer::MockServer(MockServerConfig config) : impl_(std::make_unique<Impl>()) {
   config.validate();
+  impl_->slots.set_limit(config.max_concurrent_streams);
   impl_->config = std::move(config);
 }
 
@@ -320,10 +440,13 @@ void MockServer::stop() {
   if (!m.started || m.stopped) return;
   m.stopping.store(true);
   m.server->stop(0);  // every unfinished reply's on_close writes its record
+  m.slots.clear();
   if (m.log) m.log->close();
   m.stopped = true;
 }
 
 std::uint64_t MockServer::requests_received() const { return impl_->next_index.load(); }
+int MockServer::streams_generating() const { return impl_->slots.busy(); }
+std::size_t MockServer::streams_queued() const { return impl_->slots.queued(); }
 
 }  // namespace qmeter::mockserver

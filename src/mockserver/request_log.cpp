@@ -74,6 +74,8 @@ std::string RequestLog::to_json_line(const RequestLogRecord& r) {
   j["stream"] = r.stream;
   j["arrival_ns"] = r.arrival_ns;
   j["headers_ns"] = r.headers_ns;
+  j["started_ns"] = r.started_ns;
+  j["queue_wait_ns"] = r.queue_wait_ns;
   j["fault"] = r.fault;
   j["status"] = r.status;
   j["prompt_tokens"] = r.prompt_tokens;

@@ -27,6 +27,11 @@ struct RequestLogRecord {
   bool stream = false;
   Nanos arrival_ns = 0;
   Nanos headers_ns = 0;  // when the stream's status line and headers went out (0: none)
+  // --max-concurrent-streams: when its generation began, i.e. its schedule's origin (arrival_ns
+  // when it did not wait; 0: never, e.g. an error reply or a client that left while queued), and
+  // how long it waited for a slot (started_ns - arrival_ns; end_ns - arrival_ns if it left queued).
+  Nanos started_ns = 0;
+  Nanos queue_wait_ns = 0;
   std::string fault = "none";
   int status = 0;
   int prompt_tokens = 0;

@@ -97,14 +97,11 @@ static void add_point_warnings(ReportModel& m, const analysis::ConfigView& c) {
     if (failed > 0) {
       m.warnings.push_back({"failed-requests", c.run_id, fmt::format("{}: {:g} failed requests", where, failed), ""});
     }
-    // A window is unstable when the server could not keep up with the offered rate: fewer than 90%
-    // of the offered requests per second completed, so the latencies describe a growing queue.
-    if (p.kind == "rate" && finite_load(p) && p.target > 0 && p.achieved < 0.9 * p.target) {
-      m.warnings.push_back({"unstable-window", c.run_id,
-                            fmt::format("{}: achieved {:.4g} req/s is below 90% of the offered {:g} req/s "
-                                        "(the queue grew during the window)",
-                                        where, p.achieved, p.target),
-                            ""});
+    // A point is unreliable when the load generator limited it or the server's queue grew during
+    // its steady-state window (loadgen's verdicts): it meets no SLO in any chart or plan.
+    if (!p.sustainable && finite_load(p)) {
+      m.warnings.push_back({p.client_bound ? "client-bound" : "unstable-window", c.run_id,
+                            fmt::format("{}: not sustainable, meets no SLO ({})", where, p.verdict), ""});
     }
     if (!finite_load(p)) ++m.infinite_load_points;
   }

@@ -18,8 +18,15 @@ struct PointView {
   double target = 0;     // offered load (req/s, or streams)
   double achieved = 0;   // completed req/s
   std::map<std::string, double> metrics;     // every numeric key of the bench-serve JSON
-  std::map<std::string, double> attainment;  // SLO class -> attainment
-  std::map<std::string, double> goodput;     // SLO class -> goodput req/s
+  // SLO class -> attainment / goodput req/s over the steady-state window (whole run for points
+  // stored before it existed); 0 for a point that is not sustainable (LoadStudyOptions).
+  std::map<std::string, double> attainment;
+  std::map<std::string, double> goodput;
+  std::map<std::string, double> raw_attainment;  // what the percentiles alone say
+  bool sustainable = true;       // neither client-bound nor server-saturated
+  bool client_bound = false;     // the load generator limited the point
+  bool server_saturated = false;  // the queue grew: the server did not keep up
+  std::string verdict;           // why it is not sustainable ("" when it is)
   double energy_per_token_j = -1, energy_per_request_j = -1, avg_power_w = -1;
   std::string energy_source;
   double metric(const std::string& key, double fallback = -1) const;
@@ -55,7 +62,12 @@ struct StudyView {
 };
 
 // The study named (or the only/latest one when empty); throws UsageError when absent.
-StudyView load_study(const store::Store& db, const std::string& study = "");
+struct LoadStudyOptions {
+  // The sustainable rule (loadgen/metrics.h) zeroes the SLO attainment and goodput of a point that
+  // was client-bound or not sustainable; true keeps what its percentiles say (raw_attainment).
+  bool include_unsustainable = false;
+};
+StudyView load_study(const store::Store& db, const std::string& study = "", const LoadStudyOptions& options = {});
 
 // Bits per weight of a method label when known (fp32 32, bf16/fp16 16, w8a16/int8 8, 4-bit groups
 // with their scale overhead, ...); -1 when unknown. Used for quality-vs-bits charts.

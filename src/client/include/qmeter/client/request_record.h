@@ -37,6 +37,10 @@ struct RequestRecord {
   // The schedule's own time. Equal to scheduled_ns in open loop; in closed loop (max concurrency)
   // a due request waits for a free slot and scheduled_ns is its release time.
   Nanos planned_ns = 0;
+  Nanos dispatched_ns = 0;     // when the client handed it to its connection pool (curl)
+  // How long it waited in the client for a free connection (RunControl::max_connections): the
+  // part of the send lag that is the connection limit, not the client's own slowness.
+  Nanos connection_wait_ns = 0;
   Nanos sent_ns = 0;           // when the client actually handed it to the socket
   Nanos first_token_ns = 0;    // first chunk with >= 1 generated token (role-only/empty chunks are not)
   Nanos end_ns = 0;            // last byte of the response (or the failure)

@@ -52,6 +52,15 @@ struct RunControl {
   // Closed loop: at most this many requests in flight; a due request waits for a free slot, and
   // its record's scheduled_ns is then the release time (planned_ns keeps the schedule's time).
   int max_concurrency = 0;
+  // Open connections at most (and so requests in flight at most). A due request beyond it waits
+  // in the client, its latency still counted from its scheduled time (connection_wait_ns says
+  // how long it waited), so the client never exhausts ephemeral ports or the server's accept
+  // queue by its own doing, and past saturation it holds its capacity instead of collapsing.
+  int max_connections = kDefaultMaxConnections;
+  static constexpr int kDefaultMaxConnections = 1024;
+  // Test hook: the event loop busy-waits this long on every turn, to starve the client on
+  // purpose (a load point then reads client-bound). 0 in real use.
+  Nanos debug_loop_stall_ns = 0;
   // Called on the event-loop thread as each request ends (completed or failed). Keep it cheap.
   std::function<void(const RequestRecord&)> on_complete;
   // Set from another thread (or a signal handler) to stop: unfinished requests end as kCancelled.

@@ -27,6 +27,7 @@ struct RunInfo {
   double request_rate = -1;     // < 0: inf
   double burstiness = 1.0;
   int max_concurrency = 0;
+  int max_connections = 0;      // the client's connection limit (RunControl::max_connections)
   std::int64_t num_prompts = 0;
   int warmup = 0;
   std::uint64_t seed = 0;
@@ -57,6 +58,8 @@ struct LoadgenOptions {
   client::ClientOptions client;
   int warmup = 0;                 // the first N requests of the schedule are sent but excluded
   MetricsOptions metrics;
+  int max_connections = client::RunControl::kDefaultMaxConnections;  // open connections at most
+  Nanos debug_loop_stall_ns = 0;  // test hook: starve the client's event loop (RunControl)
   bool check_server = true;       // probe /v1/models (or /health) first: one clear error if unreachable
   bool progress = false;          // progress bar on stderr
   Nanos start_delay_ns = 20'000'000;  // time zero = now + this (bodies are built, loop is ready)

@@ -6,6 +6,31 @@
 //
 // Endpoints: POST /v1/completions, POST /v1/chat/completions (stream true/false, shapes as vLLM
 // and OpenAI serve them), GET /v1/models, GET /health.
+//
+// Limited capacity (--max-concurrent-streams N, 0 = unlimited): at most N replies are generated at
+// once, so a load generator can drive the mock past saturation with an exactly known knee.
+//  - What takes a slot: every generation reply that is played out on a schedule, streaming or not
+//    (POST /v1/completions and /v1/chat/completions answered 200). Replies answered at once take
+//    none: 400 (bad request), the http500 / http429 faults, /v1/models, /health, 404 / 405.
+//  - A request that arrives while N replies are being generated waits in a FIFO queue (ordered by
+//    arrival time). Stream headers still go out on arrival; its generation (TTFT, then the chunk
+//    gaps) starts only when it gets a slot, so its wait is part of the TTFT a client measures.
+//  - A slot is held until the reply ends: its last event (the [DONE] chunk, or a whole
+//    non-streamed body) was sent, a drop fault cut it, or the client went away. A stall fault
+//    holds its slot until the connection closes (like a hung generation). A client that leaves
+//    while queued never takes a slot.
+//  - A slot freed by a reply that ran to its end is handed on at the time that reply's last event
+//    was due (not when the io thread got to it), and the next reply's schedule is anchored there,
+//    so wake-up lateness does not accumulate: with constant gaps the server's capacity is exactly
+//        capacity = 1000 * N / (ttft_ms + (chunks - 1) * itl_ms)  requests per second,
+//        chunks   = ceil(out_tokens / tokens_per_chunk)
+//    (each reply holds its slot for ttft_ms + (chunks - 1) * itl_ms; with sampled gaps, use their
+//    mean). E.g. N = 4, ttft 50 ms, itl 10 ms, 21 tokens one per chunk: 4000 / 250 = 16 req/s.
+//    Offered more than that, the queue (and so every TTFT) grows without bound.
+//  - The request log records per request "started_ns" (steady-clock time its generation began,
+//    0 when it never did) and "queue_wait_ns" (started_ns - arrival_ns; for a request that left
+//    while queued, end_ns - arrival_ns; 0 without a limit or with a free slot).
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -63,6 +88,9 @@ struct MockServerConfig {
   std::string request_log_path;   // "" = no log
   std::uint64_t seed = 0;
   std::string model_name = "qmeter-mock";  // listed by /v1/models; any requested name is accepted
+  // At most this many generation replies at once; later ones wait in FIFO order (see the header
+  // comment above for what takes a slot and the resulting capacity). 0 = unlimited.
+  int max_concurrent_streams = 0;
 
   // Throws qmeter::UsageError naming the flag of the first bad value.
   void validate() const;
@@ -84,6 +112,9 @@ class MockServer {
   void stop();
 
   std::uint64_t requests_received() const;  // generation requests (completions + chat) so far
+  // With --max-concurrent-streams: replies holding a slot now, and requests waiting for one.
+  int streams_generating() const;
+  std::size_t streams_queued() const;
 
   struct Impl;  // opaque; public only so the implementation's helpers can name it
 
