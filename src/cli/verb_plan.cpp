@@ -19,12 +19,15 @@ namespace {
 
 struct PlanCommon {
   std::string db, study, workload, output_json;
+  bool include_unsustainable = false;
 };
 
 analysis::StudyView open_study(const PlanCommon& c) {
   if (!std::ifstream(c.db)) throw UsageError("--db: no results database at '" + c.db + "'");
   auto db = store::Store::open(c.db);
-  return analysis::load_study(*db, c.study);
+  analysis::LoadStudyOptions o;
+  o.include_unsustainable = c.include_unsustainable;
+  return analysis::load_study(*db, c.study, o);
 }
 
 void emit(const PlanCommon& c, const std::string& table, const std::string& json) {
@@ -39,6 +42,8 @@ void add_common(CLI::App* sub, PlanCommon& c) {
   sub->add_option("--study", c.study, "the study (default: the only or latest one)");
   sub->add_option("--workload", c.workload, "only this workload's load points (default: every workload)");
   sub->add_option("--output-json", c.output_json, "also write the result as JSON to this file");
+  sub->add_flag("--include-unsustainable", c.include_unsustainable,
+                "let client-bound or saturated load points meet SLOs by their percentiles (default: they meet none)");
 }
 
 std::vector<plan::QualityFloor> floors(const std::vector<std::string>& texts) {

@@ -105,3 +105,41 @@ TEST(PlanCli, MissingDataExitsWithUsageErrors) {
       << read_file(dir + "/c.txt");
   EXPECT_EQ(run_cli({"plan", "capacity", "--db", dir + "/none.db", "--target-rate", "5", "--slo", "chat"}, dir + "/d.txt"), 2);
 }
+
+// A point whose latency met the SLO while the server fell behind (half the offered rate served,
+// the queue growing) is not capacity: `plan capacity` ignores it unless asked.
+TEST(PlanCli, CapacityIgnoresAPointThatDidNotSustainItsLoad) {
+  auto dir = qmeter::testing::test_output_dir("plan_cli_sustainable");
+  {
+    qmeter::testing::StudyBuilder b(dir + "/r.db", "cli");
+    auto fast = qmeter::testing::make_run("fast", "fp16");
+    for (auto [r, att] : {std::pair{2.0, 1.0}, {10.0, 0.99}, {20.0, 0.5}}) {
+      auto p = qmeter::testing::make_point(r, {{"chat", att}}, 100 + 5 * r);
+      if (r == 10.0) {
+        p.extra = {{"request_throughput", 5.0},
+                   {"sustainable", false},
+                   {"client_bound", false},
+                   {"server_saturated", true},
+                   {"saturation_evidence", {{"reason", "steady-state throughput 5 req/s is below 90% of the offered 10"}}}};
+      }
+      fast.points.push_back(p);
+    }
+    b.add(fast);
+  }
+  ASSERT_EQ(run_cli({"plan", "capacity", "--db", dir + "/r.db", "--target-rate", "12", "--slo", "chat", "--output-json",
+                     dir + "/cap.json"},
+                    dir + "/log.txt"),
+            0)
+      << read_file(dir + "/log.txt");
+  EXPECT_NE(read_file(dir + "/log.txt").find("[2, 10]"), std::string::npos) << read_file(dir + "/log.txt");
+  const auto j = nlohmann::json::parse(read_file(dir + "/cap.json"));
+  const double sustainable_capacity = j["ranked"][0]["capacity_rps"].get<double>();
+  EXPECT_NEAR(sustainable_capacity, 2 + 8 * (1 - 0.99) / 1.0, 1e-9);  // 1.0 at 2, 0 at 10 (unsustainable)
+  ASSERT_EQ(run_cli({"plan", "capacity", "--db", dir + "/r.db", "--target-rate", "12", "--slo", "chat",
+                     "--include-unsustainable", "--output-json", dir + "/raw.json"},
+                    dir + "/raw.txt"),
+            0)
+      << read_file(dir + "/raw.txt");
+  EXPECT_NE(read_file(dir + "/raw.txt").find("[10, 20]"), std::string::npos) << read_file(dir + "/raw.txt");
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(read_file(dir + "/raw.json"))["ranked"][0]["capacity_rps"].get<double>(), 10.0);
+}

@@ -22,6 +22,7 @@ struct PointSpec {
   std::map<std::string, double> metrics;     // e.g. p99_tpot_ms
   std::string workload = "chat";
   std::string kind = "rate";
+  nlohmann::json extra = nlohmann::json::object();  // more keys of the stored JSON (verdicts, ...)
 };
 
 struct RunSpec {
@@ -79,6 +80,7 @@ class StudyBuilder {
       nlohmann::json m = {{"workload", p.workload}, {"energy_per_request_j", p.energy_per_request_j}};
       for (const auto& [k, v] : p.metrics) m[k] = v;
       for (const auto& [name, att] : p.attainment) m["slo"][name] = {{"attainment", att}, {"request_goodput", att * p.rate}};
+      m.update(p.extra);
       row.metrics_json = m.dump();
       db_->write_load_point(row, {}, {}, {});
     }
