@@ -68,6 +68,20 @@ void read_verdict(const nlohmann::json& j, PointView& pv) {
 
 }  // namespace
 
+bool point_sustainable(const store::LoadPointRow& point, std::string* why) {
+  PointView pv;
+  pv.kind = point.target_kind;
+  pv.target = point.target_value;
+  pv.achieved = point.achieved_rate;
+  try {
+    read_verdict(nlohmann::json::parse(point.metrics_json), pv);
+  } catch (const std::exception&) {
+    return true;  // nothing stored to judge by
+  }
+  if (why) *why = pv.verdict;
+  return pv.sustainable;
+}
+
 StudyView load_study(const store::Store& db, const std::string& study, const LoadStudyOptions& options) {
   StudyView v;
   auto studies = db.studies();

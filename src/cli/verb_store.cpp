@@ -5,6 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "qmeter/analysis/study_view.h"
 #include "qmeter/core/error.h"
 #include "qmeter/store/store.h"
 #include "verbs.h"
@@ -44,6 +45,8 @@ void run_export(const ExportArgs& a) {
   }
 }
 
+// Headline figures come from sustainable points only; "points" says "5(2!)" when 2 of 5 were
+// client-bound or not sustainable (see `qmeter report` for why).
 void run_ls(const LsArgs& a) {
   auto db = open_existing(a.db);
   nlohmann::json runs = nlohmann::json::array();
@@ -52,7 +55,13 @@ void run_ls(const LsArgs& a) {
   for (const auto& r : db->runs(a.study)) {
     auto points = db->load_points(r.id);
     double best_tput = 0, p99_ttft = 0, p99_tpot = 0, jpt = -1;
+    int unreliable = 0;
     for (const auto& p : points) {
+      // A point the client limited or the server could not sustain is no headline figure.
+      if (!analysis::point_sustainable(p)) {
+        ++unreliable;
+        continue;
+      }
       if (p.output_throughput >= best_tput) {
         best_tput = p.output_throughput;
         p99_ttft = p.p99_ttft_ms;
@@ -69,8 +78,9 @@ void run_ls(const LsArgs& a) {
     // Where the run executed: the Slurm node (job_task) for a cluster run, "local" otherwise.
     const auto placed = db->placement(r.id);
     const std::string where = placed ? (placed->node.empty() ? "-" : placed->node) : "local";
+    const std::string npoints = unreliable ? fmt::format("{}({}!)", points.size(), unreliable) : std::to_string(points.size());
     fmt::print("{:<17} {:<14} {:<28} {:<9} {:<12} {:>7} {:>10.1f} {:>10.1f} {:>10.2f} {:>10.4g}  {}\n", r.id, r.model,
-               r.method, store::run_status_name(r.status), where, points.size(), best_tput, p99_ttft, p99_tpot, jpt,
+               r.method, store::run_status_name(r.status), where, npoints, best_tput, p99_ttft, p99_tpot, jpt,
                quality);
     runs.push_back({{"id", r.id},
                     {"study", r.study},
@@ -78,6 +88,7 @@ void run_ls(const LsArgs& a) {
                     {"method", r.method},
                     {"status", store::run_status_name(r.status)},
                     {"load_points", points.size()},
+                    {"unsustainable_points", unreliable},
                     {"max_output_throughput", best_tput},
                     {"p99_ttft_ms", p99_ttft},
                     {"p99_tpot_ms", p99_tpot},

@@ -94,6 +94,18 @@ void EnergyObserver::on_run_stop(std::span<const client::RequestRecord> records,
   num("energy_per_decode_token_j", attribution.j_per_decode_token);
   num("above_idle_energy_per_output_token_j", attribution.above_idle_j_per_output_token);
   num("unattributed_energy_j", attribution.unattributed_j);
+  // Over the steady-state window too (ramp-up excluded; loadgen/metrics.h): energy in it per
+  // output token of the requests that completed in it (the first completion is the origin).
+  const auto [w0, w1] = loadgen::steady_window(records);
+  if (w1 > w0) {
+    const auto steady = impl_->session->report(w0, w1);
+    std::int64_t tokens = 0;
+    for (const auto& r : records) {
+      if (!r.warmup && r.ok() && r.end_ns > w0 && r.end_ns <= w1) tokens += r.output_tokens();
+    }
+    num("steady_avg_power_w", steady.duration_s > 0 ? steady.total_j / steady.duration_s : NAN);
+    num("steady_energy_per_output_token_j", tokens > 0 ? steady.total_j / static_cast<double>(tokens) : NAN);
+  }
   extras.strings.emplace_back("energy_source", origin);
   extras.strings.emplace_back("energy_json", telemetry::energy_report_json(report, &attribution));
   for (auto& line : telemetry::energy_summary_lines(report, &attribution)) extras.summary_lines.push_back(line);

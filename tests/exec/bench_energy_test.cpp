@@ -50,4 +50,12 @@ TEST(BenchServeEnergy, ModelledEnergyJoinsTheJsonOutput) {
   EXPECT_NEAR(attributed + unattributed, total, total * 0.01);
   EXPECT_LE(attributed, total * 1.01);
   EXPECT_GT(j["avg_power_w"].get<double>(), 0);
+  // Over the steady-state window: its energy per output token of the requests completed in it
+  // (29 of them after the first, 16 tokens each), and its mean power.
+  ASSERT_TRUE(j.contains("steady_energy_per_output_token_j"));
+  const double ss_window = j["steady_state"]["duration_s"].get<double>();
+  const double ss_power = j["steady_avg_power_w"].get<double>();
+  EXPECT_GT(ss_power, 0);
+  EXPECT_NEAR(j["steady_energy_per_output_token_j"].get<double>(), ss_power * ss_window / (29 * 16),
+              1e-6 * ss_power * ss_window);
 }

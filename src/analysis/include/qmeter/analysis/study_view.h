@@ -62,6 +62,10 @@ struct StudyView {
 };
 
 // The study named (or the only/latest one when empty); throws UsageError when absent.
+// Whether a stored load point sustained its load (loadgen's verdicts; the old 90%-of-offered rule
+// for points stored before them), with the reason when it did not.
+bool point_sustainable(const store::LoadPointRow& point, std::string* why = nullptr);
+
 struct LoadStudyOptions {
   // The sustainable rule (loadgen/metrics.h) zeroes the SLO attainment and goodput of a point that
   // was client-bound or not sustainable; true keeps what its percentiles say (raw_attainment).
