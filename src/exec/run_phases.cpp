@@ -68,6 +68,8 @@ PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, c
   lo.client.timeout_s = w.timeout_s;
   lo.warmup = w.warmup;
   lo.metrics = metrics_options(run);
+  if (w.max_connections > 0) lo.max_connections = w.max_connections;
+  lo.metrics.client_bound_threshold_ms = w.client_bound_threshold_ms;
   lo.cancel = o.cancel;
   lo.progress = false;
   lo.observers = instruments.observers();

@@ -21,6 +21,9 @@ json workload_json(const WorkloadSpec& w) {
             {"arrival", w.arrival},   {"burstiness", w.burstiness}, {"points", points},
             {"warmup", w.warmup},     {"timeout_s", w.timeout_s},   {"endpoint", w.endpoint},
             {"trace_time_scale", w.trace_time_scale}};
+  // Keys that change no earlier study's run ids: present only when set.
+  if (w.max_connections > 0) j["max_connections"] = w.max_connections;
+  if (w.client_bound_threshold_ms > 0) j["client_bound_threshold_ms"] = w.client_bound_threshold_ms;
   if (w.search_enabled) {
     j["search"] = {{"slo", w.search.slo}, {"lo", w.search.lo}, {"hi", w.search.hi},
                    {"iterations", w.search.iterations}, {"attainment", w.search.attainment}};

@@ -165,7 +165,8 @@ LoadPoint load_point(const YAML::Node& n, const Ctx& c, const std::string& kind)
 
 WorkloadSpec parse_workload(const YAML::Node& n, const Ctx& c, std::size_t i) {
   check_keys(n, c, {"name", "dataset", "input_len", "output_len", "range_ratio", "num_prompts", "arrival", "burstiness",
-                    "rates", "concurrencies", "search", "warmup", "timeout_s", "endpoint", "trace_time_scale"});
+                    "rates", "concurrencies", "search", "warmup", "timeout_s", "endpoint", "trace_time_scale",
+                    "max_connections", "client_bound_threshold_ms"});
   WorkloadSpec w;
   w.name = n["name"] ? scalar(n["name"], c.sub("name")) : "workload" + std::to_string(i);
   if (n["dataset"]) w.dataset = scalar(n["dataset"], c.sub("dataset"));
@@ -194,6 +195,14 @@ WorkloadSpec parse_workload(const YAML::Node& n, const Ctx& c, std::size_t i) {
     c.sub("endpoint").fail(n["endpoint"], "must be /v1/completions or /v1/chat/completions");
   }
   if (n["trace_time_scale"]) w.trace_time_scale = number(n["trace_time_scale"], c.sub("trace_time_scale"));
+  if (n["max_connections"]) {
+    w.max_connections = integer(n["max_connections"], c.sub("max_connections"));
+    if (w.max_connections < 1) c.sub("max_connections").fail(n["max_connections"], "must be >= 1");
+  }
+  if (n["client_bound_threshold_ms"]) {
+    w.client_bound_threshold_ms = number(n["client_bound_threshold_ms"], c.sub("client_bound_threshold_ms"));
+    if (!(w.client_bound_threshold_ms > 0)) c.sub("client_bound_threshold_ms").fail(n["client_bound_threshold_ms"], "must be > 0");
+  }
   if (n["rates"]) for_list(n["rates"], c.sub("rates"), [&](const YAML::Node& x, const Ctx& cx) { w.points.push_back(load_point(x, cx, "rate")); });
   if (n["concurrencies"]) {
     for_list(n["concurrencies"], c.sub("concurrencies"),

@@ -174,3 +174,17 @@ TEST(Spec, SlurmPartitionsAreAHardwareFactorAndTheExecutorSectionChangesNoRunId)
   EXPECT_NE(error_of(std::string(kGood) + "executor:\n  lsf: {}\n").find("executor.lsf: unknown field"), std::string::npos);
   EXPECT_NE(error_of(std::string(kGood) + "hardware: {partition: ['']}\n").find("hardware.partition[0]"), std::string::npos);
 }
+
+TEST(Spec, WorkloadConnectionLimitAndClientBoundThreshold) {
+  const auto base = expand_runs(parse_study_spec_text(kGood, "s.yaml", known()));
+  std::string with = kGood;
+  with.replace(with.find("    rates: [1, 2, inf]"), 22, "    rates: [1, 2, inf]\n    max_connections: 64\n    client_bound_threshold_ms: 5");
+  const auto s = parse_study_spec_text(with, "s.yaml", known());
+  EXPECT_EQ(s.workloads[0].max_connections, 64);
+  EXPECT_DOUBLE_EQ(s.workloads[0].client_bound_threshold_ms, 5);
+  EXPECT_EQ(s.workloads[1].max_connections, 0);
+  EXPECT_NE(expand_runs(s)[0].id, base[0].id);  // they change what is measured
+  std::string bad = kGood;
+  bad.replace(bad.find("    rates: [1, 2, inf]"), 22, "    rates: [1, 2, inf]\n    max_connections: 0");
+  EXPECT_NE(error_of(bad).find("workloads[0].max_connections: must be >= 1"), std::string::npos) << error_of(bad);
+}

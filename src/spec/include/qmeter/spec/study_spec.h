@@ -61,6 +61,8 @@ struct WorkloadSpec {
   double timeout_s = 120;
   std::string endpoint = "/v1/completions";
   double trace_time_scale = 1;
+  int max_connections = 0;                 // 0: the client's default (bench serve --max-connections)
+  double client_bound_threshold_ms = -1;   // < 0: max(1 ms, 1% of the median TTFT)
 };
 
 struct SloClass {
