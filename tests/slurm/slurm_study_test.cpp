@@ -497,3 +497,35 @@ TEST(SlurmStudy, WithRequeueATaskOfAFailedNodeRunsAgainElsewhere) {
   EXPECT_EQ(s->count_rows("requests"), 2 * 60);
   EXPECT_NE(s->placement(s->runs()[0].id)->node, first_node);
 }
+
+TEST(SlurmStudy, ACorruptShardFailsItsRunNotTheCoordinator) {
+  REQUIRE_SLURM();
+  QMETER_REQUIRE_SHARED_DATA(model, "models/stories260K/stories260K.bin");
+  QMETER_REQUIRE_SHARED_DATA(val, "eval/tinystories_val.txt");
+  const auto dir = qmeter::testing::test_output_dir("slurm_corrupt_shard");
+  std::ofstream(dir + "/s.yaml") << spec_text(model, val, "[fp32, bf16]", 8, 20);
+  const std::string db = dir + "/r.db";
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--detach"}, dir + "/submit.log"), 0)
+      << read_file(dir + "/submit.log");
+  ASSERT_TRUE(wait_for(dir, db,
+                       [](const auto& ps) {
+                         return ps.size() == 2 && ps[0].state == "COMPLETED" && ps[1].state == "COMPLETED";
+                       },
+                       120))
+      << read_file(dir + "/status.log");
+  const auto victim = placements(db).at(0);
+  std::ofstream(victim.shard_path, std::ios::trunc) << "this is not an SQLite file, it was overwritten";
+  EXPECT_EQ(run_cli({"slurm", "collect", "--db", db}, dir + "/collect.log"), 3) << read_file(dir + "/collect.log");
+  auto s = store::Store::open(db);
+  ASSERT_EQ(s->runs().size(), 2u);
+  for (const auto& r : s->runs()) {
+    if (r.id == victim.run_id) {
+      EXPECT_EQ(r.status, store::RunStatus::kFailed);
+      EXPECT_NE(r.error.find("cannot merge run " + victim.run_id), std::string::npos) << r.error;
+      EXPECT_NE(r.error.find(victim.shard_path), std::string::npos) << r.error;
+    } else {
+      EXPECT_EQ(r.status, store::RunStatus::kComplete) << r.error;
+      EXPECT_EQ(s->load_points(r.id).size(), 2u);
+    }
+  }
+}

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "qmeter/core/error.h"
 #include "qmeter/core/process.h"
 
 namespace qmeter::exec::slurm {
@@ -135,7 +136,13 @@ std::string Reconciler::settle(store::PlacementRow& p, bool known) {
   const bool ended_by_itself = !known || p.state == "COMPLETED" || p.state == "FAILED";
   if (ended_by_itself) {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto outcome = db_.merge_run(p.shard_path, p.run_id);
+    auto outcome = store::MergeOutcome::kShardIncomplete;
+    try {
+      outcome = db_.merge_run(p.shard_path, p.run_id);
+    } catch (const Error& e) {
+      // A shard that cannot be read (missing, corrupt) fails its run, not the coordinator.
+      p.reason = e.what();
+    }
     const double merge_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (outcome != store::MergeOutcome::kShardIncomplete) {
       p.merged_unix_ms = now_ms();

@@ -268,8 +268,18 @@ StudySummary run_study_on_slurm(const StudyOptions& o, const SlurmOptions& so) {
   // Attached: follow the tasks, merging as they finish.
   const auto started = now_ms();
   std::vector<double> durations_s;
+  int unanswered = 0;
   while (true) {
-    const auto lines = reconciler.run(true);
+    // A controller that does not answer for a while (restart, overload) is waited out; the
+    // tasks keep running meanwhile. Ten questions in a row without an answer end the wait.
+    std::vector<std::string> lines;
+    try {
+      lines = reconciler.run(true);
+      unanswered = 0;
+    } catch (const Error& e) {
+      if (++unanswered >= 10) throw;
+      say(fmt::format("warning: {} (retrying; the tasks keep running)", e.what()));
+    }
     for (const auto& line : lines) {
       say(line);
     }
