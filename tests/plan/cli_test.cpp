@@ -143,3 +143,47 @@ TEST(PlanCli, CapacityIgnoresAPointThatDidNotSustainItsLoad) {
   EXPECT_NE(read_file(dir + "/raw.txt").find("[10, 20]"), std::string::npos) << read_file(dir + "/raw.txt");
   EXPECT_DOUBLE_EQ(nlohmann::json::parse(read_file(dir + "/raw.json"))["ranked"][0]["capacity_rps"].get<double>(), 10.0);
 }
+
+// `qmeter ls` takes its headline figures from sustainable points and counts the others.
+TEST(LsCli, HeadlineFiguresComeFromSustainablePointsOnly) {
+  auto dir = qmeter::testing::test_output_dir("ls_sustainable");
+  {
+    auto db = qmeter::store::Store::open(dir + "/r.db");
+    db->put_study("s", "study: s\n");
+    qmeter::store::RunRow run;
+    run.id = "run1";
+    run.study = "s";
+    run.model = "m";
+    run.method = "fp16";
+    run.config_json = "{}";
+    db->begin_run(run);
+    auto point = [&](int idx, double rate, double tput, bool sustainable) {
+      qmeter::store::LoadPointRow p;
+      p.run_id = "run1";
+      p.index = idx;
+      p.target_kind = "rate";
+      p.target_value = rate;
+      p.achieved_rate = rate;
+      p.output_throughput = tput;
+      p.metrics_json = nlohmann::json{{"request_throughput", rate}, {"sustainable", sustainable},
+                                      {"client_bound", false}, {"server_saturated", !sustainable},
+                                      {"saturation_evidence", {{"reason", "queue grew"}}}}
+                           .dump();
+      db->write_load_point(p, {}, {}, {});
+    };
+    point(0, 2, 111.5, true);
+    point(1, 4, 222.5, true);
+    point(2, 8, 999.5, false);  // the highest throughput, but not sustainable
+    db->finish_run("run1", qmeter::store::RunStatus::kComplete);
+  }
+  ASSERT_EQ(run_cli({"ls", "--db", dir + "/r.db", "--output-json", dir + "/ls.json"}, dir + "/ls.txt"), 0)
+      << read_file(dir + "/ls.txt");
+  const std::string out = read_file(dir + "/ls.txt");
+  EXPECT_NE(out.find("3(1!)"), std::string::npos) << out;
+  EXPECT_NE(out.find("222.5"), std::string::npos) << out;
+  EXPECT_EQ(out.find("999.5"), std::string::npos) << out;
+  const auto j = nlohmann::json::parse(read_file(dir + "/ls.json"));
+  EXPECT_EQ(j["runs"][0]["unsustainable_points"], 1);
+  EXPECT_DOUBLE_EQ(j["runs"][0]["max_output_throughput"].get<double>(), 222.5);
+  EXPECT_EQ(j["runs"][0]["where"], "local");
+}
