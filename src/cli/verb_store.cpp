@@ -75,6 +75,12 @@ void run_ls(const LsArgs& a) {
       quality += fmt::format("{}{}={:.4g}", quality.empty() ? "" : " ", qr.metric, qr.value);
       q[qr.task + "." + qr.metric] = qr.value;
     }
+    nlohmann::json quality_errors = nlohmann::json::array();
+    for (const auto& qe : db->quality_errors(r.id)) {
+      quality += fmt::format("{}{} {}", quality.empty() ? "" : " ", qe.task.substr(0, qe.task.find(':')),
+                             qe.status == "failed" ? "FAILED" : qe.status);
+      quality_errors.push_back({{"task", qe.task}, {"status", qe.status}, {"error", qe.error}});
+    }
     // Where the run executed: the Slurm node (job_task) for a cluster run, "local" otherwise.
     const auto placed = db->placement(r.id);
     const std::string where = placed ? (placed->node.empty() ? "-" : placed->node) : "local";
@@ -94,6 +100,7 @@ void run_ls(const LsArgs& a) {
                     {"p99_tpot_ms", p99_tpot},
                     {"energy_per_token_j", jpt},
                     {"quality", q},
+                    {"quality_errors", quality_errors},
                     {"where", where},
                     {"slurm", placed ? nlohmann::json{{"job_id", placed->job_id},
                                                       {"task_id", placed->task_id},

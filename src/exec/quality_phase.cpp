@@ -39,13 +39,34 @@ std::string str_option(const std::map<std::string, std::string>& o, const char* 
 
 }  // namespace
 
+// One task, scored and stored (throws on failure).
+void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, backend::Backend& backend,
+                      quality::Scorer& api_scorer, std::shared_ptr<const engine::Model>& local_model, store::Store& db,
+                      const StudyOptions& options);
+
 void run_quality_phase(const spec::RunConfig& run, backend::Backend& backend, store::Store& db,
                        const StudyOptions& options) {
   if (run.quality.empty()) return;
-  const bool embedded = run.backend.kind == "embedded";
   auto api = quality::make_server_scorer({backend.base_url(), backend.served_model(), "", 600});
   std::shared_ptr<const engine::Model> local_model;  // the run's model in-process (kl, embedded)
   for (const auto& t : run.quality) {
+    // One task's failure (a server error, a timeout, a task the server cannot serve) is stored as
+    // that task's error; the other tasks and the run's load points stand.
+    try {
+      run_quality_task(run, t, backend, *api, local_model, db, options);
+    } catch (const std::exception& e) {
+      db.write_quality_error(run.id, t.task, "failed", e.what());
+      if (options.progress) fmt::print(stderr, "  quality {}: FAILED: {}\n", t.task, e.what());
+    }
+  }
+}
+
+void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, backend::Backend& backend,
+                      quality::Scorer& api_scorer, std::shared_ptr<const engine::Model>& local_model, store::Store& db,
+                      const StudyOptions& options) {
+  const bool embedded = run.backend.kind == "embedded";
+  auto* api = &api_scorer;
+  {
     const quality::TaskSpec spec = quality::parse_task_spec(t.task);
     quality::EvalOptions eo;
     const auto& o = t.options;

@@ -170,9 +170,6 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
   try {
     RunInstruments instruments(run, *be);
     db.write_run_samples(run.id, instruments.idle_samples());
-    if (o.progress && !run.quality.empty()) fmt::print(stderr, "    phase: quality ({} task(s))\n", run.quality.size());
-    run_quality_phase(run, *be, db, o);
-    if (!be->alive()) return died("during the quality phase");
     int index = 0;
     for (const auto& w : run.workloads) {
       for (const auto& p : w.points) {
@@ -203,6 +200,11 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
         }
       }
     }
+    // Quality last, each task on its own (quality_phase.cpp): a task that fails, or a server that
+    // dies while scoring, costs only the tasks it touched; every load point is already stored.
+    if (o.progress && !run.quality.empty()) fmt::print(stderr, "    phase: quality ({} task(s))\n", run.quality.size());
+    run_quality_phase(run, *be, db, o);
+    if (!be->alive() && o.progress) fmt::print(stderr, "    the server died during the quality phase\n");
   } catch (const std::exception& e) {
     std::string tail = be->log_tail();
     be->stop();

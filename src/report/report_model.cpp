@@ -124,6 +124,12 @@ ReportModel build_model(const store::Store& db, const std::string& study, double
     if (std::find(m.methods.begin(), m.methods.end(), c.method) == m.methods.end()) m.methods.push_back(c.method);
     for (const auto& p : c.points) kinds.insert(p.kind);
     for (const auto& q : db.quality_results(c.run_id)) keys.insert(q.task + "." + q.metric);
+    for (const auto& qe : db.quality_errors(c.run_id)) {
+      m.warnings.push_back({"quality-task", c.run_id,
+                            fmt::format("run {} ({}): quality task {} {}: {}", c.run_id, c.label(), qe.task, qe.status,
+                                        qe.error),
+                            ""});
+    }
     if (c.status == "failed") {
       const store::RunRow* row = nullptr;
       for (const auto& r : m.runs) {

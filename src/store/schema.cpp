@@ -90,6 +90,17 @@ CREATE TABLE run_placements (
   shard_path TEXT, merged_unix_ms INTEGER, attempt INTEGER NOT NULL DEFAULT 1
 );
 )sql",
+      // 3: a quality task that could not be scored is stored as such (its error), so it never
+      // costs the run its load points.
+      R"sql(
+CREATE TABLE quality_task_errors (
+  run_id TEXT NOT NULL,
+  task TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  PRIMARY KEY(run_id, task)
+);
+)sql",
   };
   return kMigrations;
 }

@@ -114,6 +114,13 @@ MergeOutcome Store::merge_run(const std::string& shard_path, const std::string& 
                            "SELECT run_id, task, idx, json FROM shard.quality_items WHERE run_id=? ORDER BY task, idx")
         .bind(1, run_id)
         .run();
+    Statement has_errors(db.handle(), "SELECT 1 FROM shard.sqlite_master WHERE name='quality_task_errors'");
+    if (has_errors.step()) {  // a shard written before schema 3 has none
+      Statement(db.handle(), "INSERT INTO main.quality_task_errors(run_id, task, status, error) "
+                             "SELECT run_id, task, status, error FROM shard.quality_task_errors WHERE run_id=?")
+          .bind(1, run_id)
+          .run();
+    }
     Statement(db.handle(), "UPDATE main.run_placements SET merged_unix_ms=? WHERE run_id=?")
         .bind(1, unix_ms())
         .bind(2, run_id)

@@ -84,7 +84,7 @@ void delete_run_children(Database& db, const std::string& run_id) {
   for (const char* sql : {"DELETE FROM requests WHERE load_point_id IN (SELECT id FROM load_points WHERE run_id=?)",
                           "DELETE FROM telemetry_samples WHERE run_id=?", "DELETE FROM server_metric_samples WHERE run_id=?",
                           "DELETE FROM load_points WHERE run_id=?", "DELETE FROM quality_items WHERE run_id=?",
-                          "DELETE FROM quality_results WHERE run_id=?"}) {
+                          "DELETE FROM quality_results WHERE run_id=?", "DELETE FROM quality_task_errors WHERE run_id=?"}) {
     Statement st(db.handle(), sql);
     st.bind(1, run_id).run();
   }
@@ -198,7 +198,8 @@ void Store::write_quality(const std::string& run_id, const std::string& task,
   auto& db = impl_->db;
   Transaction tx(db);
   for (const char* sql : {"DELETE FROM quality_results WHERE run_id=? AND task=?",
-                          "DELETE FROM quality_items WHERE run_id=? AND task=?"}) {
+                          "DELETE FROM quality_items WHERE run_id=? AND task=?",
+                          "DELETE FROM quality_task_errors WHERE run_id=? AND task=?"}) {
     Statement d(db.handle(), sql);
     d.bind(1, run_id).bind(2, task).run();
   }
@@ -303,6 +304,22 @@ std::vector<RequestRow> Store::requests(std::int64_t load_point_id) const {
   return out;
 }
 
+void Store::write_quality_error(const std::string& run_id, const std::string& task, const std::string& status,
+                                const std::string& error) {
+  write_quality(run_id, task, {}, {});  // clears the task's earlier results (one transaction each)
+  Statement st(impl_->db.handle(), "INSERT OR REPLACE INTO quality_task_errors(run_id, task, status, error) VALUES(?,?,?,?)");
+  st.bind(1, run_id).bind(2, task).bind(3, status).bind(4, error).run();
+}
+
+std::vector<QualityErrorRow> Store::quality_errors(const std::string& run_id) const {
+  Statement st(impl_->db.handle(),
+               "SELECT run_id, task, status, COALESCE(error,'') FROM quality_task_errors WHERE run_id=? ORDER BY task");
+  st.bind(1, run_id);
+  std::vector<QualityErrorRow> out;
+  while (st.step()) out.push_back({st.col_text(0), st.col_text(1), st.col_text(2), st.col_text(3)});
+  return out;
+}
+
 std::vector<QualityResultRow> Store::quality_results(const std::string& run_id) const {
   Statement st(impl_->db.handle(),
                "SELECT run_id, task, metric, value, stderr, n FROM quality_results WHERE run_id=? ORDER BY task, metric");
@@ -339,7 +356,7 @@ const std::vector<std::string>& Store::table_names() {
                                                    "load_points",       "requests",
                                                    "telemetry_samples", "server_metric_samples",
                                                    "quality_results",   "quality_items",
-                                                   "run_placements"};
+                                                   "run_placements",    "quality_task_errors"};
   return kTables;
 }
 

@@ -73,3 +73,43 @@ TEST(StudyQuality, UnknownQualityOptionsAndKlWithoutTextAreRefusedBeforeAnyRun) 
   EXPECT_EQ(run_qmeter({"run", dir + "/b.yaml", "--db", dir + "/b.db"}, dir + "/b.log"), 2);
   EXPECT_NE(read_file(dir + "/b.log").find("needs 'text'"), std::string::npos) << read_file(dir + "/b.log");
 }
+
+// A quality task that fails while scoring is stored as that task's error: the other task's
+// results and every load point stay, the run completes, and `qmeter ls` says which task failed.
+TEST(StudyQuality, AFailingTaskCostsNeitherTheOtherTasksNorTheLoadPoints) {
+  QMETER_REQUIRE_SHARED_DATA(model_path, "models/stories260K/stories260K.bin");
+  QMETER_REQUIRE_SHARED_DATA(val, "eval/tinystories_val.txt");
+  auto dir = qmeter::testing::test_output_dir("study_quality_failing_task");
+  std::ofstream(dir + "/broken.jsonl") << "{\"query\": \"no choices here\"\nthis line is not JSON\n";
+  std::ofstream(dir + "/s.yaml") << "study: q\n"
+                                    "models: [{name: stories, path: \"" + model_path + "\"}]\n"
+                                    "methods: [fp32]\n"
+                                    "backend: {kind: embedded, options: {threads: 1}}\n"
+                                    "workloads: [{name: w, input_len: 8, output_len: 8, num_prompts: 6, rates: [50, 100]}]\n"
+                                    "quality:\n"
+                                    "  - {task: \"mc:" + dir + "/broken.jsonl\"}\n"
+                                    "  - {task: \"perplexity:" + val + "\", limit: 4}\n"
+                                    "energy: {source: none}\n";
+  ASSERT_EQ(run_qmeter({"run", dir + "/s.yaml", "--db", dir + "/r.db", "--out", dir + "/out"}, dir + "/log.txt"), 0)
+      << read_file(dir + "/log.txt");
+  auto db = store::Store::open(dir + "/r.db");
+  ASSERT_EQ(db->runs().size(), 1u);
+  const auto run = db->runs()[0];
+  EXPECT_EQ(run.status, store::RunStatus::kComplete) << run.error;
+  EXPECT_EQ(db->load_points(run.id).size(), 2u);
+  EXPECT_EQ(db->count_rows("requests"), 12);
+  bool perplexity = false;
+  for (const auto& q : db->quality_results(run.id)) perplexity = perplexity || q.metric == "perplexity";
+  EXPECT_TRUE(perplexity);
+  const auto errors = db->quality_errors(run.id);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].task, "mc:" + dir + "/broken.jsonl");
+  EXPECT_EQ(errors[0].status, "failed");
+  EXPECT_NE(errors[0].error.find("broken.jsonl"), std::string::npos) << errors[0].error;
+  ASSERT_EQ(run_qmeter({"ls", "--db", dir + "/r.db"}, dir + "/ls.txt"), 0);
+  EXPECT_NE(read_file(dir + "/ls.txt").find("mc FAILED"), std::string::npos) << read_file(dir + "/ls.txt");
+  // The report lists it among its warnings.
+  ASSERT_EQ(run_qmeter({"report", "--db", dir + "/r.db", "--out", dir + "/r.html"}, dir + "/report.txt"), 0)
+      << read_file(dir + "/report.txt");
+  EXPECT_NE(read_file(dir + "/r.html").find("quality task mc:"), std::string::npos);
+}

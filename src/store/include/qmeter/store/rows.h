@@ -101,6 +101,12 @@ struct PlacementRow {
   int attempt = 1;
 };
 
+// A quality task that produced no result: "failed" (an error while scoring) or "unsupported"
+// (the server cannot serve it).
+struct QualityErrorRow {
+  std::string run_id, task, status, error;
+};
+
 struct QualityItemRow {
   int index = 0;
   std::string json;  // the item's request, reply and score

@@ -12,7 +12,7 @@
 
 namespace qmeter::store {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // WAL for the study database (readers never block the writer); a rollback journal for a task's
 // shard, which may sit on a network file system where WAL's shared memory is unsafe.
@@ -52,6 +52,10 @@ class Store {
   // Replaces earlier results of the same (run, task).
   void write_quality(const std::string& run_id, const std::string& task, const std::vector<QualityResultRow>& results,
                      const std::vector<QualityItemRow>& items);
+  // A task that produced no result, with why (replaces the task's earlier results or error).
+  void write_quality_error(const std::string& run_id, const std::string& task, const std::string& status,
+                           const std::string& error);
+  std::vector<QualityErrorRow> quality_errors(const std::string& run_id) const;
 
   // Merges one finished (complete, or failed by the run itself) run from a task's shard (another
   // results file) in one transaction: the run row, its load points (new ids), requests, samples
