@@ -170,6 +170,7 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
   try {
     RunInstruments instruments(run, *be);
     db.write_run_samples(run.id, instruments.idle_samples());
+    if (!be->alive()) return died("during the idle baseline");
     int index = 0;
     for (const auto& w : run.workloads) {
       for (const auto& p : w.points) {
