@@ -193,16 +193,21 @@ void Store::write_run_samples(const std::string& run_id, const std::vector<Telem
   tx.commit();
 }
 
-void Store::write_quality(const std::string& run_id, const std::string& task,
-                          const std::vector<QualityResultRow>& results, const std::vector<QualityItemRow>& items) {
-  auto& db = impl_->db;
-  Transaction tx(db);
+// Removes what a quality task stored before (results, items, error): a task is stored whole.
+static void clear_quality_task(Database& db, const std::string& run_id, const std::string& task) {
   for (const char* sql : {"DELETE FROM quality_results WHERE run_id=? AND task=?",
                           "DELETE FROM quality_items WHERE run_id=? AND task=?",
                           "DELETE FROM quality_task_errors WHERE run_id=? AND task=?"}) {
     Statement d(db.handle(), sql);
     d.bind(1, run_id).bind(2, task).run();
   }
+}
+
+void Store::write_quality(const std::string& run_id, const std::string& task,
+                          const std::vector<QualityResultRow>& results, const std::vector<QualityItemRow>& items) {
+  auto& db = impl_->db;
+  Transaction tx(db);
+  clear_quality_task(db, run_id, task);
   Statement st(db.handle(), "INSERT INTO quality_results(run_id, task, metric, value, stderr, n) VALUES(?,?,?,?,?,?)");
   for (const auto& r : results) {
     st.bind(1, run_id).bind(2, task).bind(3, r.metric).bind(4, r.value).bind(5, r.stderr_).bind(6, r.n).run();
@@ -306,9 +311,12 @@ std::vector<RequestRow> Store::requests(std::int64_t load_point_id) const {
 
 void Store::write_quality_error(const std::string& run_id, const std::string& task, const std::string& status,
                                 const std::string& error) {
-  write_quality(run_id, task, {}, {});  // clears the task's earlier results (one transaction each)
-  Statement st(impl_->db.handle(), "INSERT OR REPLACE INTO quality_task_errors(run_id, task, status, error) VALUES(?,?,?,?)");
+  auto& db = impl_->db;
+  Transaction tx(db);  // the task's earlier results go and its error comes in one step
+  clear_quality_task(db, run_id, task);
+  Statement st(db.handle(), "INSERT INTO quality_task_errors(run_id, task, status, error) VALUES(?,?,?,?)");
   st.bind(1, run_id).bind(2, task).bind(3, status).bind(4, error).run();
+  tx.commit();
 }
 
 std::vector<QualityErrorRow> Store::quality_errors(const std::string& run_id) const {

@@ -84,6 +84,12 @@ std::string sanitize(const std::string& s) {
   return out;
 }
 
+// The study database of `slurm status|collect|cancel`: it must exist (they never create one).
+std::unique_ptr<store::Store> open_existing(const std::string& db_path) {
+  if (!std::ifstream(db_path)) throw UsageError("--db: no results database at '" + db_path + "'");
+  return store::Store::open(db_path);
+}
+
 struct Submission {
   Resources res;
   std::vector<const spec::RunConfig*> runs;
@@ -345,8 +351,7 @@ StudySummary run_study_on_slurm(const StudyOptions& o, const SlurmOptions& so) {
 }
 
 std::vector<SlurmRunStatus> slurm_status(const std::string& db_path) {
-  if (!std::ifstream(db_path)) throw UsageError("--db: no results database at '" + db_path + "'");
-  auto db = store::Store::open(db_path);
+  auto db = open_existing(db_path);
   const ResultsLayout layout(db_path);
   Reconciler(*db, layout).run(false);
   std::vector<SlurmRunStatus> out;
@@ -399,8 +404,7 @@ std::string format_slurm_status(const std::vector<SlurmRunStatus>& runs) {
 }
 
 CollectSummary slurm_collect(const std::string& db_path) {
-  if (!std::ifstream(db_path)) throw UsageError("--db: no results database at '" + db_path + "'");
-  auto db = store::Store::open(db_path);
+  auto db = open_existing(db_path);
   const ResultsLayout layout(db_path);
   CollectSummary s;
   s.lines = Reconciler(*db, layout).run(true);
@@ -418,8 +422,7 @@ CollectSummary slurm_collect(const std::string& db_path) {
 }
 
 int slurm_cancel(const std::string& db_path, const std::string& run_id) {
-  if (!std::ifstream(db_path)) throw UsageError("--db: no results database at '" + db_path + "'");
-  auto db = store::Store::open(db_path);
+  auto db = open_existing(db_path);
   const ResultsLayout layout(db_path);
   Reconciler reconciler(*db, layout);
   reconciler.run(false);
