@@ -2,14 +2,27 @@
 // work where no real checkpoint of that size is at hand. Weights are uniform with variance
 // 1/fan_in so activations keep a sane scale; the text they produce is meaningless, and the
 // description says SYNTHETIC so no figure can be mistaken for a real model's.
+//
+// DTYPE is a dense type (f32, bf16, f16) or a quantized one, built directly in that format so
+// that a 1B model never exists in f32 (4.4 GB) on the way: random codes and scales chosen so the
+// weights span about the same +-a as the dense ones (the kernels' speed does not depend on the
+// values, only the activations' scale must stay sane):
+//   q8_0, q4_0, q4_k  llama.cpp blocks for every matrix, embedding and classifier included (what
+//                     llama-quantize --pure writes);
+//   w8a16, w4a16      qmeter's int8 per-row and 4-bit group-128 formats for the layer matrices,
+//                     embedding and classifier bf16 (what `qmeter quantize` keeps by default).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <vector>
 
 #include "loader_common.h"
 #include "qmeter/core/error.h"
+#include "qmeter/engine/gguf_blocks.h"
+#include "qmeter/engine/packed_formats.h"
 
 namespace qmeter::engine {
 
@@ -40,6 +53,8 @@ const std::map<std::string, ModelConfig>& shapes() {
       // stories260K's shape
       {"tiny", shape_config(64, 172, 5, 8, 4, 512, 512, 10000.0f, true, 0.0f)},
       {"small", shape_config(512, 1376, 8, 8, 8, 32000, 2048, 10000.0f, false, 0.0f)},
+      // TinyLlama-1.1B (the LLaMA-1.1B shape of llama.cpp's published CPU figures)
+      {"tinyllama-1.1b", shape_config(2048, 5632, 22, 32, 4, 32000, 2048, 10000.0f, false, 0.0f)},
       // LLaMA-3.2-1B / 3B and LLaMA-3.1-8B (context capped to bound KV memory)
       {"llama-1b", shape_config(2048, 8192, 16, 32, 8, 128256, 8192, 500000.0f, true, 32.0f)},
       {"llama-3b", shape_config(3072, 8192, 28, 24, 8, 128256, 8192, 500000.0f, true, 32.0f)},
@@ -55,15 +70,100 @@ std::uint64_t splitmix64(std::uint64_t& s) {
   return z ^ (z >> 31);
 }
 
-// Fills a rows x cols matrix of `dtype` with uniform(-a, a); each row has its own generator
-// stream, so the weights do not depend on the thread count.
-Matrix random_matrix(WeightBuilder& wb, DType dtype, int rows, int cols, std::uint64_t seed, std::uint64_t tensor_id) {
-  std::byte* data = wb.allocate(dense_bytes(dtype, static_cast<std::size_t>(rows) * cols));
-  const float a = std::sqrt(3.0f / static_cast<float>(cols));
+// Row r of tensor `tensor_id`: its own generator stream, so the weights do not depend on the
+// thread count.
+std::uint64_t row_stream(std::uint64_t seed, std::uint64_t tensor_id, int r) {
+  std::uint64_t s = seed * 0x100000001B3ull ^ (tensor_id << 32) ^ static_cast<std::uint64_t>(r);
+  for (int k = 0; k < 4; ++k) splitmix64(s);
+  return s;
+}
+
+void random_bytes(std::uint64_t& s, std::uint8_t* p, std::size_t n) {
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::uint64_t v = splitmix64(s);
+    std::memcpy(p + i, &v, std::min<std::size_t>(8, n - i));
+  }
+}
+
+void put_f16(std::uint8_t* p, float v) {
+  const std::uint16_t h = f32_to_f16(v);
+  std::memcpy(p, &h, 2);
+}
+
+bool has_gguf_generator(DType d) { return d == DType::kGgufQ8_0 || d == DType::kGgufQ4_0 || d == DType::kGgufQ4K; }
+
+// One row of llama.cpp blocks with weights in about [-a, a] (gguf_blocks.h for the layouts); a
+// type without a case here is refused by has_gguf_generator before any thread runs this.
+void random_gguf_row(DType dtype, float a, std::uint64_t& s, int cols, std::uint8_t* out) {
+  const int blocks = cols / gguf_block_elems(dtype);
+  const int bytes = gguf_block_bytes(dtype);
+  for (int b = 0; b < blocks; ++b) {
+    std::uint8_t* blk = out + static_cast<std::size_t>(b) * bytes;
+    random_bytes(s, blk, static_cast<std::size_t>(bytes));  // codes (and q4_K's packed scales)
+    switch (dtype) {
+      case DType::kGgufQ8_0:  // d * q, q in [-127, 127]
+        put_f16(blk, a / 127.0f);
+        for (int i = 2; i < bytes; ++i) blk[i] = blk[i] == 0x80 ? 0x81 : blk[i];
+        break;
+      case DType::kGgufQ4_0:  // d * (q - 8)
+        put_f16(blk, a / 8.0f);
+        break;
+      case DType::kGgufQ4K:  // (d * sc) * q - dmin * m, random 6-bit sc and m: mean about 0, |w| <= 2a
+        put_f16(blk, 2.0f * a / (15.0f * 63.0f));
+        put_f16(blk + 2, a / 63.0f);
+        break;
+      default: break;
+    }
+  }
+}
+
+// qmeter's packed w8a16 (kQ8Row) and w4a16 (kQ4Group, 4 bits, groups of 128, zero point 8).
+std::vector<std::byte> random_packed(DType dtype, int rows, int cols, float a, std::uint64_t seed, std::uint64_t tensor_id) {
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(rows) * cols);
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < rows; ++r) {
-    std::uint64_t s = seed * 0x100000001B3ull ^ (tensor_id << 32) ^ static_cast<std::uint64_t>(r);
-    for (int k = 0; k < 4; ++k) splitmix64(s);
+    std::uint64_t s = row_stream(seed, tensor_id, r);
+    std::uint8_t* c = codes.data() + static_cast<std::size_t>(r) * cols;
+    random_bytes(s, c, static_cast<std::size_t>(cols));
+    for (int i = 0; i < cols; ++i) c[i] = dtype == DType::kQ8Row ? (c[i] == 0x80 ? 0x81 : c[i]) : (c[i] & 15);
+  }
+  if (dtype == DType::kQ8Row) {
+    const std::vector<float> scales(static_cast<std::size_t>(rows), a / 127.0f);
+    return pack_q8_row(rows, cols, reinterpret_cast<const std::int8_t*>(codes.data()), scales.data());
+  }
+  const std::size_t groups = static_cast<std::size_t>(rows) * q4_group_count(cols, 128);
+  const std::vector<float> scales(groups, f16_to_f32(f32_to_f16(a / 8.0f)));
+  const std::vector<std::uint8_t> zeros(groups, 8);
+  return pack_q4_group(rows, cols, 4, 128, codes.data(), scales.data(), zeros.data());
+}
+
+// Fills a rows x cols matrix of `dtype` with uniform(-a, a) (dense), or random codes spanning
+// about the same range (quantized).
+Matrix random_matrix(WeightBuilder& wb, DType dtype, int rows, int cols, std::uint64_t seed, std::uint64_t tensor_id) {
+  const float a = std::sqrt(3.0f / static_cast<float>(cols));
+  const bool dense = dtype == DType::kF32 || dtype == DType::kBF16 || dtype == DType::kF16;
+  if (!dense && !has_gguf_generator(dtype) && dtype != DType::kQ8Row && dtype != DType::kQ4Group)
+    throw Error(fmt::format("synthetic weights: no generator for {}", dtype_name(dtype)));
+  if (is_gguf_block(dtype)) {
+    const std::size_t rb = gguf_row_bytes(dtype, cols);
+    auto* data = reinterpret_cast<std::uint8_t*>(wb.allocate(rb * static_cast<std::size_t>(rows)));
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; ++r) {
+      std::uint64_t s = row_stream(seed, tensor_id, r);
+      random_gguf_row(dtype, a, s, cols, data + rb * static_cast<std::size_t>(r));
+    }
+    return packed_matrix(dtype, rows, cols, reinterpret_cast<std::byte*>(data));
+  }
+  if (dtype == DType::kQ8Row || dtype == DType::kQ4Group) {
+    const std::vector<std::byte> blob = random_packed(dtype, rows, cols, a, seed, tensor_id);
+    std::byte* data = wb.allocate(blob.size());
+    std::memcpy(data, blob.data(), blob.size());
+    return packed_matrix(dtype, rows, cols, data);
+  }
+  std::byte* data = wb.allocate(dense_bytes(dtype, static_cast<std::size_t>(rows) * cols));
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < rows; ++r) {
+    std::uint64_t s = row_stream(seed, tensor_id, r);
     for (int c = 0; c < cols; ++c) {
       const float u = static_cast<float>(splitmix64(s) >> 40) * (1.0f / 16777216.0f);  // [0, 1)
       const float v = (2.0f * u - 1.0f) * a;
@@ -71,11 +171,26 @@ Matrix random_matrix(WeightBuilder& wb, DType dtype, int rows, int cols, std::ui
       switch (dtype) {
         case DType::kF32: reinterpret_cast<float*>(data)[i] = v; break;
         case DType::kBF16: reinterpret_cast<std::uint16_t*>(data)[i] = f32_to_bf16(v); break;
-        case DType::kF16: reinterpret_cast<std::uint16_t*>(data)[i] = f32_to_f16(v); break;
+        default: reinterpret_cast<std::uint16_t*>(data)[i] = f32_to_f16(v); break;  // kF16
       }
     }
   }
   return Matrix{dtype, rows, cols, data};
+}
+
+// The DTYPE of a synthetic spec: a dense type (parse_dtype) or a quantized one (file comment).
+DType synthetic_dtype(const std::string& name, const std::string& spec) {
+  static const std::map<std::string, DType> kQuantized = {{"q8_0", DType::kGgufQ8_0}, {"q4_0", DType::kGgufQ4_0},
+                                                          {"q4_k", DType::kGgufQ4K},  {"w8a16", DType::kQ8Row},
+                                                          {"w4a16", DType::kQ4Group}};
+  const auto it = kQuantized.find(lowercase(name));
+  if (it != kQuantized.end()) return it->second;
+  try {
+    return parse_dtype(name, "model '" + spec + "'");
+  } catch (const UsageError&) {
+    throw UsageError(fmt::format("model '{}': unknown synthetic weight type '{}' (expected f32, bf16, f16, q8_0, q4_0, "
+                                 "q4_k, w8a16 or w4a16)", spec, name));
+  }
 }
 
 // A byte-fallback vocabulary (the 256 bytes + filler pieces) so that text can be encoded and
@@ -121,8 +236,9 @@ std::unique_ptr<Model> make_synthetic_model(const std::string& spec, const LoadO
     for (const auto& [name, c] : shapes()) names += (names.empty() ? "" : ", ") + name;
     throw UsageError(fmt::format("model '{}': unknown synthetic shape '{}' (known: {})", spec, parts[1], names));
   }
-  const DType dtype = parts.size() >= 3 ? parse_dtype(parts[2], "model '" + spec + "'")
-                                        : options.weight_dtype.value_or(DType::kBF16);
+  const DType dtype = parts.size() >= 3 ? synthetic_dtype(parts[2], spec) : options.weight_dtype.value_or(DType::kBF16);
+  // Embedding and classifier: bf16 beside qmeter's packed formats (file comment).
+  const DType table_dtype = dtype == DType::kQ8Row || dtype == DType::kQ4Group ? DType::kBF16 : dtype;
   std::uint64_t seed = 1;
   if (parts.size() == 4) {
     try {
@@ -143,7 +259,7 @@ std::unique_ptr<Model> make_synthetic_model(const std::string& spec, const LoadO
   WeightBuilder wb(*model, no_conversion);
   ModelWeights& w = model->weights;
   std::uint64_t id = 0;
-  w.token_embedding = random_matrix(wb, dtype, c.vocab_size, c.dim, seed, id++);
+  w.token_embedding = random_matrix(wb, table_dtype, c.vocab_size, c.dim, seed, id++);
   w.layers.resize(static_cast<std::size_t>(c.n_layers));
   for (auto& l : w.layers) {
     l.attn_norm.assign(static_cast<std::size_t>(c.dim), 1.0f);
@@ -157,7 +273,7 @@ std::unique_ptr<Model> make_synthetic_model(const std::string& spec, const LoadO
     l.w_down = random_matrix(wb, dtype, c.dim, c.hidden_dim, seed, id++);
   }
   w.final_norm.assign(static_cast<std::size_t>(c.dim), 1.0f);
-  if (!c.tied_embeddings) w.classifier = random_matrix(wb, dtype, c.vocab_size, c.dim, seed, id++);
+  if (!c.tied_embeddings) w.classifier = random_matrix(wb, table_dtype, c.vocab_size, c.dim, seed, id++);
   finalize_model(*model, spec);
   model->description += fmt::format(" (seed {})", seed);
   model->tokenizer = synthetic_tokenizer(c.vocab_size);
