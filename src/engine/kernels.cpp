@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "kernels_quant.h"  // packed formats (quant issue)
 #include "kernels_quant_gguf.h"  // GGUF block formats
 #include "qmeter/core/error.h"
+#include "qmeter/engine/gguf_blocks.h"
 #include "qmeter/engine/kernels.h"
 #include "qmeter/engine/packed_formats.h"  // kQ4Group's column permutation
 #include "qmeter/engine/thread_pool.h"
@@ -43,15 +45,16 @@ const MatmulKernel kMatmulKernels[] = {
     {Isa::kAvx512, DType::kQ8Row, 1, avx512::matmul_q8_row},
     {Isa::kAvx512, DType::kQ4Group, 1, avx512::matmul_q4_group},
     QMETER_QUANT_KERNEL_ROWS  // nf4 / fp8 / int8 x int8 (kernels_quant.h)
-    QMETER_GGUF_KERNEL_ROWS   // llama.cpp q8_0 / q4_0 / q4_K blocks (kernels_quant_gguf.h)
+    // llama.cpp's blocks: their rows come from the GGUF traits table (gguf_matmul_kernels()).
 };
 
 }  // namespace
 
 const MatmulKernel* find_matmul_kernel(Isa isa, DType dtype, int batch) {
+  const std::span<const MatmulKernel> table = is_gguf_block(dtype) ? gguf_matmul_kernels() : std::span(kMatmulKernels);
   for (int level = static_cast<int>(isa); level >= 0; --level) {
     const MatmulKernel* best = nullptr;
-    for (const MatmulKernel& k : kMatmulKernels) {
+    for (const MatmulKernel& k : table) {
       if (static_cast<int>(k.isa) == level && k.weights == dtype && k.min_batch <= batch &&
           (!best || k.min_batch > best->min_batch)) {
         best = &k;
@@ -75,9 +78,18 @@ std::string_view dtype_name(DType d) {
     case DType::kFp8Row: return "fp8_row";
     case DType::kFp8RowA8: return "fp8_row_a8";
     case DType::kQ8RowA8: return "q8_row_a8";
-    case DType::kGgufQ8_0: return "gguf_q8_0";
-    case DType::kGgufQ4_0: return "gguf_q4_0";
-    case DType::kGgufQ4K: return "gguf_q4_k";
+    case DType::kGgufQ8_0:
+    case DType::kGgufQ4_0:
+    case DType::kGgufQ4K:
+    case DType::kGgufQ4_1:
+    case DType::kGgufQ5_0:
+    case DType::kGgufQ5_1:
+    case DType::kGgufQ2K:
+    case DType::kGgufQ3K:
+    case DType::kGgufQ5K:
+    case DType::kGgufQ6K:
+    case DType::kGgufIQ4NL:
+    case DType::kGgufIQ4XS: return gguf_block_traits(d).dtype_name;  // the traits table (gguf_blocks.h)
   }
   return "unknown";
 }
@@ -95,7 +107,16 @@ std::size_t dtype_size(DType d) {
     case DType::kQ8RowA8:
     case DType::kGgufQ8_0:
     case DType::kGgufQ4_0:
-    case DType::kGgufQ4K: return 0;  // packed: see matrix_bytes()
+    case DType::kGgufQ4K:
+    case DType::kGgufQ4_1:
+    case DType::kGgufQ5_0:
+    case DType::kGgufQ5_1:
+    case DType::kGgufQ2K:
+    case DType::kGgufQ3K:
+    case DType::kGgufQ5K:
+    case DType::kGgufQ6K:
+    case DType::kGgufIQ4NL:
+    case DType::kGgufIQ4XS: return 0;  // packed: see matrix_bytes()
   }
   return 0;
 }
@@ -295,7 +316,16 @@ void convert_to_f32(DType dtype, const void* data, std::size_t n, float* out) {
     case DType::kQ8RowA8:
     case DType::kGgufQ8_0:
     case DType::kGgufQ4_0:
-    case DType::kGgufQ4K:  // packed rows need their matrix's scales: matrix_row_to_f32()
+    case DType::kGgufQ4K:
+    case DType::kGgufQ4_1:
+    case DType::kGgufQ5_0:
+    case DType::kGgufQ5_1:
+    case DType::kGgufQ2K:
+    case DType::kGgufQ3K:
+    case DType::kGgufQ5K:
+    case DType::kGgufQ6K:
+    case DType::kGgufIQ4NL:
+    case DType::kGgufIQ4XS:  // packed rows need their matrix's scales: matrix_row_to_f32()
       throw Error("convert_to_f32: packed weight type " + std::string(dtype_name(dtype)) + " needs matrix_row_to_f32");
   }
 }

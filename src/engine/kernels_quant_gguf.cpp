@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels_quant.h"
 #include "kernels_quant_gguf.h"
@@ -20,6 +21,23 @@ void matmul_gguf(const Matrix& w, const float* x, const void*, int batch, float*
 }
 
 }  // namespace qmeter::engine::kernels::scalar
+
+namespace qmeter::engine::kernels {
+
+std::span<const MatmulKernel> gguf_matmul_kernels() {
+  static const std::vector<MatmulKernel> rows = [] {
+    std::vector<MatmulKernel> out;
+    for (const GgufBlockTraits& t : gguf_block_types()) {
+      out.push_back({Isa::kScalar, t.dtype, 1, t.matmul_scalar});
+      if (t.matmul_avx2) out.push_back({Isa::kAvx2, t.dtype, 1, t.matmul_avx2});
+      if (t.matmul_avx512) out.push_back({Isa::kAvx512, t.dtype, 1, t.matmul_avx512});
+    }
+    return out;
+  }();
+  return rows;
+}
+
+}  // namespace qmeter::engine::kernels
 
 QMETER_KERNELS_BEGIN_AVX512
 

@@ -5,6 +5,8 @@
 // kernel differs from the scalar reference only in the order of the f32 sums. (llama.cpp instead
 // quantizes each activation row to q8 and uses int8 dot products; keeping f32 activations is
 // more exact, and decode is bound by the weight bytes either way.)
+#include <span>
+
 #include "kernels_dispatch.h"
 
 namespace qmeter::engine::kernels {
@@ -19,12 +21,10 @@ void matmul_gguf_q4_0(const Matrix&, const float*, const void*, int, float*, int
 void matmul_gguf_q4_k(const Matrix&, const float*, const void*, int, float*, int, int);
 }  // namespace avx512
 
-#define QMETER_GGUF_KERNEL_ROWS                                        \
-  {Isa::kScalar, DType::kGgufQ8_0, 1, scalar::matmul_gguf},            \
-      {Isa::kScalar, DType::kGgufQ4_0, 1, scalar::matmul_gguf},        \
-      {Isa::kScalar, DType::kGgufQ4K, 1, scalar::matmul_gguf},         \
-      {Isa::kAvx512, DType::kGgufQ8_0, 1, avx512::matmul_gguf_q8_0},   \
-      {Isa::kAvx512, DType::kGgufQ4_0, 1, avx512::matmul_gguf_q4_0},   \
-      {Isa::kAvx512, DType::kGgufQ4K, 1, avx512::matmul_gguf_q4_k},
+// The GGUF rows of the kernel table, built once from the traits table (gguf_blocks.h): one row per
+// (ISA, block type) that has a kernel. find_matmul_kernel() looks GGUF types up here only, so
+// this is the one place a GGUF matmul is dispatched (a batched int8-activation kernel joins as a
+// row with min_batch 2 and a prepare function).
+std::span<const MatmulKernel> gguf_matmul_kernels();
 
 }  // namespace qmeter::engine::kernels

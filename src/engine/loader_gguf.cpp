@@ -1,8 +1,9 @@
 // GGUF v2/v3 files (llama.cpp's format): metadata key/values, tensor infos, aligned tensor data,
 // memory-mapped. Architectures "llama" (interleaved RoPE: llama.cpp's converter un-permutes HF
-// q/k) and "qwen2" (rotate-half RoPE, q/k/v biases). Dense types F32 / F16 / BF16, and the block
-// types Q8_0 / Q4_0 / Q4_K (gguf_blocks.h), which stay packed and mapped in place for the matrices
-// (embedding rows are dequantized on lookup); norms and biases must be dense. With
+// q/k) and "qwen2" (rotate-half RoPE, q/k/v biases). Dense types F32 / F16 / BF16, and every block
+// type of gguf_blocks.h's traits table (Q4_0 .. Q8_0, Q2_K .. Q6_K, IQ4_NL, IQ4_XS), which stay
+// packed and mapped in place for the matrices, each tensor its own type as llama-quantize's
+// mixtures have them (embedding rows are dequantized on lookup); norms and biases must be dense. With
 // LoadOptions::weight_dtype set, block matrices are dequantized into that dtype at load.
 #include <fmt/format.h>
 
@@ -37,7 +38,10 @@ struct GgufValue {
 std::string_view ggml_type_name(std::uint32_t t) {
   static const std::map<std::uint32_t, std::string_view> kNames = {
       {0, "F32"}, {1, "F16"}, {2, "Q4_0"}, {3, "Q4_1"}, {6, "Q5_0"}, {7, "Q5_1"}, {8, "Q8_0"}, {9, "Q8_1"},
-      {10, "Q2_K"}, {11, "Q3_K"}, {12, "Q4_K"}, {13, "Q5_K"}, {14, "Q6_K"}, {15, "Q8_K"}, {30, "BF16"}};
+      {10, "Q2_K"}, {11, "Q3_K"}, {12, "Q4_K"}, {13, "Q5_K"}, {14, "Q6_K"}, {15, "Q8_K"}, {16, "IQ2_XXS"},
+      {17, "IQ2_XS"}, {18, "IQ3_XXS"}, {19, "IQ1_S"}, {20, "IQ4_NL"}, {21, "IQ3_S"}, {22, "IQ2_S"}, {23, "IQ4_XS"},
+      {24, "I8"}, {25, "I16"}, {26, "I32"}, {27, "I64"}, {28, "F64"}, {29, "IQ1_M"}, {30, "BF16"}, {34, "TQ1_0"},
+      {35, "TQ2_0"}};
   auto it = kNames.find(t);
   return it == kNames.end() ? std::string_view("unknown") : it->second;
 }
@@ -322,9 +326,12 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
     };
     if (t.dims != dims)
       throw Error(fmt::format("'{}': tensor '{}' has dims {}, expected {}", path, name, dims_str(t.dims), dims_str(dims)));
-    if (!ggml_to_dtype(t.type, dtype))
-      throw Error(fmt::format("'{}': tensor '{}' has ggml type {} ({}), not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K are)",
-                              path, name, ggml_type_name(t.type), t.type));
+    if (!ggml_to_dtype(t.type, dtype)) {
+      std::string supported = "F32, F16, BF16";
+      for (const GgufBlockTraits& b : gguf_block_types()) supported += fmt::format(", {}", b.ggml_name);
+      throw Error(fmt::format("'{}': tensor '{}' has ggml type {} ({}), not supported ({} are)", path, name,
+                              ggml_type_name(t.type), t.type, supported));
+    }
     std::uint64_t numel = 1;
     for (auto d : dims) numel *= d;
     std::uint64_t bytes = 0;

@@ -38,7 +38,7 @@ TEST(GgufBlocks, SizesAndTypeIds) {
   EXPECT_EQ(gguf_ggml_type(DType::kGgufQ8_0), 8u);
   EXPECT_EQ(gguf_ggml_type(DType::kGgufQ4K), 12u);
   EXPECT_EQ(gguf_dtype_of_ggml(12), DType::kGgufQ4K);
-  EXPECT_FALSE(gguf_dtype_of_ggml(6).has_value());  // Q5_0: not supported
+  EXPECT_FALSE(gguf_dtype_of_ggml(16).has_value());  // IQ2_XXS: not supported
 }
 
 TEST(GgufBlocks, Q8_0HandWrittenBlockDecodes) {

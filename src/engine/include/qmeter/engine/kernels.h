@@ -13,9 +13,11 @@ class ThreadPool;
 
 // kQ8Row .. kQ8RowA8: packed quantized layouts (quant module), see packed_formats.h; their
 // dtype_size() is 0 (not a per-element size): use matrix_bytes().
-// kGgufQ8_0 / kGgufQ4_0 / kGgufQ4K: llama.cpp's block layouts without a header (gguf_blocks.h).
+// kGgufQ8_0 .. kGgufIQ4XS: llama.cpp's block layouts without a header (gguf_blocks.h, one traits
+// table there).
 enum class DType : std::uint8_t { kF32, kBF16, kF16, kQ8Row, kQ4Group, kNf4, kFp8Row, kFp8RowA8, kQ8RowA8,
-                                  kGgufQ8_0, kGgufQ4_0, kGgufQ4K };
+                                  kGgufQ8_0, kGgufQ4_0, kGgufQ4K, kGgufQ4_1, kGgufQ5_0, kGgufQ5_1, kGgufQ2K,
+                                  kGgufQ3K, kGgufQ5K, kGgufQ6K, kGgufIQ4NL, kGgufIQ4XS };
 std::string_view dtype_name(DType d);
 std::size_t dtype_size(DType d);
 
