@@ -12,6 +12,8 @@ PKGS=(
   libomp-dev openssl ca-certificates
   chromium bible-kjv bible-kjv-text
   slurmctld slurmd slurm-client munge
+  # clang + libFuzzer (fuzz targets, -DQMETER_FUZZ=ON) and /usr/bin/time (bench/fuzz/run.sh)
+  clang-14 libclang-rt-14-dev time
 )
 missing=()
 for p in "${PKGS[@]}"; do
