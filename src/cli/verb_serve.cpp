@@ -50,6 +50,8 @@ void add_serve_verb(CLI::App& app) {
   sub->add_option("--kv-cache-dtype", *kv_dtype,
                   "KV-cache element type: f32, int8 or fp8 (E4M3), one scale per token and head; int8/fp8 hold ~4x the "
                   "tokens in the same --kv-cache-memory");
+  sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", o->scheduler.enable_prefix_caching,
+                "reuse the KV blocks of prompt prefixes seen before (vLLM's automatic prefix caching; on by default)");
   sub->add_option("--max-queue", o->scheduler.max_queue, "waiting requests beyond this get HTTP 429")->check(CLI::Range(1, 10000000));
   sub->add_option("--max-model-len", o->max_model_len, "cap the context length");
   sub->add_option("--api-key", o->api_key, "require this bearer token");
@@ -61,8 +63,9 @@ void add_serve_verb(CLI::App& app) {
     server::InferenceServer srv(*o);
     srv.start();
     const server::SchedulerStats st = srv.scheduler().stats();
-    fmt::print("qmeter serve: {} ({}), {} KV blocks = {} tokens ({} KV cache)\n", srv.served_model_name(),
-               srv.model().description, st.kv_total_blocks, st.kv_capacity_tokens, st.kv_cache_dtype);
+    fmt::print("qmeter serve: {} ({}), {} KV blocks = {} tokens ({} KV cache), prefix caching {}\n",
+               srv.served_model_name(), srv.model().description, st.kv_total_blocks, st.kv_capacity_tokens,
+               st.kv_cache_dtype, st.prefix_caching ? "on" : "off");
     fmt::print("serving on {}\n", srv.base_url());
     std::fflush(stdout);
     std::signal(SIGINT, on_signal_serve);

@@ -128,6 +128,13 @@ class EmbeddedBackend : public backend::Backend {
       if (auto v = opt("max_num_batched_tokens")) o.scheduler.max_num_batched_tokens = std::stoi(*v);
       if (auto v = opt("kv_cache_mb")) o.scheduler.kv_cache_bytes = static_cast<std::size_t>(std::stod(*v) * (1 << 20));
       if (auto v = opt("max_model_len")) o.max_model_len = std::stoi(*v);
+      if (auto v = opt("enable_prefix_caching")) {
+        if (*v != "true" && *v != "false")
+          throw backend::BackendError("backend.options.enable_prefix_caching: '" + *v + "' is not true or false", "");
+        o.scheduler.enable_prefix_caching = *v == "true";
+      }
+    } catch (const backend::BackendError&) {
+      throw;
     } catch (const std::exception& e) {
       throw backend::BackendError(std::string("backend.options: not a number: ") + e.what(), "");
     }

@@ -23,6 +23,7 @@ struct Sequence {
   int prompt_len = 0;
   int generated = 0;
   std::int64_t admit_order = 0;
+  bool readmission = false;  // preempted before: its lookups count apart (vLLM's preempted_*)
   std::unique_ptr<engine::Sampler> sampler;
   std::vector<TokenEvent> prompt_lp;  // one per prompt token after the first (with top-N when asked)
   bool prompt_lp_sent = false;
@@ -71,7 +72,7 @@ struct Scheduler::Impl {
     layout = engine::KvLayout::for_model(model.config, options.block_size);
     const std::size_t block_bytes = layout.block_bytes();  // smaller for an int8 / fp8 KV cache
     const int blocks = static_cast<int>(std::max<std::size_t>(2, options.kv_cache_bytes / block_bytes));
-    pool = std::make_unique<engine::FixedKvBlockPool>(layout, blocks);
+    pool = std::make_unique<engine::FixedKvBlockPool>(layout, blocks, options.enable_prefix_caching);
     threads = std::make_unique<engine::ThreadPool>(std::max(1, options.threads));
     pass = std::make_unique<engine::ForwardPass>(model, threads.get());
     thread = std::thread([this] { loop(); });
@@ -105,7 +106,8 @@ struct Scheduler::Impl {
     auto it = std::find_if(running.begin(), running.end(), [&](const auto& p) { return p.get() == s; });
     auto victim = std::move(*it);
     running.erase(it);
-    victim->kv->truncate(0);
+    victim->kv->truncate(0);  // published blocks stay cached: readmission may adopt them again
+    victim->readmission = true;
     std::lock_guard lock(mu);
     ++stats.preemptions;
     waiting.push_front(std::move(victim));
@@ -186,12 +188,21 @@ struct Scheduler::Impl {
         finish(*s, FinishReason::kError, "the prompt needs more KV-cache blocks than the whole pool holds");
         continue;
       }
+      const int cached = s->req.prompt_logprobs ? 0 : s->kv->adopt_cached_prefix(s->tokens);
       // Admit only when the whole prompt (plus the first generated position) fits now.
       if (!s->kv->reserve(static_cast<int>(s->tokens.size()) + 1)) {
         s->kv->truncate(0);
         std::lock_guard lock(mu);
         waiting.push_front(std::move(s));
         return;
+      }
+      {
+        std::lock_guard lock(mu);
+        if (pool->caches_prefixes() && !s->req.prompt_logprobs && !s->readmission) {
+          stats.prefix_cache_queries += static_cast<std::int64_t>(s->tokens.size());
+          stats.prefix_cache_hits += cached;
+        }
+        stats.prefill_tokens_cached += cached;
       }
       s->admit_order = ++admit_counter;
       running.push_back(std::move(s));
@@ -271,8 +282,17 @@ struct Scheduler::Impl {
       return;
     }
     {
+      std::int64_t prefill = 0;
+      for (std::size_t i = 0; i < members.size(); ++i) {
+        const Sequence* s = members[i];
+        const int before = s->kv->length() - chunk_len[i];
+        // A decode step computes the one position after the prompt's; anything else is prefill.
+        if (before < s->prompt_len || chunk_len[i] > 1) prefill += chunk_len[i];
+        s->kv->publish_full_blocks(s->tokens);
+      }
       std::lock_guard lock(mu);
       ++stats.steps;
+      stats.prefill_tokens_computed += prefill;
     }
     const int vocab = pass->vocab_size();
     std::vector<float> prompt_scratch;
@@ -401,6 +421,10 @@ SchedulerStats Scheduler::stats() const {
   s.kv_capacity_tokens = impl_->pool->capacity_tokens();
   s.kv_block_size = impl_->layout.block_size;
   s.kv_cache_dtype = std::string(engine::kv_dtype_name(impl_->layout.dtype));
+  s.prefix_caching = impl_->pool->caches_prefixes();
+  s.kv_cached_blocks = impl_->pool->cached_blocks();
+  s.kv_evictions = impl_->pool->evictions();
+  s.kv_block_refs = impl_->pool->referenced_blocks_sum();
   return s;
 }
 

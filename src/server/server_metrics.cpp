@@ -50,10 +50,25 @@ std::string ServerMetrics::prometheus_text(const SchedulerStats& s, const std::s
   // vLLM's info gauge: the cache configuration as labels, value 1.
   out += fmt::format("# HELP vllm:cache_config_info Information of the KV-cache configuration.\n"
                      "# TYPE vllm:cache_config_info gauge\n"
-                     "vllm:cache_config_info{{{},block_size=\"{}\",cache_dtype=\"{}\",num_gpu_blocks=\"{}\"}} 1\n",
-                     l, s.kv_block_size, s.kv_cache_dtype, s.kv_total_blocks);
+                     "vllm:cache_config_info{{{},block_size=\"{}\",cache_dtype=\"{}\",enable_prefix_caching=\"{}\","
+                     "num_gpu_blocks=\"{}\"}} 1\n",
+                     l, s.kv_block_size, s.kv_cache_dtype, s.prefix_caching ? "True" : "False", s.kv_total_blocks);
   counter("vllm:num_preemptions_total", "Sequences preempted (KV blocks freed, recomputed later).",
           static_cast<double>(s.preemptions));
+  // vLLM v1's prefix-cache counters (prometheus_client adds _total to a counter's name), in tokens.
+  counter("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.",
+          static_cast<double>(s.prefix_cache_queries));
+  counter("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.",
+          static_cast<double>(s.prefix_cache_hits));
+  counter("qmeter:prefill_tokens_computed_total", "Positions computed by prefill (recompute after preemption included).",
+          static_cast<double>(s.prefill_tokens_computed));
+  counter("qmeter:prefill_tokens_cached_total", "Prompt positions taken from the prefix cache instead of computed.",
+          static_cast<double>(s.prefill_tokens_cached));
+  counter("qmeter:prefix_cache_evictions_total", "Cached KV blocks evicted (reused for other contents).",
+          static_cast<double>(s.kv_evictions));
+  gauge("qmeter:prefix_cache_blocks", "KV blocks findable in the prefix cache (in use or free).", s.kv_cached_blocks);
+  gauge("qmeter:kv_block_references", "Sum of the KV blocks' reference counts (0 when no sequence holds a block).",
+        static_cast<double>(s.kv_block_refs));
   counter("vllm:prompt_tokens_total", "Prompt tokens received.", static_cast<double>(s.prompt_tokens));
   counter("vllm:generation_tokens_total", "Tokens generated.", static_cast<double>(s.generation_tokens));
   counter("vllm:request_success_total", "Requests finished (stop or length).", static_cast<double>(success.load()));

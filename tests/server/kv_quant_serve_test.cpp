@@ -56,7 +56,7 @@ TEST(ServeKvQuant, SameMemoryHoldsMoreTokens) {
   EXPECT_EQ(i8.tokens, 1920) << i8.log << i8.metrics;
   EXPECT_EQ(f8.tokens, 1920) << f8.log << f8.metrics;
   EXPECT_NE(i8.metrics.find("vllm:cache_config_info{model_name=\"synthetic:small\",block_size=\"16\",cache_dtype=\"int8\","
-                            "num_gpu_blocks=\"120\"} 1"),
+                            "enable_prefix_caching=\"True\",num_gpu_blocks=\"120\"} 1"),
             std::string::npos)
       << i8.metrics;
   EXPECT_NE(i8.log.find("120 KV blocks = 1920 tokens (int8 KV cache)"), std::string::npos) << i8.log;

@@ -7,6 +7,17 @@
 //  - FixedKvBlockPool preallocates N blocks shared by many sequences (a paged KV cache for
 //    continuous batching: admission = can the pool supply the blocks, eviction = release()).
 //
+// Prefix caching (vLLM's automatic prefix caching, FixedKvBlockPool built with it on): a block
+// whose block_size positions are all written is *sealed* and published under the hash of its whole
+// token prefix: hash(parent block's hash, this block's tokens), the chain rooted in a hash of the
+// layout (dtype, shape), since the same tokens give other bytes in an int8 cache than in an f32 one.
+// A new sequence adopts the published blocks that hold the longest whole-block prefix of its
+// tokens instead of computing them. Sealed blocks are read-only and reference-counted; a block
+// whose count drops to zero stays cached (still findable) until the pool needs a block and has no
+// never-cached one left, then the least recently released cached block is evicted (LRU). The
+// hash is 64 bits; a lookup also compares the block's tokens and its parent's hash, so a false
+// hit needs a 64-bit collision between two *parent* chains.
+//
 // Element types (KvDType, model_config.h). A row is the K (or V) vector of one layer at one
 // position, kv_dim values:
 //  - kF32:  kv_dim floats.
@@ -22,8 +33,11 @@
 // a quantized cache is ever made.
 #include <cstddef>
 #include <cstdint>
+#include <list>
 #include <memory>
 #include <mutex>
+#include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "qmeter/engine/model_config.h"
@@ -61,8 +75,15 @@ struct KvLayout {
 // Sets model.config.kv_cache_dtype and notes a non-f32 choice in model.description.
 void set_kv_cache_dtype(Model& model, KvDType dtype);
 
+// Identity of a sealed block's contents: the chained hash of its token prefix (see above).
+using KvBlockHash = std::uint64_t;
+// The root of every chain: a hash of what, besides the tokens, decides a block's bytes.
+KvBlockHash kv_prefix_root_hash(const KvLayout& layout);
+// The hash of a block holding `tokens` (block_size of them) after the block hashed `parent`.
+KvBlockHash kv_block_hash(KvBlockHash parent, std::span<const int> tokens);
+
 // Source of KV blocks (block_bytes() each, 64-byte aligned). Thread-safe: sequences of one batch
-// may grow concurrently.
+// may grow concurrently. acquire() hands out a block with one reference; release() drops one.
 class KvBlockPool {
  public:
   virtual ~KvBlockPool() = default;
@@ -70,6 +91,14 @@ class KvBlockPool {
   virtual std::byte* acquire() = 0;  // nullptr when exhausted
   virtual void release(std::byte* block) = 0;
   virtual int free_blocks() const = 0;  // -1 when unbounded
+  // Prefix caching (no-ops unless the pool caches): the published block with this hash, tokens
+  // and parent, with one more reference; nullptr when none.
+  virtual std::byte* acquire_cached(KvBlockHash, KvBlockHash /*parent*/, std::span<const int> /*tokens*/) {
+    return nullptr;
+  }
+  // Makes a sealed block findable under its hash (a no-op when another block already holds it).
+  virtual void publish(std::byte* /*block*/, KvBlockHash, KvBlockHash /*parent*/, std::span<const int> /*tokens*/) {}
+  virtual bool caches_prefixes() const { return false; }
 };
 
 class HeapKvBlockPool final : public KvBlockPool {
@@ -84,24 +113,48 @@ class HeapKvBlockPool final : public KvBlockPool {
   KvLayout layout_;
 };
 
-// N blocks in one allocation; acquire/release are O(1) under a mutex.
+// N blocks in one allocation; acquire/release are O(1) under a mutex. With `prefix_caching`,
+// released sealed blocks stay cached (LRU) and count as free: acquire() takes a never-cached block
+// first, then evicts the least recently released cached one.
 class FixedKvBlockPool final : public KvBlockPool {
  public:
-  FixedKvBlockPool(const KvLayout& layout, int n_blocks);
+  FixedKvBlockPool(const KvLayout& layout, int n_blocks, bool prefix_caching = false);
   ~FixedKvBlockPool() override;
   const KvLayout& layout() const override { return layout_; }
   std::byte* acquire() override;
   void release(std::byte* block) override;
-  int free_blocks() const override;
+  int free_blocks() const override;  // unreferenced blocks, cached ones included
+  std::byte* acquire_cached(KvBlockHash hash, KvBlockHash parent, std::span<const int> tokens) override;
+  void publish(std::byte* block, KvBlockHash hash, KvBlockHash parent, std::span<const int> tokens) override;
+  bool caches_prefixes() const override { return prefix_caching_; }
   int total_blocks() const { return n_blocks_; }
   // Positions the whole pool holds (n_blocks * block_size).
   long capacity_tokens() const { return static_cast<long>(n_blocks_) * layout_.block_size; }
+  int cached_blocks() const;               // published blocks, referenced or not
+  std::int64_t evictions() const;          // cached blocks reused for other contents so far
+  long referenced_blocks_sum() const;      // sum of all reference counts (0 when no sequence holds any)
 
  private:
+  struct BlockInfo {
+    int refs = 0;
+    bool published = false;
+    KvBlockHash hash = 0, parent = 0;
+    std::vector<int> tokens;             // the block's tokens, checked on every hit
+    std::list<int>::iterator lru;        // in lru_ while published and unreferenced
+  };
+  int index_of(const std::byte* block) const;
+  std::byte* block_at(int i) const { return arena_ + stride_ * static_cast<std::size_t>(i); }
+
   KvLayout layout_;
   int n_blocks_;
+  bool prefix_caching_;
+  std::size_t stride_;
   std::byte* arena_ = nullptr;
-  std::vector<std::byte*> free_;
+  std::vector<int> free_;                  // unreferenced, never published (or evicted)
+  std::list<int> lru_;                     // unreferenced published blocks, least recent first
+  std::vector<BlockInfo> info_;
+  std::unordered_map<KvBlockHash, int> by_hash_;
+  std::int64_t evictions_ = 0;
   mutable std::mutex mu_;
 };
 
@@ -123,11 +176,22 @@ class KvCache {
   bool reserve(int n);
   // Records that positions [length(), n) were written (the forward pass calls this).
   void set_length(int n);
-  // Drops positions >= n and releases blocks no longer needed (n = 0: empty the cache).
+  // Drops positions >= n and releases blocks no longer needed (n = 0: empty the cache). A sealed
+  // block cut in the middle is copied first (others may share it).
   void truncate(int n);
+
+  // Prefix caching (a no-op unless the pool caches prefixes). On an empty cache: adopts the
+  // published blocks holding the longest whole-block prefix of `tokens`, leaving at least the last
+  // token to compute (its logits start generation); returns the positions adopted (= length()).
+  int adopt_cached_prefix(std::span<const int> tokens);
+  // Seals and publishes every whole block of [0, length()); `tokens` holds (at least) the tokens
+  // of those positions. Call after each forward step.
+  void publish_full_blocks(std::span<const int> tokens);
+  int sealed_blocks() const { return static_cast<int>(block_hashes_.size()); }
 
   // Stores the keys and values (kv_dim floats each) of `layer` at reserved position `pos`,
   // quantizing them per head for int8 / fp8 layouts.
+  // Positions in sealed blocks are read-only: writing one throws.
   void write(int layer, int pos, const float* k, const float* v);
   // The stored rows (layout above); kv_kernels.h reads them.
   const std::byte* key_row(int layer, int pos) const { return slot(layer, pos, 0); }
@@ -150,6 +214,7 @@ class KvCache {
   std::unique_ptr<KvBlockPool> own_pool_;
   KvBlockPool* pool_;
   std::vector<std::byte*> blocks_;
+  std::vector<KvBlockHash> block_hashes_;  // of blocks_[0 .. sealed_blocks()), all full and read-only
   int length_ = 0;
 };
 

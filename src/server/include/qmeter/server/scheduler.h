@@ -9,6 +9,12 @@
 // pool runs out mid-decode, the newest running sequence is preempted: its blocks are freed and it
 // goes back to the front of the queue to be recomputed later (vLLM's recompute preemption), so
 // greedy outputs are unchanged by memory pressure.
+//
+// Prefix caching (on by default, as in vLLM; kv_cache.h): an admitted sequence adopts the cached
+// KV blocks of the longest whole-block prefix of its tokens and computes only the rest (at least
+// its last token). Blocks are published as they fill (prompt and generated tokens alike), so a
+// preempted sequence usually finds its own blocks again when it is readmitted. Requests that want
+// prompt log-probabilities skip the lookup (they need logits at every prompt position).
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -28,6 +34,7 @@ struct SchedulerOptions {
   int block_size = 16;
   int max_queue = 4096;  // waiting sequences beyond this are refused (HTTP 429)
   int threads = 1;       // engine compute threads
+  bool enable_prefix_caching = true;
 };
 
 struct TopLogprob {
@@ -70,6 +77,16 @@ struct SchedulerStats {
   int kv_block_size = 0;
   std::string kv_cache_dtype;
   std::int64_t preemptions = 0;
+  bool prefix_caching = false;
+  // vLLM's prefix-cache counters, in tokens, over admissions that are not readmissions after a
+  // preemption: queries = the sequences' token counts, hits = the tokens found cached.
+  std::int64_t prefix_cache_queries = 0, prefix_cache_hits = 0;
+  // Prefill work: positions computed by prefill chunks (readmissions' recompute included) vs
+  // positions adopted from the prefix cache instead.
+  std::int64_t prefill_tokens_computed = 0, prefill_tokens_cached = 0;
+  int kv_cached_blocks = 0;          // blocks findable in the prefix cache (referenced or not)
+  std::int64_t kv_evictions = 0;     // cached blocks reused for other contents
+  long kv_block_refs = 0;            // sum of all blocks' reference counts (0 when idle)
   std::int64_t prompt_tokens = 0, generation_tokens = 0;
   std::int64_t finished = 0;
   std::int64_t steps = 0;
