@@ -17,7 +17,16 @@ CpuFeatures detect() {
   __builtin_cpu_init();
   f.avx2 = __builtin_cpu_supports("avx2");
   f.fma = __builtin_cpu_supports("fma");
+#if defined(__clang__) && __clang_major__ < 16 && defined(__x86_64__)
+  // clang before 16 (the fuzz build's clang-14) knows no "f16c" here: CPUID.1:ECX bit 29. The OS
+  // YMM-state check is the avx2 one above, which every F16C kernel path also requires.
+  {
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+    f.f16c = f.avx2 && __get_cpuid(1, &a1, &b1, &c1, &d1) && (c1 >> 29 & 1u);
+  }
+#else
   f.f16c = __builtin_cpu_supports("f16c");
+#endif
   f.avx512f = __builtin_cpu_supports("avx512f");
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");

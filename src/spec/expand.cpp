@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "qmeter/core/error.h"
 #include "qmeter/spec/study_spec.h"
 
 namespace qmeter::spec {
@@ -12,6 +13,33 @@ namespace {
 using nlohmann::json;
 
 json num(double v) { return std::isinf(v) ? json("inf") : json(v); }
+
+bool is_utf8(const std::string& s) {
+  try {
+    (void)json(s).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
+// The dotted path of the first key or string in `j` that is not UTF-8 ("" when all are). YAML
+// specs must be UTF-8; yaml-cpp does not check, so a stray byte surfaces here, in the run hash.
+std::string non_utf8_field(const json& j, const std::string& path) {
+  if (j.is_string()) return is_utf8(j.get_ref<const std::string&>()) ? "" : path;
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string p = path.empty() ? it.key() : path + "." + it.key();
+      if (!is_utf8(it.key())) return path.empty() ? "(a key)" : path + " (a key)";
+      if (std::string bad = non_utf8_field(it.value(), p); !bad.empty()) return bad;
+    }
+  }
+  if (j.is_array()) {
+    for (std::size_t i = 0; i < j.size(); ++i)
+      if (std::string bad = non_utf8_field(j[i], path + "[" + std::to_string(i) + "]"); !bad.empty()) return bad;
+  }
+  return "";
+}
 
 json workload_json(const WorkloadSpec& w) {
   json points = json::array();
@@ -81,6 +109,8 @@ std::vector<RunConfig> expand_runs(const StudySpec& s) {
                       {"seed", s.seed}};
             // Only a partition factor adds the key: earlier studies keep their run ids.
             if (!hw.partition.empty()) j["hardware"]["partition"] = hw.partition;
+            if (std::string bad = non_utf8_field(j, ""); !bad.empty())
+              throw UsageError("study '" + s.name + "': " + bad + ": not valid UTF-8 text (a YAML spec must be UTF-8)");
             r.normalized_json = j.dump();
             char buf[17];
             std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a64(r.normalized_json)));

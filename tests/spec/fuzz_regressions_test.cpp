@@ -1,0 +1,35 @@
+// Inputs the study-spec fuzz target (fuzz/fuzz_study_spec.cpp) found, each a clear UsageError now.
+#include <gtest/gtest.h>
+
+#include "qmeter/core/error.h"
+#include "qmeter/spec/study_spec.h"
+
+namespace qmeter::spec {
+namespace {
+
+// A byte that is not UTF-8 in a model path used to escape as nlohmann's type_error 316 from the
+// run-id hash ("invalid UTF-8 byte at index 10: 0x9A"), naming neither the field nor the spec.
+TEST(SpecFuzzRegressions, InvalidUtf8InAFieldIsAUsageErrorNamingIt) {
+  const std::string text = "study: x\nmodels: [\"synthetic:\x9Atiny\"]\nmethods: [fp32]\nworkloads: [{rates: [1]}]\n";
+  try {
+    (void)expand_runs(parse_study_spec_text(text, "s.yaml"));
+    FAIL() << "a spec with invalid UTF-8 expanded";
+  } catch (const UsageError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("model."), std::string::npos) << msg;  // model.name (derived from the path) or model.path
+    EXPECT_NE(msg.find("UTF-8"), std::string::npos) << msg;
+  }
+}
+
+TEST(SpecFuzzRegressions, InvalidUtf8InAnOptionKeyIsAUsageErrorNamingIt) {
+  const std::string text = "study: x\nmodels: [\"synthetic:tiny\"]\nmethods: [{name: fp32, \"k\xFF\": 1}]\nworkloads: [{rates: [1]}]\n";
+  try {
+    (void)expand_runs(parse_study_spec_text(text, "s.yaml"));
+    FAIL() << "a spec with invalid UTF-8 expanded";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("method.options"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace qmeter::spec
