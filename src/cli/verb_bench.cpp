@@ -6,8 +6,10 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
+#include <functional>
 #include <memory>
 
+#include "qmeter/client/token_counter.h"
 #include "qmeter/core/error.h"
 #include "qmeter/exec/energy_observer.h"
 #include "qmeter/loadgen/loadgen.h"
@@ -48,6 +50,11 @@ struct BenchServeFlags {
   double power_interval_ms = 50, idle_seconds = 2;
   bool score = false;
   int num_fewshot = 0;
+  int turns = 4;
+  double think_time_s = 0;
+  int num_prefixes = 4, prefix_len = 512;
+  std::string trace_window;
+  bool exact_lengths = false;
 };
 
 std::atomic<bool> g_interrupted{false};
@@ -109,6 +116,16 @@ void run_bench_serve(const BenchServeFlags& f) {
   ds.range_ratio = f.range_ratio;
   ds.seed = f.seed;
   ds.num_fewshot = f.num_fewshot;
+  ds.turns = f.turns;
+  ds.think_time_s = f.think_time_s;
+  ds.num_prefixes = f.num_prefixes;
+  ds.prefix_len = f.prefix_len;
+  if (!f.trace_window.empty()) workload::parse_trace_window(f.trace_window, ds);
+  std::function<int(const std::string&)> counter;
+  if (f.exact_lengths) {
+    counter = client::server_token_counter(f.base_url, f.model, f.api_key);
+    ds.token_counter = &counter;
+  }
   workload::ArrivalOptions ar;
   ar.kind = f.arrival;
   ar.request_rate = parse_rate(f.request_rate);
@@ -178,7 +195,19 @@ void add_bench_verb(CLI::App& app) {
   serve->add_option("--base-url", f->base_url, "Server URL, http(s)://HOST:PORT")->required();
   serve->add_option("--model", f->model, "Model name sent in each request")->required();
   serve->add_option("--endpoint", f->endpoint, "/v1/completions or /v1/chat/completions")->capture_default_str();
-  serve->add_option("--dataset", f->dataset, "random | sharegpt:PATH | jsonl:PATH | azure:PATH | gsm8k:PATH")->capture_default_str();
+  serve->add_option("--dataset", f->dataset,
+                    "random | sharegpt:PATH | jsonl:PATH | azure:PATH | gsm8k:PATH | mooncake:PATH | burstgpt:PATH | "
+                    "trace:PATH | sharegpt-multiturn:PATH | multiturn | prefix")
+      ->capture_default_str();
+  serve->add_option("--turns", f->turns, "multiturn: turns per conversation")->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option("--think-time", f->think_time_s, "Multi-turn: seconds between a reply and the next turn")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  serve->add_option("--num-prefixes", f->num_prefixes, "prefix: distinct shared system prompts")->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option("--prefix-len", f->prefix_len, "prefix: tokens of each shared system prompt (--input-len = suffix)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option("--trace-window", f->trace_window, "Traces: replay only START,DURATION seconds of the trace (DURATION inf: to the end)");
+  serve->add_flag("--exact-lengths", f->exact_lengths,
+                  "Count prompt tokens through the server's /tokenize so synthetic prompts have exact token lengths");
   serve->add_option("--input-len", f->input_len, "Input tokens (random dataset)")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--output-len", f->output_len, "Output tokens per request")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--range-ratio", f->range_ratio, "Lengths uniform in len*[1-r, 1+r]")->check(CLI::Range(0.0, 1.0))->capture_default_str();

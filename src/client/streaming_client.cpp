@@ -1,5 +1,7 @@
 #include "qmeter/client/streaming_client.h"
 
+#include "session_chain.h"
+
 #include <curl/curl.h>
 #include <fmt/core.h>
 #include <sys/epoll.h>
@@ -365,16 +367,22 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
     auto& rec = records[i];
     rec.index = r.index;
     rec.warmup = r.warmup;
+    rec.session = r.session;
+    rec.turn = r.turn;
     rec.scheduled_ns = rec.planned_ns = r.scheduled_ns;
     rec.max_tokens = r.max_tokens;
     rec.expected_prompt_tokens = r.expected_prompt_tokens;
-    bodies[i] = im.body_for(r);  // built before the clock matters
+    if (r.follows < 0) bodies[i] = im.body_for(r);  // built before the clock matters
   }
-  // Send order: by scheduled time, ties by position.
-  std::vector<std::size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
+  // Send order: by scheduled time (records' planned_ns), ties by position. Later turns of
+  // conversations join it when the previous turn ends (session_chain.h).
+  detail::SessionChain sessions(requests);
+  std::vector<std::size_t> order;
+  order.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    if (!sessions.waits_for_previous(i)) order.push_back(i);
   std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return requests[a].scheduled_ns < requests[b].scheduled_ns; });
+                   [&](std::size_t a, std::size_t b) { return records[a].planned_ns < records[b].planned_ns; });
 
   raise_fd_limit();
   im.multi = curl_multi_init();
@@ -402,14 +410,38 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
   std::vector<char> blocked(n, 0);  // was due while every slot was taken
   std::size_t marked = 0;           // order[next, marked) are marked blocked
   auto mark_blocked = [&](Nanos due_by) {
-    for (marked = std::max(marked, next); marked < n && requests[order[marked]].scheduled_ns <= due_by; ++marked) {
+    for (marked = std::max(marked, next); marked < order.size() && records[order[marked]].planned_ns <= due_by; ++marked) {
       blocked[order[marked]] = 1;
     }
   };
 
-  auto end_request = [&](std::size_t i) {
+  std::function<void(std::size_t)> end_request = [&](std::size_t i) {
     ++done;
     if (control.on_complete) control.on_complete(records[i]);
+    const auto j = sessions.follower(i);
+    if (!j) return;
+    auto& next_rec = records[*j];
+    if (!records[i].ok() || (control.cancel && control.cancel->load(std::memory_order_relaxed))) {
+      // Its history does not exist: the rest of the conversation is not sent.
+      next_rec.error = ErrorKind::kCancelled;
+      next_rec.error_message = fmt::format("not sent: turn {} of its conversation did not complete", records[i].turn);
+      next_rec.end_ns = records[i].end_ns;
+      next_rec.scheduled_ns = next_rec.planned_ns = records[i].end_ns + requests[*j].think_ns;
+      end_request(*j);
+      return;
+    }
+    const StreamRequest sent = sessions.next_turn(i, records[i].generated_text);
+    bodies[*j] = im.body_for(sent);
+    next_rec.scheduled_ns = next_rec.planned_ns = records[i].end_ns + requests[*j].think_ns;
+    // Into the send order by time (after what was already sent).
+    auto pos = std::upper_bound(order.begin() + static_cast<std::ptrdiff_t>(next), order.end(), next_rec.planned_ns,
+                                [&](Nanos t, std::size_t k) { return t < records[k].planned_ns; });
+    const auto at = static_cast<std::size_t>(pos - order.begin());
+    order.insert(pos, *j);
+    if (at < marked) {  // due before the horizon already marked as waiting for a slot
+      ++marked;
+      blocked[*j] = 1;
+    }
   };
   auto drain_done = [&] {
     int left = 0;
@@ -452,7 +484,7 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
     }
     // Release every due request while a slot (connection) is free.
     bool released = false;
-    while (next < n && in_flight < cap && requests[order[next]].scheduled_ns <= now) {
+    while (next < order.size() && in_flight < cap && records[order[next]].planned_ns <= now) {
       const std::size_t i = order[next++];
       auto& rec = records[i];
       if (blocked[i] && control.max_concurrency > 0) {
@@ -475,7 +507,7 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
     mark_blocked(now);
 
     now = steady_now_ns();
-    const Nanos next_send = (next < n && in_flight < cap) ? requests[order[next]].scheduled_ns : kNever;
+    const Nanos next_send = (next < order.size() && in_flight < cap) ? records[order[next]].planned_ns : kNever;
     Nanos wake = std::min(im.curl_deadline, next_send == kNever ? kNever : next_send - control.spin_ns);
     if (control.cancel) wake = std::min(wake, now + 50'000'000);  // poll the cancel flag
     Nanos wait_ns = wake == kNever ? -1 : std::max<Nanos>(0, wake - now);
@@ -514,13 +546,13 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
       live[i].reset();
     }
   }
-  for (std::size_t k = 0; k < n; ++k) {
+  for (std::size_t k = 0; k < order.size(); ++k) {
     auto& rec = records[order[k]];
     if (rec.end_ns == 0) {
       rec.error = ErrorKind::kCancelled;
       rec.error_message = "the run was stopped before this request finished";
       rec.end_ns = steady_now_ns();
-      end_request(order[k]);
+      end_request(order[k]);  // and the turns after it, not sent
     }
   }
   prctl(PR_SET_TIMERSLACK, static_cast<unsigned long>(old_slack > 0 ? old_slack : 50'000), 0, 0, 0);

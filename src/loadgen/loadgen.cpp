@@ -24,6 +24,10 @@ std::vector<client::StreamRequest> to_stream_requests(const workload::Schedule& 
     for (const auto& m : s.prompt.messages) r.messages.push_back({m.role, m.content});
     r.max_tokens = s.prompt.max_tokens;
     r.expected_prompt_tokens = s.prompt.prompt_tokens;
+    r.follows = s.follows;
+    r.think_ns = s.prompt.think_ns;
+    r.session = s.prompt.session;
+    r.turn = s.prompt.turn;
     out.push_back(std::move(r));
   }
   return out;
@@ -101,6 +105,7 @@ LoadgenResult run_load(const workload::Schedule& schedule, const LoadgenOptions&
   MetricsOptions metrics = options.metrics;
   metrics.closed_loop = schedule.max_concurrency > 0;
   result.metrics = compute_metrics(result.records, metrics);
+  result.sessions = compute_session_metrics(result.records, metrics);
   return result;
 }
 

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "session_output.h"
+
 #include "qmeter/core/error.h"
 #include "qmeter/loadgen/loadgen.h"
 
@@ -125,6 +127,7 @@ std::string output_json_text(const LoadgenResult& result, const MetricsOptions& 
   j["slo"] = std::move(slo);
   for (const auto& [k, v] : result.extras.numbers) j[k] = num(v);
   for (const auto& [k, v] : result.extras.strings) j[k] = v;
+  if (result.sessions.defined) j["sessions"] = session_metrics_json(result.sessions);
 
   // vLLM's per-request lists (measured requests, schedule order; seconds).
   auto input_lens = ordered_json::array(), output_lens = ordered_json::array(), ttfts = ordered_json::array(),
@@ -159,6 +162,10 @@ void write_requests_jsonl(const std::string& path, std::span<const RequestRecord
     ordered_json j;
     j["index"] = r.index;
     j["warmup"] = r.warmup;
+    if (r.session >= 0) {
+      j["session"] = r.session;
+      j["turn"] = r.turn;
+    }
     j["ok"] = r.ok();
     j["error"] = client::error_kind_name(r.error);
     j["error_message"] = r.error_message;
@@ -239,6 +246,14 @@ std::string format_summary(const LoadgenResult& result, const MetricsOptions& op
     line("Output token throughput (tok/s):", f2(m.steady.output_throughput));
     for (const auto& [p, v] : m.steady.ttft.percentiles_ms) line("P" + percentile_label(p) + " TTFT (ms):", f2(v));
     for (const auto& c : m.steady.slo) line("Goodput " + c.slo.name + " (req/s):", f2(c.goodput_rps));
+  }
+  if (const SessionMetrics& ss = result.sessions; ss.defined) {
+    header("Conversations (multi-turn)");
+    line("Conversations (all turns completed):", fmt::format("{} ({})", ss.sessions, ss.completed_sessions));
+    line("Mean turns per conversation:", f2(ss.mean_turns));
+    line("Concurrent conversations (mean / max):", fmt::format("{} / {}", f2(ss.mean_concurrent_sessions), ss.max_concurrent_sessions));
+    for (const auto& t : ss.by_turn)
+      line(fmt::format("Turn {}: median TTFT (ms), context tok:", t.turn), fmt::format("{} {:>6.0f}", f2(t.ttft.median_ms), t.mean_context_tokens));
   }
   for (const auto& c : m.slo) {
     header("SLO class " + c.slo.name);

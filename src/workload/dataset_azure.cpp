@@ -13,11 +13,9 @@
 
 #include "dataset_input.h"
 #include "datasets.h"
-#include "word_prompt.h"
+#include "trace_rows.h"
 
 namespace qmeter::workload::detail {
-
-namespace {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -41,6 +39,8 @@ bool iequals(std::string_view a, std::string_view b) {
            return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
          });
 }
+
+namespace {
 
 // Days since 1970-01-01 of a proleptic Gregorian date (the era-based civil-calendar arithmetic:
 // 400-year eras of 146097 days, years starting in March so the leap day is last).
@@ -130,62 +130,34 @@ std::optional<int> parse_positive_int(std::string_view s) {
 
 DatasetSample load_azure(const std::string& spec, const std::string& path, const DatasetOptions& options) {
   const std::string text = read_dataset_file(spec, path);
-  const auto lines = split_lines(text);
-  if (lines.empty() || trim(lines[0].text).empty()) fail(spec, "empty file (expected the header TIMESTAMP,ContextTokens,GeneratedTokens)");
-
-  const auto header = split_commas(lines[0].text);
-  auto column = [&](std::string_view name) {
-    for (std::size_t i = 0; i < header.size(); ++i)
-      if (iequals(header[i], name)) return i;
-    fail_at(spec, 1, fmt::format("missing column '{}' in the header '{}' (expected TIMESTAMP,ContextTokens,GeneratedTokens)",
-                                 name, lines[0].text));
-  };
-  const std::size_t col_time = column("TIMESTAMP"), col_context = column("ContextTokens"),
-                    col_generated = column("GeneratedTokens");
-
-  DatasetSample sample;
-  std::vector<Nanos> times;
+  const CsvTrace csv(spec, text, "TIMESTAMP,ContextTokens,GeneratedTokens");
+  const std::size_t col_time = csv.column("TIMESTAMP"), col_context = csv.column("ContextTokens"),
+                    col_generated = csv.column("GeneratedTokens");
+  TraceWindow window(options);
+  std::vector<TraceRow> rows;
   const auto wanted = static_cast<std::size_t>(options.num_prompts);
-  std::size_t rows = 0;
+  std::size_t seen = 0;
   // Only the rows used are parsed: a 100-request run of a long trace reads its first 100 rows.
-  for (std::size_t li = 1; li < lines.size() && sample.prompts.size() < wanted; ++li) {
-    const auto& line = lines[li];
-    if (trim(line.text).empty()) continue;
-    ++rows;
-    const auto fields = split_commas(line.text);
-    if (fields.size() != header.size())
-      fail_at(spec, line.number, fmt::format("expected {} comma-separated fields, got {}", header.size(), fields.size()));
+  csv.rows([&](std::size_t line, const std::vector<std::string_view>& fields) {
     const auto time = parse_timestamp(fields[col_time]);
     if (!time)
-      fail_at(spec, line.number, fmt::format("field '{}': expected 'YYYY-MM-DD HH:MM:SS[.fraction]' or seconds, got '{}'",
-                                             header[col_time], fields[col_time]));
+      fail_at(spec, line, fmt::format("field '{}': expected 'YYYY-MM-DD HH:MM:SS[.fraction]' or seconds, got '{}'",
+                                      csv.column_name(col_time), fields[col_time]));
     const auto context = parse_positive_int(fields[col_context]);
     if (!context)
-      fail_at(spec, line.number, fmt::format("field '{}': expected a positive integer, got '{}'", header[col_context], fields[col_context]));
+      fail_at(spec, line, fmt::format("field '{}': expected a positive integer, got '{}'", csv.column_name(col_context), fields[col_context]));
     const auto generated = parse_positive_int(fields[col_generated]);
     if (!generated)
-      fail_at(spec, line.number,
-              fmt::format("field '{}': expected a positive integer, got '{}'", header[col_generated], fields[col_generated]));
-
-    const std::size_t i = sample.prompts.size();
-    SeededRng words(derive_seed(options.seed, kPromptWordsBase + i));
-    WordPrompt built = build_word_prompt(*context, words, options.token_counter);
-    Prompt p;
-    p.text = std::move(built.text);
-    p.prompt_tokens = built.tokens;
-    p.max_tokens = options.fixed_output_len ? options.output_len : *generated;
-    sample.prompts.push_back(std::move(p));
-    times.push_back(*time);
-  }
-  if (sample.prompts.empty()) fail(spec, "no requests (the file has a header but no rows)");
-  if (sample.prompts.size() < wanted)
-    fail(spec, fmt::format("the trace has {} requests; --num-prompts {} asks for more", rows, options.num_prompts));
-
-  const Nanos first = *std::min_element(times.begin(), times.end());
-  sample.trace_offsets_ns.reserve(times.size());
-  for (Nanos t : times) sample.trace_offsets_ns.push_back(t - first);
-  sample.description = fmt::format("{} (first {} rows)", spec, sample.prompts.size());
-  return sample;
+      fail_at(spec, line, fmt::format("field '{}': expected a positive integer, got '{}'", csv.column_name(col_generated),
+                                      fields[col_generated]));
+    ++seen;
+    const auto verdict = window.offer(*time);
+    if (verdict == TraceWindow::Verdict::kStop) return false;
+    if (verdict == TraceWindow::Verdict::kTake) rows.push_back({line, *time, *context, *generated, {}});
+    return rows.size() < wanted;
+  });
+  if (seen == 0) fail(spec, "no requests (the file has a header but no rows)");
+  return trace_sample(spec, std::move(rows), options, seen, window);
 }
 
 }  // namespace qmeter::workload::detail

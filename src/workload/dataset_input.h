@@ -48,7 +48,11 @@ enum SeedStream : std::uint64_t {
   kLengthStream = 1,   // random dataset lengths
   kPickStream = 2,     // which items a file dataset uses
   kArrivalStream = 3,  // arrival gaps
+  kShuffleStream = 4,  // the order in which the prefix dataset interleaves its groups
+  kSessionLengthStream = 5,  // multiturn turn lengths
   kPromptWordsBase = 1000,  // + prompt index: the words of prompt i
+  kPrefixBase = 1ull << 40,  // + group: the shared system prompt of the prefix dataset's group
+  kHashBlockBase = 1ull << 41,  // + hash id: a Mooncake 512-token block
 };
 
 }  // namespace qmeter::workload::detail

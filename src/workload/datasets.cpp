@@ -11,7 +11,7 @@ namespace qmeter::workload {
 
 namespace {
 
-constexpr std::array<Dataset, 5> kDatasets = {{
+constexpr std::array<Dataset, 11> kDatasets = {{
     {"random", false, "random common words; lengths --input-len/--output-len +- --range-ratio", detail::load_random},
     {"sharegpt", true, "ShareGPT JSON: first human turn; output length from the first gpt reply or --output-len",
      detail::load_sharegpt},
@@ -19,6 +19,17 @@ constexpr std::array<Dataset, 5> kDatasets = {{
     {"azure", true, "Azure LLM inference trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens), replayable",
      detail::load_azure},
     {"gsm8k", true, "GSM8K JSONL: question as prompt, final answer as reference", detail::load_gsm8k},
+    {"mooncake", true, "Mooncake trace JSONL (timestamp ms, input_length, output_length, hash_ids of 512-token blocks), replayable",
+     detail::load_mooncake},
+    {"burstgpt", true, "BurstGPT trace CSV (Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type), replayable",
+     detail::load_burstgpt},
+    {"trace", true, "a mooncake, burstgpt or azure trace, the format told from the file", detail::load_trace},
+    {"sharegpt-multiturn", true, "ShareGPT JSON: every human turn of each conversation, one session per conversation",
+     detail::load_sharegpt_multiturn},
+    {"multiturn", false, "synthetic conversations: --turns user turns of --input-len, replies of --output-len, --think-time",
+     detail::load_multiturn},
+    {"prefix", false, "--num-prefixes system prompts of --prefix-len tokens, each shared by num_prompts / num_prefixes "
+     "requests with their own --input-len suffix", detail::load_prefix},
 }};
 
 std::string known_datasets() {
@@ -54,9 +65,11 @@ DatasetSample load_dataset(const DatasetOptions& options) {
     if (kind == "random" && options.input_len < 1)
       throw UsageError(fmt::format("--input-len must be at least 1, got {}", options.input_len));
     DatasetSample sample = d.load(spec, path, options);
-    if (sample.prompts.size() != static_cast<std::size_t>(options.num_prompts))
-      throw Error(fmt::format("internal: dataset {} gave {} prompts for --num-prompts {}", spec, sample.prompts.size(),
-                              options.num_prompts));
+    // Session datasets give num_prompts conversations of one or more turns each.
+    std::size_t units = 0;
+    for (const Prompt& p : sample.prompts) units += p.session < 0 || p.turn == 0;
+    if (units != static_cast<std::size_t>(options.num_prompts))
+      throw Error(fmt::format("internal: dataset {} gave {} prompts for --num-prompts {}", spec, units, options.num_prompts));
     return sample;
   }
   throw UsageError(fmt::format("--dataset {}: unknown dataset kind '{}' (known: {})", spec, kind, known_datasets()));

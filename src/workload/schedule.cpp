@@ -36,7 +36,14 @@ Schedule build_schedule(const DatasetOptions& dataset_options, const ArrivalOpti
     known += (known.empty() ? "" : ", ") + std::string(a.name);
   }
   if (!process) throw UsageError(fmt::format("--arrival {}: unknown arrival process (known: {})", kind, known));
-  const std::vector<Nanos> offsets = process->offsets(dataset.prompts.size(), arrival_options, dataset);
+  // The arrival process times the units: requests, or the first turns of conversations (a
+  // session's later turns follow its own replies). unit_begin[u] = the unit's first prompt.
+  std::vector<std::size_t> unit_begin;
+  for (std::size_t i = 0; i < dataset.prompts.size(); ++i)
+    if (dataset.prompts[i].session < 0 || dataset.prompts[i].turn == 0) unit_begin.push_back(i);
+  const std::size_t units = unit_begin.size();
+  unit_begin.push_back(dataset.prompts.size());
+  const std::vector<Nanos> offsets = process->offsets(units, arrival_options, dataset);
 
   // Sort by send time (a trace may be out of order); stable, so ties keep the dataset's order.
   std::vector<std::size_t> order(offsets.size());
@@ -46,13 +53,16 @@ Schedule build_schedule(const DatasetOptions& dataset_options, const ArrivalOpti
   Schedule schedule;
   schedule.max_concurrency = arrival_options.max_concurrency;
   schedule.arrival_kind = kind;
-  schedule.requests.reserve(order.size());
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    ScheduledRequest r;
-    r.index = static_cast<std::int64_t>(i);
-    r.offset_ns = offsets[order[i]];
-    r.prompt = std::move(dataset.prompts[order[i]]);
-    schedule.requests.push_back(std::move(r));
+  schedule.requests.reserve(dataset.prompts.size());
+  for (std::size_t u : order) {
+    for (std::size_t k = unit_begin[u]; k < unit_begin[u + 1]; ++k) {
+      ScheduledRequest r;
+      r.index = static_cast<std::int64_t>(schedule.requests.size());
+      r.offset_ns = offsets[u];
+      if (k > unit_begin[u]) r.follows = r.index - 1;
+      r.prompt = std::move(dataset.prompts[k]);
+      schedule.requests.push_back(std::move(r));
+    }
   }
   schedule.description = fmt::format("{}, {}, ", process->describe(arrival_options), dataset.description);
   schedule.description += dataset_options.seed == arrival_options.seed

@@ -1,9 +1,14 @@
 #include "word_prompt.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <map>
 #include <vector>
+
+#include <fmt/format.h>
+
+#include "qmeter/core/error.h"
 
 namespace qmeter::workload::detail {
 
@@ -93,6 +98,33 @@ WordPrompt build_word_prompt(int target, SeededRng& rng, const std::function<int
       if (cand >= 1 && count(cand) == target) return {words.text(cand), target};
   const int n_best = best();
   return {words.text(n_best), counts.at(n_best)};
+}
+
+TokenBlockWords::TokenBlockWords(const std::function<int(const std::string&)>* counter) {
+  if (!counter || !*counter) {
+    words_.assign(kWords.begin(), kWords.end());
+    return;
+  }
+  // Whatever the counter adds on its own (a BOS token) is counted once on the empty text.
+  const int base = (*counter)("");
+  for (std::string_view w : kWords)
+    if ((*counter)(std::string(w)) - base == 1) words_.push_back(w);
+  if (words_.size() < 8)
+    throw Error(fmt::format("the server's tokenizer splits {} of the {} prompt words into several tokens; exact token "
+                            "blocks need at least 8 single-token words",
+                            kWords.size() - words_.size(), kWords.size()));
+}
+
+std::string TokenBlockWords::block(std::uint64_t seed, int tokens) const {
+  SeededRng rng(seed);
+  std::string out;
+  out.reserve(static_cast<std::size_t>(std::max(tokens, 0)) * 6);
+  const auto n = static_cast<std::int64_t>(words_.size());
+  for (int i = 0; i < tokens; ++i) {
+    if (i) out.push_back(' ');
+    out.append(words_[static_cast<std::size_t>(rng.uniform_int(0, n - 1))]);
+  }
+  return out;
 }
 
 }  // namespace qmeter::workload::detail

@@ -33,6 +33,8 @@ struct TokenChunk {
 struct RequestRecord {
   std::int64_t index = -1;     // position in the schedule
   bool warmup = false;         // excluded from metrics
+  std::int64_t session = -1;   // multi-turn: the conversation (-1: an independent request)
+  int turn = 0;                // multi-turn: the turn index in its conversation
   Nanos scheduled_ns = 0;      // when the schedule said to send it (latency origin)
   // The schedule's own time. Equal to scheduled_ns in open loop; in closed loop (max concurrency)
   // a due request waits for a free slot and scheduled_ns is its release time.

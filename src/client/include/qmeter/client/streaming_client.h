@@ -28,6 +28,15 @@ struct StreamRequest {
   std::vector<ChatTurn> messages;  // /v1/chat/completions (empty: one user turn of `prompt`)
   int max_tokens = 0;
   int expected_prompt_tokens = -1;
+  // Multi-turn sessions: a request with `follows` >= 0 (a position in the run's request vector)
+  // is the next turn of that request's conversation. It is sent think_ns after that reply ends
+  // (its scheduled_ns is ignored), after the history: the earlier turns' messages with their
+  // real replies (chat), or the previous prompt + reply + "\n\n" + this prompt (completions).
+  // If that request fails, this one is not sent (kCancelled, and so are the turns after it).
+  std::int64_t follows = -1;
+  Nanos think_ns = 0;
+  std::int64_t session = -1;  // copied into the record
+  int turn = 0;
 };
 
 struct ClientOptions {

@@ -12,6 +12,7 @@
 #include "qmeter/client/request_record.h"
 #include "qmeter/client/streaming_client.h"
 #include "qmeter/loadgen/metrics.h"
+#include "qmeter/loadgen/session_metrics.h"
 #include "qmeter/workload/schedule.h"
 
 namespace qmeter::loadgen {
@@ -71,6 +72,7 @@ struct LoadgenResult {
   RunInfo info;
   std::vector<client::RequestRecord> records;  // schedule order
   Metrics metrics;
+  SessionMetrics sessions;  // multi-turn workloads (defined = false otherwise)
   ResultExtras extras;
   Nanos start_ns = 0, stop_ns = 0;
 };

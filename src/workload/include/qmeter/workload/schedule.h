@@ -25,16 +25,28 @@ struct Prompt {
   int prompt_tokens = -1;             // the number of input tokens intended (-1 unknown)
   int max_tokens = 0;                 // output tokens to request
   std::string reference;              // expected answer where the dataset has one (quality under load)
+  // Multi-turn sessions (sharegpt-multiturn, multiturn): the conversation this turn belongs to
+  // (-1: an independent request), its turn index, and the pause after the previous turn's reply
+  // before this turn is sent. `text` / `messages` then hold only this turn's new user message: the
+  // client prepends the history (earlier turns with their real replies) when it sends it.
+  std::int64_t session = -1;
+  int turn = 0;
+  Nanos think_ns = 0;
 };
 
 struct ScheduledRequest {
   std::int64_t index = 0;
   Nanos offset_ns = 0;  // send time relative to the start of the run
   Prompt prompt;
+  // Session turns after the first: the position in Schedule::requests of the previous turn of the
+  // same conversation; this one is sent prompt.think_ns after that one's reply ends (offset_ns is
+  // then the conversation's start, a lower bound). -1: sent at offset_ns.
+  std::int64_t follows = -1;
 };
 
 struct Schedule {
-  std::vector<ScheduledRequest> requests;  // sorted by offset_ns
+  // Sorted by offset_ns; a session workload lists each conversation's turns together, in order.
+  std::vector<ScheduledRequest> requests;
   // Closed loop: at most this many in flight; a request is released when a slot frees (its
   // offset is then a lower bound). 0 = open loop.
   int max_concurrency = 0;
@@ -61,6 +73,20 @@ struct DatasetOptions {
   // gsm8k: k exemplars (the dataset's first k problems, then not sent) before each question, in
   // the k-shot format of quality evaluation; 0 sends the bare question.
   int num_fewshot = 0;
+  // Multi-turn sessions: num_prompts is the number of conversations. `multiturn` has `turns`
+  // turns per conversation (user turns of input_len tokens, replies of output_len tokens);
+  // every session dataset waits think_time_s after a reply before the next turn.
+  int turns = 4;
+  double think_time_s = 0.0;
+  // `prefix`: num_prefixes distinct system prompts of prefix_len tokens, each shared by
+  // num_prompts / num_prefixes requests whose own suffix has input_len tokens.
+  int num_prefixes = 4;
+  int prefix_len = 512;
+  // Traces (azure, mooncake, burstgpt, trace): only the rows whose time is in
+  // [trace_window_start_s, trace_window_start_s + trace_window_duration_s) of the trace's own
+  // clock (seconds from its first row); duration < 0 = to the end.
+  double trace_window_start_s = 0.0;
+  double trace_window_duration_s = -1.0;
 };
 
 // The GSM8K k-shot prompt shared by quality evaluation and quality under load:
@@ -85,6 +111,10 @@ struct ArrivalOptions {
   double trace_time_scale = 1.0;  // trace replay speed factor (2 = twice as fast)
   std::uint64_t seed = 0;
 };
+
+// "START,DURATION" (seconds; DURATION may be empty or "inf": to the end) into
+// DatasetOptions::trace_window_*; throws UsageError naming `what` (e.g. "--trace-window").
+void parse_trace_window(const std::string& text, DatasetOptions& options, const std::string& what = "--trace-window");
 
 // Builds the schedule; throws UsageError naming the file/line/flag for bad input.
 Schedule build_schedule(const DatasetOptions& dataset, const ArrivalOptions& arrivals);
