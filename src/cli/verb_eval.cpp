@@ -64,6 +64,8 @@ void run_eval(EvalArgs& a) {
     scorer = quality::make_server_scorer({a.base_url, a.model, a.api_key, a.timeout_s});
   }
   fmt::print(stderr, "scoring {}\n", scorer->describe());
+  // Once, before any task: what the server can serve decides which tasks run.
+  a.opts.capabilities = scorer->probe_capabilities();
   a.opts.progress = [](int done, int total) {
     if (done == total || done % std::max(1, total / 20) == 0) fmt::print(stderr, "\r  {}/{}", done, total);
     if (done == total) fmt::print(stderr, "\n");
@@ -80,6 +82,11 @@ void run_eval(EvalArgs& a) {
                                                 a.api_key, a.timeout_s});
       }
     }
+    if (const auto why = quality::unsupported_reason(spec, a.opts, a.opts.capabilities); !why.empty()) {
+      fmt::print(stderr, "task {}: unsupported by the server: {}\n", spec.name(), why);
+      results.push_back(quality::unsupported_result(spec, why));
+      continue;
+    }
     fmt::print(stderr, "task {}\n", spec.name());
     results.push_back(quality::run_task(spec, *scorer, a.opts, baseline.get()));
   }
@@ -87,7 +94,9 @@ void run_eval(EvalArgs& a) {
   if (!a.output_json.empty()) {
     nlohmann::json config = {{"scorer", scorer->describe()},     {"limit", a.opts.limit},
                              {"concurrency", a.opts.concurrency}, {"ppl_mode", a.opts.ppl_mode},
-                             {"num_fewshot", a.opts.num_fewshot}, {"top_logprobs", a.opts.top_logprobs}};
+                             {"max_length", a.opts.max_length},   {"truncate", a.opts.truncate},
+                             {"num_fewshot", a.opts.num_fewshot}, {"top_logprobs", a.opts.top_logprobs},
+                             {"capabilities", nlohmann::json::parse(a.opts.capabilities.json())}};
     std::ofstream out(a.output_json, std::ios::binary);
     out << quality::results_json(results, config.dump());
     if (!out.flush()) throw Error(fmt::format("--output-json {}: cannot write the file", a.output_json));
@@ -114,6 +123,10 @@ void add_eval_verb(CLI::App& app) {
   cmd->add_option("--concurrency", args->opts.concurrency, "requests in flight");
   cmd->add_option("--ppl-mode", args->opts.ppl_mode, "document | window");
   cmd->add_option("--window", args->opts.window, "window length in tokens for --ppl-mode window");
+  cmd->add_option("--max-length", args->opts.max_length,
+                  "--ppl-mode document: tokens per scoring request; longer documents are scored in rolling "
+                  "windows, every token once (default: the context length - 1)");
+  cmd->add_option("--truncate", args->opts.truncate, "--ppl-mode document: keep each document's first N tokens (0: all)");
   cmd->add_option("--num-fewshot", args->opts.num_fewshot, "gsm8k exemplars (default 5)");
   cmd->add_option("--fewshot-file", args->opts.fewshot_path, "gsm8k exemplars file (default: the first items)");
   cmd->add_option("--max-gen-tokens", args->opts.max_gen_tokens, "generation budget for gsm8k");

@@ -19,6 +19,8 @@ struct MockServerFlags {
   int output_len = 0;
   CLI::Option* output_len_option = nullptr;  // given or not
   std::vector<std::string> faults;
+  bool no_echo = false;
+  int no_echo_status = 400;
 };
 
 void run_mock_server(MockServerFlags& flags) {
@@ -26,6 +28,7 @@ void run_mock_server(MockServerFlags& flags) {
   config.itl_dist = mockserver::parse_itl_distribution(flags.itl_dist);
   if (flags.output_len_option->count() > 0) config.output_len = flags.output_len;
   for (const auto& f : flags.faults) config.faults.push_back(mockserver::parse_fault_spec(f));
+  if (flags.no_echo) config.no_echo_status = flags.no_echo_status;
   config.validate();
 
   // SIGINT/SIGTERM are blocked before the io threads exist (they inherit the mask) and taken
@@ -84,6 +87,11 @@ void add_mock_server_verb(CLI::App& app) {
                   "with constant gaps = 1000 * N / (ttft_ms + (chunks - 1) * itl_ms) requests/s")
       ->capture_default_str();
   sub->add_option("--model", c.model_name, "Model name listed by /v1/models (any requested name is accepted)")
+      ->capture_default_str();
+  sub->add_flag("--no-echo", flags->no_echo,
+                "Refuse \"echo\" on /v1/completions (HTTP 400, or --no-echo-status) like a server without prompt "
+                "log-probabilities (llama.cpp's llama-server)");
+  sub->add_option("--no-echo-status", flags->no_echo_status, "HTTP status of the --no-echo refusal (400..599)")
       ->capture_default_str();
   sub->callback([flags] { run_mock_server(*flags); });
 }

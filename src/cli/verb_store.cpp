@@ -78,7 +78,7 @@ void run_ls(const LsArgs& a) {
     nlohmann::json quality_errors = nlohmann::json::array();
     for (const auto& qe : db->quality_errors(r.id)) {
       quality += fmt::format("{}{} {}", quality.empty() ? "" : " ", qe.task.substr(0, qe.task.find(':')),
-                             qe.status == "failed" ? "FAILED" : qe.status);
+                             qe.status == "failed" ? "FAILED" : qe.status == "unsupported" ? "UNSUPPORTED" : qe.status);
       quality_errors.push_back({{"task", qe.task}, {"status", qe.status}, {"error", qe.error}});
     }
     // Where the run executed: the Slurm node (job_task) for a cluster run, "local" otherwise.

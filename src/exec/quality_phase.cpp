@@ -2,7 +2,8 @@
 // backend (the same OpenAI-compatible API the load uses), stored with its items in one
 // transaction per task.
 //
-// Task options (spec `quality[].options`): limit, concurrency, ppl_mode, window, num_fewshot,
+// Task options (spec `quality[].options`): limit, concurrency, ppl_mode, window, max_length,
+// truncate, num_fewshot,
 // fewshot (exemplars file), max_gen_tokens, top_logprobs, text (kl: the text scored), baseline
 // (kl: a server URL, or a method name scored in-process; default fp32).
 //
@@ -41,19 +42,32 @@ std::string str_option(const std::map<std::string, std::string>& o, const char* 
 
 // One task, scored and stored (throws on failure).
 void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, backend::Backend& backend,
-                      quality::Scorer& api_scorer, std::shared_ptr<const engine::Model>& local_model, store::Store& db,
-                      const StudyOptions& options);
+                      quality::Scorer& api_scorer, const quality::Capabilities& caps,
+                      std::shared_ptr<const engine::Model>& local_model, store::Store& db, const StudyOptions& options);
 
 void run_quality_phase(const spec::RunConfig& run, backend::Backend& backend, store::Store& db,
                        const StudyOptions& options) {
   if (run.quality.empty()) return;
   auto api = quality::make_server_scorer({backend.base_url(), backend.served_model(), "", 600});
   std::shared_ptr<const engine::Model> local_model;  // the run's model in-process (kl, embedded)
+  // What the server serves, asked once: a task it cannot serve is stored "unsupported" with the
+  // reason and not run. A probe that cannot reach the server fails every task (below).
+  quality::Capabilities caps;
+  std::string probe_error;
+  try {
+    caps = api->probe_capabilities();
+  } catch (const std::exception& e) {
+    probe_error = e.what();
+  }
   for (const auto& t : run.quality) {
-    // One task's failure (a server error, a timeout, a task the server cannot serve) is stored as
-    // that task's error; the other tasks and the run's load points stand.
+    // One task's failure (a server error, a timeout) is stored as that task's error; the other
+    // tasks and the run's load points stand.
     try {
-      run_quality_task(run, t, backend, *api, local_model, db, options);
+      if (!probe_error.empty()) throw Error(probe_error);
+      run_quality_task(run, t, backend, *api, caps, local_model, db, options);
+    } catch (const quality::UnsupportedTask& u) {
+      db.write_quality_error(run.id, t.task, "unsupported", u.what());
+      if (options.progress) fmt::print(stderr, "  quality {}: unsupported by the server: {}\n", t.task, u.what());
     } catch (const std::exception& e) {
       db.write_quality_error(run.id, t.task, "failed", e.what());
       if (options.progress) fmt::print(stderr, "  quality {}: FAILED: {}\n", t.task, e.what());
@@ -62,8 +76,8 @@ void run_quality_phase(const spec::RunConfig& run, backend::Backend& backend, st
 }
 
 void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, backend::Backend& backend,
-                      quality::Scorer& api_scorer, std::shared_ptr<const engine::Model>& local_model, store::Store& db,
-                      const StudyOptions& options) {
+                      quality::Scorer& api_scorer, const quality::Capabilities& caps,
+                      std::shared_ptr<const engine::Model>& local_model, store::Store& db, const StudyOptions& options) {
   const bool embedded = run.backend.kind == "embedded";
   auto* api = &api_scorer;
   {
@@ -74,12 +88,15 @@ void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, ba
     eo.concurrency = int_option(o, "concurrency", 4, t.task);
     eo.ppl_mode = str_option(o, "ppl_mode", "document");
     eo.window = int_option(o, "window", 0, t.task);
+    eo.max_length = int_option(o, "max_length", 0, t.task);
+    eo.truncate = int_option(o, "truncate", 0, t.task);
     eo.num_fewshot = int_option(o, "num_fewshot", 5, t.task);
     eo.fewshot_path = str_option(o, "fewshot");
     eo.max_gen_tokens = int_option(o, "max_gen_tokens", 256, t.task);
     eo.top_logprobs = int_option(o, "top_logprobs", 20, t.task);
     eo.kl_text = str_option(o, "text");
     eo.seed = run.seed;
+    eo.capabilities = caps;
     if (options.progress) {
       eo.progress = [&](int done, int total) {
         if (done == total) fmt::print(stderr, "  quality {}: {} items\n", t.task, total);
@@ -90,6 +107,7 @@ void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, ba
       const std::string baseline = str_option(o, "baseline", spec.arg.empty() ? "fp32" : spec.arg);
       if (baseline.rfind("http://", 0) == 0 || baseline.rfind("https://", 0) == 0) {
         auto base = quality::make_server_scorer({baseline, str_option(o, "baseline_model", backend.served_model()), "", 600});
+        if (const auto why = quality::unsupported_reason(spec, eo, caps); !why.empty()) throw quality::UnsupportedTask(why);
         result = quality::run_task(spec, *api, eo, base.get());
       } else if (embedded) {
         const int threads = std::max(1, int_option(o, "threads", 2, t.task));
@@ -102,6 +120,7 @@ void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, ba
                                      t.task, run.backend.kind));
       }
     } else {
+      if (const auto why = quality::unsupported_reason(spec, eo, caps); !why.empty()) throw quality::UnsupportedTask(why);
       result = quality::run_task(spec, *api, eo);
     }
     std::vector<store::QualityResultRow> rows;

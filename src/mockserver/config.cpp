@@ -92,6 +92,9 @@ void MockServerConfig::validate() const {
     throw UsageError(fmt::format("--fault fractions add up to {} (> 1); each request gets at most one fault", total));
   }
   if (model_name.empty()) throw UsageError("--model must not be empty");
+  if (no_echo_status != 0 && (no_echo_status < 400 || no_echo_status > 599)) {
+    throw UsageError(fmt::format("--no-echo-status {} must be an HTTP error status (400..599)", no_echo_status));
+  }
   if (max_concurrent_streams < 0) {
     throw UsageError(
         fmt::format("--max-concurrent-streams {} must be >= 0 (0: unlimited)", max_concurrent_streams));

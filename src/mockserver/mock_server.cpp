@@ -350,11 +350,16 @@ void MockServer::Impl::handle_generation(const net::HttpRequest& req, const net:
 
   GenerationRequest g;
   std::string error = parse_generation_request(req.body, chat, config.model_name, g);
+  int status = 400;
+  if (error.empty() && g.echo && config.no_echo_status != 0) {
+    status = config.no_echo_status;
+    error = "Unsupported param: echo";
+  }
   if (!error.empty()) {
-    net::HttpResponse r = json_response(400, openai_error_body(400, error, "BadRequestError"));
+    net::HttpResponse r = json_response(status, openai_error_body(status, error, status < 500 ? "BadRequestError" : "InternalServerError"));
     r.headers.push_back({"X-Request-Id", rec.id});
     w->respond(std::move(r));
-    rec.status = 400;
+    rec.status = status;
     rec.error = error;
     rec.outcome = "error_status";
     rec.end_ns = steady_now_ns();

@@ -111,6 +111,7 @@ std::string parse_generation_request(std::string_view body, bool chat, const std
     if (prompt == j.end()) return "'prompt' is required";
     if (!(err = count_prompt(*prompt, out.prompt_tokens)).empty()) return err;
     if (!(err = read_max_tokens(j, "max_tokens", out.plan.max_tokens)).empty()) return err;
+    if (!(err = read_bool(j, "echo", out.echo)).empty()) return err;
   }
   if (!(err = read_bool(j, "stream", out.plan.stream)).empty()) return err;
   if (!(err = read_bool(j, "ignore_eos", out.plan.ignore_eos)).empty()) return err;

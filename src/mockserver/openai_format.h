@@ -20,6 +20,7 @@ struct GenerationRequest {
   int prompt_tokens = 0;
   bool include_usage = false;     // stream_options.include_usage
   bool continuous_usage = false;  // stream_options.continuous_usage_stats
+  bool echo = false;              // completions: "echo" (the mock never echoes; see --no-echo)
 };
 
 // Parses a /v1/completions (chat = false) or /v1/chat/completions body. Returns "" on success,

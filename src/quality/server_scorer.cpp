@@ -79,6 +79,57 @@ class ServerScorer final : public Scorer {
     return text;
   }
 
+  Capabilities probe_capabilities() override {
+    Capabilities c;
+    // 1. Prompt log-probabilities and top-N alternatives: the request every echo task makes.
+    {
+      const json body = {{"model", o_.model}, {"prompt", "Hello, world"}, {"max_tokens", 1},
+                         {"temperature", 0},  {"echo", true},              {"logprobs", 2}};
+      const auto [r, why] = probe_post("/v1/completions", body);
+      const json* lp = nullptr;
+      if (why.empty()) {
+        try {
+          lp = &r.at("choices").at(0).at("logprobs");
+        } catch (const std::exception&) {
+        }
+      }
+      const std::size_t completion = r.is_object() && r.contains("usage") && r["usage"].is_object()
+                                         ? r["usage"].value("completion_tokens", std::size_t{1}) : 1;
+      if (!why.empty()) {
+        c.prompt_logprobs = {false, why};
+      } else if (lp == nullptr || !lp->is_object() || !lp->contains("token_logprobs") ||
+                 !(*lp)["token_logprobs"].is_array() || (*lp)["token_logprobs"].size() <= completion) {
+        c.prompt_logprobs = {false, "/v1/completions with \"echo\": true returned no log-probabilities of the prompt tokens"};
+      }
+      if (!c.prompt_logprobs.supported) {
+        c.top_logprobs = {false, "no prompt log-probabilities (" + c.prompt_logprobs.reason + ")"};
+      } else {
+        const json tops = lp->value("top_logprobs", json());
+        bool listed = false;
+        if (tops.is_array())
+          for (const auto& t : tops) listed = listed || (t.is_object() && !t.empty());
+        if (!listed) c.top_logprobs = {false, "/v1/completions returned no top_logprobs alternatives for \"logprobs\": 2"};
+      }
+    }
+    // 2. Token ids.
+    {
+      const auto [r, why] = probe_post("/tokenize", {{"model", o_.model}, {"prompt", "Hello"}});
+      if (!why.empty()) c.tokenize = {false, why};
+      else if (!r.is_object() || !r.contains("tokens") || !r["tokens"].is_array())
+        c.tokenize = {false, "/tokenize replied without a 'tokens' list"};
+    }
+    // 3. Chat completions (one generated token).
+    {
+      const json body = {{"model", o_.model},
+                         {"messages", json::array({{{"role", "user"}, {"content", "Hello"}}})},
+                         {"max_tokens", 1},
+                         {"temperature", 0}};
+      const auto [r, why] = probe_post("/v1/chat/completions", body);
+      if (!why.empty()) c.chat = {false, why};
+    }
+    return c;
+  }
+
   int max_concurrency() const override { return 1024; }
   std::string describe() const override { return o_.base_url + " (model " + o_.model + ")"; }
 
@@ -121,6 +172,34 @@ class ServerScorer final : public Scorer {
     return out;
   }
 
+  // A probe's reply, or why the server refused it ("" when it answered 200 with JSON). Only an
+  // unreachable server throws: that is no capability question.
+  std::pair<json, std::string> probe_post(const std::string& path, const json& body) {
+    auto caller = acquire();
+    const std::string url = client::join_api_url(o_.base_url, path);
+    const auto reply = caller->post_json(url, body.dump());
+    release(std::move(caller));
+    if (!reply.error.empty()) throw Error(fmt::format("{} (capability probe): {}", url, reply.error));
+    if (!reply.ok()) return {json(), fmt::format("{} answered HTTP {}: {}", path, reply.status, error_message(reply.body))};
+    try {
+      return {json::parse(reply.body), ""};
+    } catch (const std::exception&) {
+      return {json(), fmt::format("{} replied with invalid JSON", path)};
+    }
+  }
+
+  static std::string error_message(const std::string& body) {
+    std::string msg = body.substr(0, 300);
+    try {
+      const json e = json::parse(body);
+      if (e.contains("error") && e["error"].is_object()) msg = e["error"].value("message", msg);
+      else if (e.contains("error") && e["error"].is_string()) msg = e["error"].get<std::string>();
+      else if (e.contains("message") && e["message"].is_string()) msg = e["message"].get<std::string>();
+    } catch (const std::exception&) {
+    }
+    return msg;
+  }
+
   json call(const std::string& path, const json& body, const char* what) {
     auto caller = acquire();
     const std::string url = client::join_api_url(o_.base_url, path);
@@ -128,13 +207,7 @@ class ServerScorer final : public Scorer {
     release(std::move(caller));
     if (!reply.error.empty()) throw Error(fmt::format("{} ({}): {}", url, what, reply.error));
     if (!reply.ok()) {
-      std::string msg = reply.body.substr(0, 300);
-      try {
-        const json e = json::parse(reply.body);
-        if (e.contains("error") && e["error"].is_object()) msg = e["error"].value("message", msg);
-        else if (e.contains("message")) msg = e["message"].get<std::string>();
-      } catch (const std::exception&) {
-      }
+      const std::string msg = error_message(reply.body);
       if (reply.status == 404)
         throw Error(fmt::format("{} answered 404: the server has no {} endpoint, which {} needs", url, path, what));
       throw Error(fmt::format("{} ({}) answered HTTP {}: {}", url, what, reply.status, msg));

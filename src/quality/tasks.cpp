@@ -19,21 +19,33 @@ TaskResult run_kl(const TaskSpec&, Scorer&, const EvalOptions&, Scorer* baseline
 
 namespace {
 
+// What a task needs from the scorer beyond generation (which every server offers).
+enum Need : unsigned {
+  kPromptLogprobs = 1,  // echo + logprobs
+  kTopLogprobs = 2,
+  kTokenize = 4,
+};
+
 struct TaskEntry {
   const char* kind;
   const char* argument;  // what follows the ':'
   const char* what;
+  unsigned needs;
   TaskResult (*run)(const TaskSpec&, Scorer&, const EvalOptions&, Scorer*);
 };
 
 const TaskEntry kTasks[] = {
     {"perplexity", "PATH", "token, word and byte perplexity of a text (echo + logprobs)",
+     kPromptLogprobs,  // window mode also needs kTokenize (see unsupported_reason)
      [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer*) { return detail::run_perplexity(s, sc, o); }},
     {"mc", "PATH", "multiple choice by log-likelihood (ARC, PIQA or generic JSONL): acc, acc_norm",
+     kPromptLogprobs,
      [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer*) { return detail::run_multiple_choice(s, sc, o); }},
     {"gsm8k", "PATH", "k-shot greedy math word problems: exact match, strict and flexible",
+     0,
      [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer*) { return detail::run_gsm8k(s, sc, o); }},
     {"kl", "BASE_URL", "fidelity to a baseline model: mean KL divergence and top-1 agreement",
+     kPromptLogprobs | kTopLogprobs | kTokenize,
      [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer* b) { return detail::run_kl(s, sc, o, b); }},
 };
 
@@ -64,6 +76,32 @@ TaskSpec parse_task_spec(const std::string& text) {
   return s;
 }
 
+std::string unsupported_reason(const TaskSpec& spec, const EvalOptions& options, const Capabilities& caps) {
+  unsigned needs = find_task(spec.kind).needs;
+  if (spec.kind == "perplexity" && options.ppl_mode == "window") needs |= kTokenize;
+  const std::pair<unsigned, const Capability*> checks[] = {
+      {kPromptLogprobs, &caps.prompt_logprobs}, {kTopLogprobs, &caps.top_logprobs}, {kTokenize, &caps.tokenize}};
+  for (const auto& [need, cap] : checks)
+    if ((needs & need) && !cap->supported) return cap->reason;
+  return "";
+}
+
+TaskResult unsupported_result(const TaskSpec& spec, const std::string& reason) {
+  TaskResult r;
+  r.task = spec.name();
+  r.kind = spec.kind;
+  r.unsupported = reason;
+  return r;
+}
+
+std::string Capabilities::json() const {
+  nlohmann::ordered_json j;
+  const std::pair<const char*, const Capability*> all[] = {
+      {"prompt_logprobs", &prompt_logprobs}, {"top_logprobs", &top_logprobs}, {"tokenize", &tokenize}, {"chat", &chat}};
+  for (const auto& [name, c] : all) j[name] = {{"supported", c->supported}, {"reason", c->reason}};
+  return j.dump();
+}
+
 const Metric* TaskResult::find(const std::string& metric) const {
   for (const auto& m : metrics)
     if (m.name == metric) return &m;
@@ -84,7 +122,12 @@ TaskResult run_task(const TaskSpec& spec, Scorer& scorer, const EvalOptions& opt
 std::string results_json(const std::vector<TaskResult>& results, const std::string& config_json) {
   nlohmann::ordered_json j;
   auto& res = j["results"] = nlohmann::ordered_json::object();
+  nlohmann::ordered_json unsupported = nlohmann::ordered_json::object();
   for (const auto& r : results) {
+    if (!r.unsupported.empty()) {
+      unsupported[r.task] = {{"status", "unsupported"}, {"reason", r.unsupported}};
+      continue;
+    }
     auto& t = res[r.task] = nlohmann::ordered_json::object();
     int n = 0;
     for (const auto& m : r.metrics) {
@@ -96,6 +139,7 @@ std::string results_json(const std::vector<TaskResult>& results, const std::stri
     t["seconds"] = r.seconds;
     t["items_per_second"] = r.seconds > 0 ? static_cast<double>(r.items.size()) / r.seconds : 0.0;
   }
+  if (!unsupported.empty()) j["unsupported"] = unsupported;
   j["config"] = config_json.empty() ? nlohmann::ordered_json::object() : nlohmann::ordered_json::parse(config_json);
   return j.dump(2) + "\n";
 }
@@ -103,9 +147,11 @@ std::string results_json(const std::vector<TaskResult>& results, const std::stri
 std::vector<std::string> results_table(const std::vector<TaskResult>& results) {
   std::vector<std::string> lines;
   lines.push_back(fmt::format("{:<40} {:<22} {:>12} {:>10} {:>8}", "task", "metric", "value", "stderr", "n"));
-  for (const auto& r : results)
+  for (const auto& r : results) {
+    if (!r.unsupported.empty()) lines.push_back(fmt::format("{:<40} UNSUPPORTED: {}", r.task.substr(0, 40), r.unsupported));
     for (const auto& m : r.metrics)
       lines.push_back(fmt::format("{:<40} {:<22} {:>12.6g} {:>10.4g} {:>8}", r.task.substr(0, 40), m.name, m.value, m.stderr_, m.n));
+  }
   return lines;
 }
 

@@ -437,7 +437,8 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
         t.task = scalar(n["task"], cq.sub("task"));
         static const std::vector<std::string> kQualityOptions = {
             "limit", "concurrency", "ppl_mode", "window", "num_fewshot", "fewshot", "max_gen_tokens",
-            "top_logprobs", "text", "baseline", "baseline_model", "threads"};
+            "top_logprobs", "text", "baseline", "baseline_model", "threads", "max_length", "truncate",
+            "apply_chat_template", "preprocess", "fewshot_split"};
         for (const auto& kv : n) {
           const std::string key = kv.first.Scalar();
           if (key == "task") continue;

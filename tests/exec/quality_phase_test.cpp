@@ -113,3 +113,46 @@ TEST(StudyQuality, AFailingTaskCostsNeitherTheOtherTasksNorTheLoadPoints) {
       << read_file(dir + "/report.txt");
   EXPECT_NE(read_file(dir + "/r.html").find("quality task mc:"), std::string::npos);
 }
+
+// A server without prompt log-probabilities (the mock refusing "echo" with HTTP 500, as llama.cpp's
+// llama-server does): the perplexity task is stored "unsupported" with the server's reason, the
+// generation task (gsm8k) runs, every load point is measured and the run completes; `qmeter ls`
+// shows the load points and the unsupported task.
+TEST(StudyQuality, AServerWithoutEchoStoresAllLoadPointsAndMarksPerplexityUnsupported) {
+  QMETER_REQUIRE_SHARED_DATA(val, "eval/tinystories_val.txt");
+  auto dir = qmeter::testing::test_output_dir("study_quality_no_echo");
+  std::ofstream(dir + "/gsm8k.jsonl") << "{\"question\": \"shot\", \"answer\": \"#### 1\"}\n"
+                                         "{\"question\": \"q\", \"answer\": \"#### 5\"}\n";
+  std::ofstream(dir + "/s.yaml") << "study: q\n"
+                                    "models: [{name: m, path: \"synthetic:tiny\"}]\n"
+                                    "methods: [fp32]\n"
+                                    "backend:\n  kind: command\n  argv: [" + qmeter::testing::qmeter_bin() +
+                                    ", mock-server, --port, \"{port}\", --output-len, \"6\", --no-echo, --no-echo-status, \"500\"]\n"
+                                    "  startup_timeout_s: 20\n"
+                                    "workloads: [{name: w, input_len: 8, output_len: 6, num_prompts: 6, rates: [50, 100]}]\n"
+                                    "quality:\n"
+                                    "  - {task: \"perplexity:" + val + "\", limit: 4}\n"
+                                    "  - {task: \"gsm8k:" + dir + "/gsm8k.jsonl\", num_fewshot: 1, max_gen_tokens: 6}\n"
+                                    "energy: {source: none}\n";
+  ASSERT_EQ(run_qmeter({"run", dir + "/s.yaml", "--db", dir + "/r.db", "--out", dir + "/out"}, dir + "/log.txt"), 0)
+      << read_file(dir + "/log.txt");
+  auto db = store::Store::open(dir + "/r.db");
+  ASSERT_EQ(db->runs().size(), 1u);
+  const auto run = db->runs()[0];
+  EXPECT_EQ(run.status, store::RunStatus::kComplete) << run.error;
+  EXPECT_EQ(db->load_points(run.id).size(), 2u);
+  EXPECT_EQ(db->count_rows("requests"), 12);
+  const auto errors = db->quality_errors(run.id);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].task, std::string("perplexity:") + val);
+  EXPECT_EQ(errors[0].status, "unsupported");
+  EXPECT_NE(errors[0].error.find("Unsupported param: echo"), std::string::npos) << errors[0].error;
+  bool gsm8k = false;
+  for (const auto& q : db->quality_results(run.id)) gsm8k = gsm8k || q.metric == "exact_match_flexible";
+  EXPECT_TRUE(gsm8k) << "the generation task runs on a server without echo";
+  ASSERT_EQ(run_qmeter({"ls", "--db", dir + "/r.db"}, dir + "/ls.txt"), 0);
+  const std::string ls = read_file(dir + "/ls.txt");
+  EXPECT_NE(ls.find("perplexity UNSUPPORTED"), std::string::npos) << ls;
+  EXPECT_NE(ls.find("exact_match_flexible="), std::string::npos) << ls;
+  EXPECT_NE(ls.find(" complete "), std::string::npos) << ls;
+}

@@ -93,6 +93,43 @@ TEST(QualityThroughServe, PerplexityProtocolGivesTheReferenceAndEqualsInProcess)
   EXPECT_EQ(via_api.find("perplexity")->n, kParagraphs);
 }
 
+// stories260K with its context cut to 128 tokens: documents longer than that are scored in rolling
+// windows, through `qmeter serve` and in-process, with the same total log-likelihood, and every
+// token is scored once (the token count equals the full-context count).
+TEST(QualityThroughServe, RollingPerplexityWithA128TokenContextEqualsInProcess) {
+  QMETER_REQUIRE_SHARED_DATA(model_path, kStories);
+  QMETER_REQUIRE_SHARED_DATA(val, kVal);
+  auto full = load(model_path);
+  auto cut = load(model_path);
+  cut->config.max_seq_len = 128;
+  auto served = serve(cut, model_path);
+  auto api = make_server_scorer({served.server->base_url(), "stories", "", 120});
+  auto local = make_engine_scorer(cut, 2);
+  auto local_full = make_engine_scorer(full, 2);
+  EvalOptions o;
+  o.limit = 30;
+  o.concurrency = 4;
+  o.bootstrap_resamples = 20;
+  o.capabilities = api->probe_capabilities();
+  ASSERT_TRUE(o.capabilities.prompt_logprobs.supported) << o.capabilities.prompt_logprobs.reason;
+  ASSERT_TRUE(o.capabilities.tokenize.supported) << o.capabilities.tokenize.reason;
+  const auto spec = parse_task_spec(std::string("perplexity:") + val);
+  const auto via_api = run_task(spec, *api, o);
+  const auto in_process = run_task(spec, *local, o);
+  const auto whole = run_task(spec, *local_full, o);
+  int rolled = 0;
+  for (const auto& item : via_api.items) rolled += nlohmann::json::parse(item.json)["windows"].get<int>() > 1;
+  EXPECT_GT(rolled, 3) << "some documents exceed 127 tokens";
+  EXPECT_EQ(via_api.find("tokens")->value, in_process.find("tokens")->value);
+  EXPECT_EQ(via_api.find("tokens")->value, whole.find("tokens")->value) << "every token scored exactly once";
+  const double nll_api = via_api.find("mean_nll")->value * via_api.find("tokens")->value;
+  const double nll_local = in_process.find("mean_nll")->value * in_process.find("tokens")->value;
+  EXPECT_NEAR(nll_api, nll_local, 1e-6 * std::abs(nll_local));
+  // Less context for the later windows' tokens: the rolled score is a little worse, never better
+  // by much.
+  EXPECT_GT(in_process.find("mean_nll")->value, whole.find("mean_nll")->value - 1e-3);
+}
+
 TEST(QualityThroughServe, EvalVerbWritesLmEvalShapedJson) {
   QMETER_REQUIRE_SHARED_DATA(model_path, kStories);
   QMETER_REQUIRE_SHARED_DATA(val, kVal);

@@ -91,6 +91,10 @@ struct MockServerConfig {
   // At most this many generation replies at once; later ones wait in FIFO order (see the header
   // comment above for what takes a slot and the resulting capacity). 0 = unlimited.
   int max_concurrent_streams = 0;
+  // A server without prompt log-probabilities (llama.cpp's llama-server answers 500 "Unsupported
+  // param: echo"): a completions request with "echo": true gets this status at once, with an
+  // OpenAI-style error. 0 = echo is accepted (and ignored: the mock has no log-probabilities).
+  int no_echo_status = 0;
 
   // Throws qmeter::UsageError naming the flag of the first bad value.
   void validate() const;

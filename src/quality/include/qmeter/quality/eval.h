@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "qmeter/core/error.h"
 #include "qmeter/quality/scorer.h"
 
 namespace qmeter::quality {
@@ -26,6 +27,8 @@ struct EvalOptions {
   int concurrency = 1;  // requests in flight (capped by the scorer)
   std::string ppl_mode = "document";  // document | window
   int window = 0;                     // window length in tokens (0: the context length)
+  int max_length = 0;                 // document mode: tokens per scoring request (0: context length - 1)
+  int truncate = 0;                   // document mode: keep each document's first N tokens (0: all)
   int num_fewshot = 5;
   std::string fewshot_path;  // gsm8k exemplars; empty: the first items, excluded from scoring
   int max_gen_tokens = 256;
@@ -33,6 +36,9 @@ struct EvalOptions {
   std::string kl_text;       // kl: the text scored by both models
   int bootstrap_resamples = 1000;
   std::uint64_t seed = 1234;
+  // What the scorer serves (probe_capabilities, once per eval / quality phase): a task picks its
+  // way where there are several (document perplexity without /tokenize scores whole texts).
+  Capabilities capabilities;
   std::function<void(int done, int total)> progress;
 };
 
@@ -54,13 +60,38 @@ struct TaskResult {
   std::vector<Metric> metrics;
   std::vector<ItemRecord> items;
   double seconds = 0;
+  std::string unsupported;  // non-empty: the task was not run, and why (the server cannot serve it)
   const Metric* find(const std::string& metric) const;
 };
+
+// Thrown where a task is not run because the server cannot serve it (recorded "unsupported").
+struct UnsupportedTask : Error {
+  using Error::Error;
+};
+
+// Why the scorer cannot serve the task ("" when it can): e.g. perplexity and multiple choice need
+// prompt log-probabilities; generation tasks (gsm8k) run on any server.
+std::string unsupported_reason(const TaskSpec& spec, const EvalOptions& options, const Capabilities& caps);
+// The result recorded for a task that was not run because of `reason`.
+TaskResult unsupported_result(const TaskSpec& spec, const std::string& reason);
+
+// Rolling perplexity (lm-evaluation-harness's loglikelihood_rolling): the windows one document is
+// scored in. The sequence is `prefix` (BOS, or nothing) + `doc`; every token of it after the first
+// is scored exactly once. The first window is the sequence's first max_length tokens; each later
+// window scores the next w = min(remaining, max_length - 1) tokens conditioned on the
+// max_length - w tokens right before them, so every request holds max_length tokens (the last
+// may be shorter only when the whole sequence is). `scored` = how many of a window's last tokens count.
+struct RollingWindow {
+  std::vector<int> tokens;
+  int scored = 0;
+};
+std::vector<RollingWindow> rolling_windows(const std::vector<int>& prefix, const std::vector<int>& doc, int max_length);
 
 // Runs one task. `baseline` is the reference model for kl (null: the task's BASE_URL is used).
 TaskResult run_task(const TaskSpec& spec, Scorer& scorer, const EvalOptions& options, Scorer* baseline = nullptr);
 
-// {"results": {task: {metric: v, metric_stderr: s, n: N, ...}}, "config": {...}} as text.
+// {"results": {task: {metric: v, metric_stderr: s, n: N, ...}}, "unsupported": {task: reason},
+// "config": {...}} as text (the "unsupported" object only when some task was not run).
 std::string results_json(const std::vector<TaskResult>& results, const std::string& config_json);
 std::vector<std::string> results_table(const std::vector<TaskResult>& results);
 

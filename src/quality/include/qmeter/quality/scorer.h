@@ -22,6 +22,20 @@ struct ScoredToken {
   std::vector<std::pair<std::string, double>> top;  // (token text, logprob), best first
 };
 
+// What a scorer can serve. A server is asked once, with a few cheap requests, before any task
+// runs (probe_capabilities); the engine in-process serves everything.
+struct Capability {
+  bool supported = true;
+  std::string reason;  // why not, in words (the server's answer), when unsupported
+};
+struct Capabilities {
+  Capability prompt_logprobs;  // /v1/completions with echo + logprobs: log-probabilities of prompt tokens
+  Capability top_logprobs;     // the top-N alternatives of each prompt token
+  Capability tokenize;         // /tokenize: token ids of a text
+  Capability chat;             // /v1/chat/completions
+  std::string json() const;    // {"prompt_logprobs": {"supported": b, "reason": s}, ...}
+};
+
 struct GenerateRequest {
   std::string prompt;
   std::vector<int> prompt_tokens;  // when set, sent instead of `prompt` (already fitted to the context)
@@ -44,6 +58,9 @@ class Scorer {
   // row i predicts tokens[i + 1]); empty where only top-N is available (servers).
   virtual std::vector<std::vector<float>> log_distributions(const std::vector<int>& tokens) { return {}; }
   virtual bool has_full_distributions() const { return false; }
+  // Finds what the scorer can serve (servers: one echo request, one /tokenize, one chat request).
+  // Throws only where the server cannot be reached at all.
+  virtual Capabilities probe_capabilities() { return {}; }
   // How many calls may run at once on this scorer (a server: many; the engine: one).
   virtual int max_concurrency() const = 0;
   virtual std::string describe() const = 0;
