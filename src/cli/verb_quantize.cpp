@@ -46,6 +46,7 @@ void add_quantize_verb(CLI::App& app) {
                static_cast<double>(model->weight_bytes()) / (1 << 20));
     fmt::print("wrote {}: {}{}\n", a->out, fmt::join(w.files, ", "),
                w.tokenizer ? "" : " (no tokenizer file: pass --tokenizer when loading it)");
+    if (!w.tokenizer && !w.tokenizer_note.empty()) fmt::print("  tokenizer not embedded: {}\n", w.tokenizer_note);
   });
 }
 

@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "loader_common.h"
 #include "qmeter/core/error.h"
@@ -170,7 +172,7 @@ void write_gguf_model(const Model& model, const std::string& path, const GgufWri
   g.str("general.name", o.name.empty() ? model.source : o.name);
   g.u32("general.alignment", static_cast<std::uint32_t>(kAlignment));
   const DType layer_type = c.n_layers > 0 ? model.weights.layers[0].wq.dtype : model.weights.token_embedding.dtype;
-  g.u32("general.file_type", file_type_of(layer_type));
+  g.u32("general.file_type", o.file_type >= 0 ? static_cast<std::uint32_t>(o.file_type) : file_type_of(layer_type));
   if (is_gguf_block(layer_type)) g.u32("general.quantization_version", 2);
   g.u32(arch + ".context_length", static_cast<std::uint32_t>(c.max_seq_len));
   g.u32(arch + ".embedding_length", static_cast<std::uint32_t>(c.dim));
@@ -194,7 +196,7 @@ void write_gguf_model(const Model& model, const std::string& path, const GgufWri
     if (v->eos_id >= 0) g.u32("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(v->eos_id));
     if (v->unk_id >= 0) g.u32("tokenizer.ggml.unknown_token_id", static_cast<std::uint32_t>(v->unk_id));
     g.boolean("tokenizer.ggml.add_bos_token", v->add_bos);
-    g.boolean("tokenizer.ggml.add_space_prefix", v->add_space_prefix);
+    if (v->model == "llama") g.boolean("tokenizer.ggml.add_space_prefix", v->add_space_prefix);
   }
 
   auto mat = [&](const std::string& name, const Matrix& m, const std::vector<int>& src = {}) {
@@ -278,6 +280,35 @@ TokenizerVocab llama2c_vocab_for_gguf(const std::string& tok_bin, int vocab_size
     v.token_types.push_back(type);
   }
   return v;
+}
+
+std::optional<TokenizerVocab> gguf_vocab_for_source(const Model& model, const std::string& source_spec, std::string* why_none) {
+  namespace fs = std::filesystem;
+  const fs::path src(source_spec);
+  using Convert = std::function<TokenizerVocab(const std::string&)>;
+  const Convert llama2c = [&](const std::string& p) { return llama2c_vocab_for_gguf(p, model.config.vocab_size); };
+  std::vector<std::pair<fs::path, Convert>> candidates;  // in order of preference
+  if (model.format == "gguf" && model.tokenizer) {
+    candidates.emplace_back(src, read_gguf_vocab);
+  } else if (model.format == "llama2c") {
+    candidates.emplace_back(src.parent_path() / fmt::format("tok{}.bin", model.config.vocab_size), llama2c);
+    candidates.emplace_back(src.parent_path() / "tokenizer.bin", llama2c);
+  } else if (model.format == "hf") {
+    candidates.emplace_back(src / "tokenizer.model", sentencepiece_vocab_for_gguf);
+    candidates.emplace_back(src / "tokenizer.json", hf_vocab_for_gguf);
+    candidates.emplace_back(src / "tokenizer.bin", llama2c);
+  }
+  std::string why = fmt::format("no tokenizer file found for '{}'", source_spec);
+  for (const auto& [path, convert] : candidates) {
+    if (!fs::is_regular_file(path)) continue;
+    try {
+      return convert(path.string());
+    } catch (const UsageError& e) {  // one GGUF cannot state: try the next, else write the weights alone
+      why = e.what();
+    }
+  }
+  if (why_none) *why_none = why;
+  return std::nullopt;
 }
 
 }  // namespace qmeter::engine

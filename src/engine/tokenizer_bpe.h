@@ -63,6 +63,10 @@ struct BpeConfig {
   bool decode_strips_leading_space = false;
 };
 
+// A tokenizer.json (+ its side configs) as a BpeConfig, before make_bpe_tokenizer (GGUF export
+// reads the configuration itself); throws UsageError naming the file and field.
+BpeConfig load_hf_bpe_config(const std::string& tokenizer_json_path);
+
 // Builds the tokenizer; throws UsageError naming cfg.source when the configuration is unusable.
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeConfig cfg);
 

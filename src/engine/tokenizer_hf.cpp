@@ -26,7 +26,7 @@ class HfLoader {
  public:
   explicit HfLoader(std::string path) : path_(std::move(path)) {}
 
-  std::unique_ptr<Tokenizer> load() {
+  BpeConfig config() {
     json doc = parse_json_file(path_, /*required=*/true);
     if (!doc.is_object()) fail("top level is not a JSON object");
     cfg_.kind = "hf-bpe";
@@ -46,7 +46,7 @@ class HfLoader {
     read_side_configs();
     cfg_.extra_stop_ids = detail::conventional_stop_ids(cfg_.pieces, cfg_.classes);
     cfg_.extra_stop_ids.insert(cfg_.extra_stop_ids.end(), generation_eos_.begin(), generation_eos_.end());
-    return detail::make_bpe_tokenizer(std::move(cfg_));
+    return std::move(cfg_);
   }
 
  private:
@@ -394,12 +394,18 @@ class HfLoader {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json_path) {
+namespace detail {
+BpeConfig load_hf_bpe_config(const std::string& tokenizer_json_path) {
   try {
-    return HfLoader(tokenizer_json_path).load();
+    return HfLoader(tokenizer_json_path).config();
   } catch (const json::exception& e) {  // a field of an unexpected JSON type deep inside
     throw UsageError("tokenizer.json '" + tokenizer_json_path + "': " + e.what());
   }
+}
+}  // namespace detail
+
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json_path) {
+  return detail::make_bpe_tokenizer(detail::load_hf_bpe_config(tokenizer_json_path));
 }
 
 }  // namespace qmeter::engine

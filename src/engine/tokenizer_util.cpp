@@ -296,6 +296,7 @@ std::vector<SpecialTokenSplitter::Segment> SpecialTokenSplitter::split(std::stri
 // ---------------------------------------------------------------- regex splitting
 
 struct RegexSplitter::Impl {
+  std::string pattern;
   pcre2_code* code = nullptr;
   bool jit = false;
   bool invert = false;
@@ -319,6 +320,7 @@ RegexSplitter::RegexSplitter(const std::string& pattern, const std::string& cont
                      ": " + reinterpret_cast<const char*>(msg));
   }
   impl_->jit = pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE) == 0;
+  impl_->pattern = pattern;
   impl_->invert = invert;
   impl_->behavior = behavior;
 }
@@ -326,6 +328,7 @@ RegexSplitter::RegexSplitter(const std::string& pattern, const std::string& cont
 RegexSplitter::~RegexSplitter() = default;
 RegexSplitter::RegexSplitter(RegexSplitter&&) noexcept = default;
 RegexSplitter& RegexSplitter::operator=(RegexSplitter&&) noexcept = default;
+const std::string& RegexSplitter::pattern() const { return impl_->pattern; }
 
 void RegexSplitter::split(std::vector<std::string_view>& pieces) const {
   struct MatchData {  // one per thread: the compiled code is shared, match data is not

@@ -200,6 +200,8 @@ class RegexSplitter {
   RegexSplitter& operator=(RegexSplitter&&) noexcept;
   // Replaces every piece by its sub-pieces (views into the same storage).
   void split(std::vector<std::string_view>& pieces) const;
+  // The pattern as compiled (GGUF export names a pre-tokenizer by its regexes).
+  const std::string& pattern() const;
 
  private:
   struct Impl;

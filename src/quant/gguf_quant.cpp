@@ -1,38 +1,31 @@
-// llama.cpp block quantizers (see gguf_quant.h). Written from the published block definitions and
-// the reference procedures' description; the arithmetic order follows them where it decides codes.
+// llama.cpp block quantizers, 32-weight blocks, and the per-matrix dispatch (see gguf_quant.h).
+// Written from the published block definitions and the reference procedures' description; the
+// arithmetic order follows them where it decides codes. The K-quants and IQ4 are in gguf_quant_k.cpp.
 #include "qmeter/quant/gguf_quant.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 
+#include "gguf_quant_common.h"
+#include "qmeter/core/error.h"
 #include "qmeter/engine/gguf_blocks.h"
 
 namespace qmeter::quant {
 
+using detail::get_f16;
+using detail::nearest;
+using detail::put_f16;
+using detail::signed_absmax;
 using engine::DType;
 
-namespace {
+namespace detail {
 
-// Round to nearest, ties to even (llama.cpp's nearest_int; the default FP environment).
-int nearest(float v) { return static_cast<int>(std::nearbyint(v)); }
-
-void put_f16(std::uint8_t* at, float v) {
-  const std::uint16_t h = engine::f32_to_f16(v);
-  std::memcpy(at, &h, 2);
-}
-float get_f16(const std::uint8_t* at) {
-  std::uint16_t h;
-  std::memcpy(&h, at, 2);
-  return engine::f16_to_f32(h);
-}
-
-// Weighted least-squares fit of x ~ scale * L + min with L in [0, nmax] and min <= 0: start from
-// the full range, then try step counts nmax + rmin + rdelta * k (k = 0..nstep), each with the
-// closed-form (scale, min) of its codes, keeping the smallest weighted squared error. Returns the
-// scale; *neg_min = -min (>= 0), codes in L. (llama.cpp's make_qkx2_quants, use_mad = false.)
 float fit_scale_min(int n, int nmax, const float* x, const float* w, std::uint8_t* L, float* neg_min, float rmin,
-                    float rdelta, int nstep) {
+                    float rdelta, int nstep, bool use_mad) {
   float lo = x[0], hi = x[0], sum_w = w[0], sum_x = w[0] * x[0];
   for (int i = 1; i < n; ++i) {
     lo = std::min(lo, x[i]);
@@ -46,13 +39,13 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, std::uint8_
     *neg_min = -lo;
     return 0.0f;
   }
+  auto error = [&](float diff) { return use_mad ? std::fabs(diff) : diff * diff; };
   float iscale = nmax / (hi - lo);
   float scale = 1 / iscale;
   float best = 0;
   for (int i = 0; i < n; ++i) {
     L[i] = static_cast<std::uint8_t>(std::clamp(nearest(iscale * (x[i] - lo)), 0, nmax));
-    const float diff = scale * L[i] + lo - x[i];
-    best += w[i] * diff * diff;
+    best += w[i] * error(scale * L[i] + lo - x[i]);
   }
   std::uint8_t aux[256];
   for (int k = 0; k <= nstep; ++k) {
@@ -74,10 +67,7 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, std::uint8_
       this_scale = sum_xl / sum_l2;
     }
     float err = 0;
-    for (int i = 0; i < n; ++i) {
-      const float diff = this_scale * aux[i] + this_min - x[i];
-      err += w[i] * diff * diff;
-    }
+    for (int i = 0; i < n; ++i) err += w[i] * error(this_scale * aux[i] + this_min - x[i]);
     if (err < best) {
       std::copy(aux, aux + n, L);
       best = err;
@@ -87,6 +77,58 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, std::uint8_
   }
   *neg_min = -lo;
   return scale;
+}
+
+float fit_symmetric(int n, int nmax, const float* x, std::int8_t* L, const float* w) {
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
+    std::fill(L, L + n, 0);
+    return 0.0f;
+  }
+  auto weight = [&](int i) { return w ? w[i] : x[i] * x[i]; };
+  auto code = [&](float iscale, int i) { return std::clamp(nearest(iscale * x[i]), -nmax, nmax - 1); };
+  float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = code(iscale, i);
+    L[i] = static_cast<std::int8_t>(l + nmax);
+    sumlx += weight(i) * x[i] * l;
+    suml2 += weight(i) * l * l;
+  }
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int k = -9; k <= 9; ++k) {
+    if (k == 0) continue;
+    iscale = -(nmax + 0.1f * k) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = code(iscale, i);
+      sumlx += weight(i) * x[i] * l;
+      suml2 += weight(i) * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = static_cast<std::int8_t>(nmax + code(iscale, i));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+}  // namespace detail
+
+namespace {
+
+// Nibble packing shared by the 32-weight blocks: weight i in the low nibble of byte i, weight
+// i + 16 in the high nibble.
+void pack_nibbles(const std::uint8_t* q, std::uint8_t* qs) {
+  for (int i = 0; i < 16; ++i) qs[i] = static_cast<std::uint8_t>((q[i] & 15) | (q[i + 16] & 15) << 4);
+}
+// The 5th bits of 32 codes as one little-endian u32 (bit i: weight i).
+void pack_fifth_bits(const std::uint8_t* q, std::uint8_t* qh) {
+  std::uint32_t h = 0;
+  for (int i = 0; i < 32; ++i) h |= static_cast<std::uint32_t>((q[i] >> 4) & 1) << i;
+  std::memcpy(qh, &h, 4);
 }
 
 }  // namespace
@@ -104,86 +146,110 @@ void quantize_row_q8_0(const float* x, int n, std::uint8_t* out) {
 
 void quantize_row_q4_0(const float* x, int n, std::uint8_t* out) {
   for (int b = 0; b < n / engine::kQ4_0Block; ++b, x += 32, out += engine::kQ4_0Bytes) {
-    float amax = 0, m = 0;
-    for (int i = 0; i < 32; ++i)
-      if (std::fabs(x[i]) > amax) {
-        amax = std::fabs(x[i]);
-        m = x[i];
-      }
     // The extreme weight maps to code 0 (-8 * d); the other side reaches +7 * d at most.
-    const float d = m / -8;
+    const float d = signed_absmax(x, 32) / -8;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     put_f16(out, d);
-    auto code = [&](float v) { return static_cast<std::uint8_t>(std::min(15, static_cast<int>(static_cast<std::int8_t>(v * id + 8.5f)))); };
-    for (int i = 0; i < 16; ++i) out[2 + i] = static_cast<std::uint8_t>(code(x[i]) | (code(x[i + 16]) << 4));
+    std::uint8_t q[32];
+    for (int i = 0; i < 32; ++i) q[i] = static_cast<std::uint8_t>(std::min(15, static_cast<int>(static_cast<std::int8_t>(x[i] * id + 8.5f))));
+    pack_nibbles(q, out + 2);
   }
 }
 
-void quantize_row_q4_k(const float* x, int n, std::uint8_t* out) {
-  for (int b = 0; b < n / engine::kQ4KBlock; ++b, x += 256, out += engine::kQ4KBytes) {
-    std::uint8_t L[256];
-    float scales[8], mins[8], weights[32];
-    float max_scale = 0, max_min = 0;
-    for (int j = 0; j < 8; ++j) {
-      const float* xs = x + 32 * j;
-      float sum_x2 = 0;
-      for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
-      const float av_x = std::sqrt(sum_x2 / 32);
-      for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xs[l]);
-      scales[j] = fit_scale_min(32, 15, xs, weights, L + 32 * j, &mins[j], -1.0f, 0.1f, 20);
-      max_scale = std::max(max_scale, scales[j]);
-      max_min = std::max(max_min, mins[j]);
-    }
-    const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
-    const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
-    std::uint8_t ls[8], lm[8];
-    for (int j = 0; j < 8; ++j) {
-      ls[j] = static_cast<std::uint8_t>(std::min(63, nearest(inv_scale * scales[j])));
-      lm[j] = static_cast<std::uint8_t>(std::min(63, nearest(inv_min * mins[j])));
-    }
-    put_f16(out, max_scale / 63.0f);
-    put_f16(out + 2, max_min / 63.0f);
-    engine::q4k_pack_scales(ls, lm, out + 4);
-    // Codes against the stored (6-bit, f16) scales and mins.
-    const float d = get_f16(out), dmin = get_f16(out + 2);
-    for (int j = 0; j < 8; ++j) {
-      std::uint8_t sc, m;
-      engine::q4k_scale_min(j, out + 4, sc, m);
-      const float dj = d * sc;
-      if (dj == 0) continue;  // keeps the fit's codes (they multiply a zero scale)
-      const float mj = dmin * m;
-      for (int l = 0; l < 32; ++l) L[32 * j + l] = static_cast<std::uint8_t>(std::clamp(nearest((x[32 * j + l] + mj) / dj), 0, 15));
-    }
-    std::uint8_t* qs = out + 16;
-    for (int k = 0; k < 4; ++k)
-      for (int l = 0; l < 32; ++l) qs[32 * k + l] = static_cast<std::uint8_t>(L[64 * k + l] | (L[64 * k + 32 + l] << 4));
+void quantize_row_q4_1(const float* x, int n, std::uint8_t* out) {
+  for (int b = 0; b < n / engine::kQ4_1Block; ++b, x += 32, out += engine::kQ4_1Bytes) {
+    float lo = FLT_MAX, hi = -FLT_MAX;
+    for (int i = 0; i < 32; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+    const float d = (hi - lo) / 15;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    put_f16(out, d);
+    put_f16(out + 2, lo);
+    std::uint8_t q[32];
+    for (int i = 0; i < 32; ++i) q[i] = static_cast<std::uint8_t>(std::min(15, static_cast<int>(static_cast<std::int8_t>((x[i] - lo) * id + 0.5f))));
+    pack_nibbles(q, out + 4);
+  }
+}
+
+void quantize_row_q5_0(const float* x, int n, std::uint8_t* out) {
+  for (int b = 0; b < n / engine::kQ5_0Block; ++b, x += 32, out += engine::kQ5_0Bytes) {
+    const float d = signed_absmax(x, 32) / -16;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    put_f16(out, d);
+    std::uint8_t q[32];
+    for (int i = 0; i < 32; ++i) q[i] = static_cast<std::uint8_t>(std::min(31, static_cast<int>(static_cast<std::int8_t>(x[i] * id + 16.5f))));
+    pack_fifth_bits(q, out + 2);
+    pack_nibbles(q, out + 6);
+  }
+}
+
+void quantize_row_q5_1(const float* x, int n, std::uint8_t* out) {
+  for (int b = 0; b < n / engine::kQ5_1Block; ++b, x += 32, out += engine::kQ5_1Bytes) {
+    float lo = FLT_MAX, hi = -FLT_MAX;
+    for (int i = 0; i < 32; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+    const float d = (hi - lo) / 31;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    put_f16(out, d);
+    put_f16(out + 2, lo);
+    std::uint8_t q[32];  // (x - min) / d + 0.5 truncated: at most 31.5 -> 31, never negative
+    for (int i = 0; i < 32; ++i) q[i] = static_cast<std::uint8_t>((x[i] - lo) * id + 0.5f);
+    pack_fifth_bits(q, out + 4);
+    pack_nibbles(q, out + 8);
+  }
+}
+
+void quantize_row_gguf(DType d, const float* x, int n, std::uint8_t* out) {
+  if (n % engine::gguf_block_elems(d) != 0)
+    throw Error(fmt::format("{}: a row of {} weights is not whole {}-weight blocks", engine::dtype_name(d), n,
+                            engine::gguf_block_elems(d)));
+  switch (d) {
+    case DType::kGgufQ8_0: return quantize_row_q8_0(x, n, out);
+    case DType::kGgufQ4_0: return quantize_row_q4_0(x, n, out);
+    case DType::kGgufQ4_1: return quantize_row_q4_1(x, n, out);
+    case DType::kGgufQ5_0: return quantize_row_q5_0(x, n, out);
+    case DType::kGgufQ5_1: return quantize_row_q5_1(x, n, out);
+    case DType::kGgufIQ4NL: return quantize_row_iq4_nl(x, n, out);
+    case DType::kGgufQ2K: return quantize_row_q2_k(x, n, out);
+    case DType::kGgufQ3K: return quantize_row_q3_k(x, n, out);
+    case DType::kGgufQ4K: return quantize_row_q4_k(x, n, out);
+    case DType::kGgufQ5K: return quantize_row_q5_k(x, n, out);
+    case DType::kGgufQ6K: return quantize_row_q6_k(x, n, out);
+    case DType::kGgufIQ4XS: return quantize_row_iq4_xs(x, n, out);
+    default: throw Error(fmt::format("{} is not a GGUF block type", engine::dtype_name(d)));
   }
 }
 
 DType gguf_storage_dtype(DType want, int cols) {
-  if (want == DType::kGgufQ4K && cols % engine::kQ4KBlock != 0) want = DType::kGgufQ4_0;
-  if (cols % 32 != 0) return DType::kF16;
+  if (want == DType::kF16 || want == DType::kF32 || want == DType::kBF16) return want;
+  if (cols % engine::gguf_block_elems(want) != 0) {  // llama.cpp's per-tensor fallback
+    switch (want) {
+      case DType::kGgufQ2K:
+      case DType::kGgufQ3K:
+      case DType::kGgufIQ4XS: want = DType::kGgufIQ4NL; break;
+      case DType::kGgufQ4K: want = DType::kGgufQ5_0; break;
+      case DType::kGgufQ5K: want = DType::kGgufQ5_1; break;
+      case DType::kGgufQ6K: want = DType::kGgufQ8_0; break;
+      default: break;  // the 32-weight blocks: llama.cpp refuses the tensor, qmeter writes f16
+    }
+  }
+  if (cols % engine::gguf_block_elems(want) != 0) return DType::kF16;
   return want;
 }
 
 GgufQuantized quantize_gguf_matrix(DType want, const float* w, int rows, int cols) {
   GgufQuantized q;
   q.dtype = gguf_storage_dtype(want, cols);
-  if (q.dtype == DType::kF16) {
+  if (!engine::is_gguf_block(q.dtype)) {
     q.data.resize(static_cast<std::size_t>(rows) * cols * 2);
     auto* h = reinterpret_cast<std::uint16_t*>(q.data.data());
     for (std::size_t i = 0; i < static_cast<std::size_t>(rows) * cols; ++i) h[i] = engine::f32_to_f16(w[i]);
+    q.dtype = DType::kF16;
     return q;
   }
   const std::size_t rb = engine::gguf_row_bytes(q.dtype, cols);
   q.data.resize(rb * static_cast<std::size_t>(rows));
-  for (int r = 0; r < rows; ++r) {
-    const float* x = w + static_cast<std::size_t>(r) * cols;
-    auto* out = reinterpret_cast<std::uint8_t*>(q.data.data()) + rb * static_cast<std::size_t>(r);
-    if (q.dtype == DType::kGgufQ8_0) quantize_row_q8_0(x, cols, out);
-    else if (q.dtype == DType::kGgufQ4_0) quantize_row_q4_0(x, cols, out);
-    else quantize_row_q4_k(x, cols, out);
-  }
+  for (int r = 0; r < rows; ++r)
+    quantize_row_gguf(q.dtype, w + static_cast<std::size_t>(r) * cols, cols,
+                      reinterpret_cast<std::uint8_t*>(q.data.data()) + rb * static_cast<std::size_t>(r));
   return q;
 }
 

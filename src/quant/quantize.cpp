@@ -40,11 +40,44 @@ const std::vector<MethodInfo>& methods() {
       {"smoothquant-w8a8", 8, {8}, true, DType::kQ8RowA8,
        "SmoothQuant: alpha migration into the RMSNorms, int8 per-channel weights x per-token int8 activations"},
       // llama.cpp's block formats (gguf_quant.h), bit-compatible: `qmeter quantize` writes a GGUF file.
-      {"q8_0", 8, {8}, false, DType::kGgufQ8_0, "GGUF q8_0: int8 codes, one f16 scale per 32 weights (llama.cpp layout)"},
-      {"q4_0", 4, {4}, false, DType::kGgufQ4_0, "GGUF q4_0: 4-bit codes, one f16 scale per 32 weights (llama.cpp layout)"},
+      {"q8_0", 8, {8}, false, DType::kGgufQ8_0,
+       "GGUF preset Q8_0: q8_0 (int8, one f16 scale per 32) for every matrix incl. embedding and classifier; widths "
+       "not a multiple of 32 f16"},
+      {"q4_0", 4, {4}, false, DType::kGgufQ4_0,
+       "GGUF preset Q4_0: q4_0 (4-bit, one f16 scale per 32), classifier (tied embedding) q6_K, or q8_0 when its width "
+       "is not a multiple of 256; widths not a multiple of 32 f16"},
       {"q4_k", 4, {4}, false, DType::kGgufQ4K,
-       "GGUF q4_K: 256-weight super-blocks, 6-bit scales and mins per 32 (llama.cpp layout); rows not a multiple of "
-       "256 fall back to q4_0"},
+       "GGUF q4_K on every linear layer, embedding and classifier bf16 (qmeter's pure variant, not a llama-quantize "
+       "preset); rows not a multiple of 256 fall back to q5_0, not of 32 to f16"},
+      // llama-quantize's presets (gguf_quant.h): llama.cpp's per-tensor mixture and its reference
+      // quantizers; in every one the classifier (the tied embedding) is q6_K, and a width that is
+      // not whole blocks falls back per tensor (K types to iq4_nl / q5_0 / q5_1 / q8_0, then f16).
+      {"q4_1", 4, {4}, false, DType::kGgufQ4_1,
+       "GGUF preset Q4_1: q4_1 (scale + min per 32), classifier q6_K; widths not a multiple of 32 f16"},
+      {"q5_0", 5, {5}, false, DType::kGgufQ5_0,
+       "GGUF preset Q5_0: q5_0 (5-bit, scale per 32), classifier q6_K; widths not a multiple of 32 f16"},
+      {"q5_1", 5, {5}, false, DType::kGgufQ5_1,
+       "GGUF preset Q5_1: q5_1 (5-bit, scale + min per 32), classifier q6_K; widths not a multiple of 32 f16"},
+      {"q2_k", 2, {2}, false, DType::kGgufQ2K,
+       "GGUF preset Q2_K: q2_K, attn_v q4_K (n_heads/n_kv_heads >= 4) or q3_K, ffn_down and attn_output q3_K, "
+       "classifier q6_K; widths not a multiple of 256: iq4_nl (q3_K: iq4_nl, q4_K: q5_0)"},
+      {"q3_k_m", 3, {3}, false, DType::kGgufQ3K,
+       "GGUF preset Q3_K_M: q3_K, attn_v q5_K (layers 0-1) / q4_K, ffn_down q5_K (first 1/16) / q4_K, attn_output "
+       "q4_K, classifier q6_K; widths not a multiple of 256: iq4_nl / q5_0 / q5_1 / q8_0"},
+      {"q4_k_m", 4, {4}, false, DType::kGgufQ4K,
+       "GGUF preset Q4_K_M: q4_K, attn_v and ffn_down q6_K in the use_more_bits layers (first and last eighth, "
+       "every third between), classifier q6_K; widths not a multiple of 256: q5_0 (q6_K: q8_0)"},
+      {"q5_k_m", 5, {5}, false, DType::kGgufQ5K,
+       "GGUF preset Q5_K_M: q5_K, attn_v and ffn_down q6_K in the use_more_bits layers, classifier q6_K; widths not "
+       "a multiple of 256: q5_1 (q6_K: q8_0)"},
+      {"q6_k", 6, {6}, false, DType::kGgufQ6K,
+       "GGUF preset Q6_K: q6_K everywhere; widths not a multiple of 256: q8_0"},
+      {"iq4_nl", 4, {4}, false, DType::kGgufIQ4NL,
+       "GGUF preset IQ4_NL: 16-level non-linear 4-bit per 32, attn_v q5_K (n_heads/n_kv_heads >= 4), ffn_down q5_K "
+       "(first eighth), classifier q6_K; q5_K widths not a multiple of 256: q5_1"},
+      {"iq4_xs", 4, {4}, false, DType::kGgufIQ4XS,
+       "GGUF preset IQ4_XS: iq4_nl levels in 256-weight super-blocks with 6-bit scales, otherwise as iq4_nl; "
+       "widths not a multiple of 256: iq4_nl"},
   };
   return table;
 }
@@ -265,14 +298,12 @@ void quantize_matrix_rtn(engine::Model& model, engine::Matrix& m, const MethodIn
     case DType::kFp8RowA8:
       install_packed(model, m, info.packed_dtype, quantize_fp8_rows(w.data(), m.rows, m.cols).pack(info.packed_dtype));
       break;
-    case DType::kGgufQ8_0:
-    case DType::kGgufQ4_0:
-    case DType::kGgufQ4K: {  // llama.cpp blocks, or the per-matrix fallback of gguf_storage_dtype()
-      GgufQuantized q = quantize_gguf_matrix(info.packed_dtype, w.data(), m.rows, m.cols);
-      m = engine::Matrix{q.dtype, m.rows, m.cols, copy_to_weights(model, q.data)};  // headerless blocks
-      break;
-    }
     default: {
+      if (engine::is_gguf_block(info.packed_dtype)) {  // llama.cpp blocks, or gguf_storage_dtype()'s fallback
+        GgufQuantized q = quantize_gguf_matrix(info.packed_dtype, w.data(), m.rows, m.cols);
+        m = engine::Matrix{q.dtype, m.rows, m.cols, copy_to_weights(model, q.data)};  // headerless blocks
+        break;
+      }
       const int gs = effective_group_size(o.group_size, m.cols);
       install_packed(model, m, DType::kQ4Group, quantize_rtn_groups(w.data(), m.rows, m.cols, o.bits, gs, o.symmetric).pack());
     }
@@ -331,8 +362,12 @@ void quantize_model(engine::Model& model, const std::string& method, const Quant
         throw UsageError(fmt::format("--group-size {} is larger than layer {} ({} input columns) of {}", o.group_size,
                                      ref.name, ref.matrix->cols, model.source));
   }
-  embeddings_to_bf16(model);
-  if (!info.needs_calibration) {
+  const GgufPreset* preset = gguf_preset(method);
+  const bool mixture = preset && preset->mixture;  // a llama-quantize preset: every matrix, embeddings included
+  if (!mixture) embeddings_to_bf16(model);
+  if (mixture) {
+    apply_gguf_preset(model, *preset);
+  } else if (!info.needs_calibration) {
     for (engine::LayerWeights& lw : model.weights.layers) quantize_layer_rtn(model, lw, info, o);
   } else {
     if (calib.empty()) throw UsageError(fmt::format("method {} needs calibration data", method));

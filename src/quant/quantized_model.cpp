@@ -13,6 +13,7 @@
 #include "qmeter/engine/gguf_blocks.h"
 #include "qmeter/engine/gguf_writer.h"
 #include "qmeter/engine/packed_formats.h"
+#include "qmeter/quant/gguf_quant.h"
 #include "qmeter/quant/quantize.h"
 
 namespace qmeter::quant {
@@ -142,9 +143,8 @@ bool copy_tokenizer(const std::string& source, const engine::Model& model, const
   return copied;
 }
 
-// The GGUF methods (q8_0, q4_0, q4_k): one GGUF file, `dir` itself when it ends in .gguf, else
-// dir/model.gguf; the tokenizer is embedded from a GGUF source or a llama2.c tok.bin beside the
-// source (HF tokenizers are not converted: pass --tokenizer when loading).
+// The GGUF methods: one GGUF file, `dir` itself when it ends in .gguf, else dir/model.gguf; the
+// source's tokenizer is embedded as GGUF metadata (engine::gguf_vocab_for_source).
 WrittenModel write_gguf_file(const engine::Model& model, const std::string& source_spec, const std::string& dir,
                              const std::string& method, const std::map<std::string, std::string>& options) {
   const bool file = dir.size() > 5 && dir.substr(dir.size() - 5) == ".gguf";
@@ -154,24 +154,15 @@ WrittenModel write_gguf_file(const engine::Model& model, const std::string& sour
   if (ec || (!folder.empty() && !fs::is_directory(folder)))
     throw Error(fmt::format("--out '{}': cannot create the folder: {}", folder.string(), ec.message()));
   const fs::path path = file ? fs::path(dir) : folder / "model.gguf";
-  std::optional<engine::TokenizerVocab> vocab;
-  if (model.format == "gguf" && model.tokenizer) {
-    vocab = engine::read_gguf_vocab(source_spec);
-  } else if (model.format == "llama2c") {
-    const fs::path src(source_spec);
-    for (const std::string name : {fmt::format("tok{}.bin", model.config.vocab_size), std::string("tokenizer.bin")})
-      if (fs::exists(src.parent_path() / name)) {
-        vocab = engine::llama2c_vocab_for_gguf((src.parent_path() / name).string(), model.config.vocab_size);
-        break;
-      }
-  }
+  WrittenModel out;
+  const std::optional<engine::TokenizerVocab> vocab = engine::gguf_vocab_for_source(model, source_spec, &out.tokenizer_note);
   engine::GgufWriteOptions o;
   o.name = fs::path(source_spec).filename().string() + " " + method;
   o.vocab = vocab ? &*vocab : nullptr;
   o.extra["qmeter.method"] = method;
+  if (const GgufPreset* p = gguf_preset(method)) o.file_type = static_cast<int>(p->file_type);
   for (const auto& [k, v] : options) o.extra["qmeter.option." + k] = v;
   engine::write_gguf_model(model, path.string(), o);
-  WrittenModel out;
   out.files.push_back(file ? path.filename().string() : "model.gguf");
   out.tokenizer = vocab.has_value();
   return out;

@@ -184,7 +184,7 @@ TEST(GgufQuantize, ErrorBoundsOnRandomAndOutlierHeavyWeights) {
 
 TEST(GgufQuantize, WidthsThatAreNotWholeBlocksFallBackPerTensor) {
   EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ4K, 512), DType::kGgufQ4K);
-  EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ4K, 64), DType::kGgufQ4_0);
+  EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ4K, 64), DType::kGgufQ5_0);  // llama.cpp's fallback
   EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ4K, 172), DType::kF16);
   EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ8_0, 96), DType::kGgufQ8_0);
   EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ4_0, 172), DType::kF16);
@@ -232,8 +232,8 @@ TEST(GgufQuantizedModel, Stories260KWrittenAsGgufReloadsBitIdentical) {
     EXPECT_TRUE(w.tokenizer);
     auto back = engine::load_model(dir + "/" + method + "/model.gguf");
     EXPECT_EQ(back->format, "gguf");
-    // 64-wide layers: q4_0 / q8_0 blocks (q4_k falls back to q4_0); the 172-wide down projection: f16.
-    const DType want = method == "q8_0" ? DType::kGgufQ8_0 : DType::kGgufQ4_0;
+    // 64-wide layers: q4_0 / q8_0 blocks (q4_k falls back to q5_0); the 172-wide down projection: f16.
+    const DType want = method == "q8_0" ? DType::kGgufQ8_0 : method == "q4_0" ? DType::kGgufQ4_0 : DType::kGgufQ5_0;
     EXPECT_EQ(mem->weights.layers[0].wq.dtype, want);
     EXPECT_EQ(mem->weights.layers[0].w_down.dtype, DType::kF16);
     expect_same_weights(*mem, *back);

@@ -12,8 +12,9 @@
 //   tokenizer files    copied from the source (HF: tokenizer.json / tokenizer.model /
 //                      tokenizer_config.json; llama2.c: tok<vocab>.bin or tokenizer.bin as
 //                      tokenizer.bin); GGUF sources embed theirs, so none is written
-// The GGUF methods (q8_0, q4_0, q4_k) write one GGUF v3 file instead (engine/gguf_writer.h):
-// --out itself when it ends in .gguf, else <out>/model.gguf; load it by that file's path.
+// The GGUF methods (q8_0, q4_0, q4_k, the llama.cpp presets) write one GGUF v3 file instead
+// (engine/gguf_writer.h) with the source's tokenizer in its metadata: --out itself when it ends
+// in .gguf, else <out>/model.gguf; load it by that file's path.
 #include <map>
 #include <string>
 #include <vector>
@@ -24,7 +25,8 @@ namespace qmeter::quant {
 
 struct WrittenModel {
   std::vector<std::string> files;  // written, relative to the folder
-  bool tokenizer = false;          // whether a tokenizer file was copied
+  bool tokenizer = false;          // whether a tokenizer file was copied (GGUF: embedded)
+  std::string tokenizer_note;      // GGUF without a tokenizer: why (none found, or one GGUF cannot state)
 };
 
 // Throws qmeter::Error (naming the folder or file) when a file cannot be written, and for models
