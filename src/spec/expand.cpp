@@ -52,6 +52,11 @@ json workload_json(const WorkloadSpec& w) {
   // Keys that change no earlier study's run ids: present only when set.
   if (w.max_connections > 0) j["max_connections"] = w.max_connections;
   if (w.client_bound_threshold_ms > 0) j["client_bound_threshold_ms"] = w.client_bound_threshold_ms;
+  if (w.turns > 0) j["turns"] = w.turns;
+  if (w.think_time_s > 0) j["think_time_s"] = w.think_time_s;
+  if (w.num_prefixes > 0) j["num_prefixes"] = w.num_prefixes;
+  if (w.prefix_len > 0) j["prefix_len"] = w.prefix_len;
+  if (!w.trace_window.empty()) j["trace_window"] = w.trace_window;
   if (w.search_enabled) {
     j["search"] = {{"slo", w.search.slo}, {"lo", w.search.lo}, {"hi", w.search.hi},
                    {"iterations", w.search.iterations}, {"attainment", w.search.attainment}};

@@ -11,6 +11,7 @@
 
 #include "qmeter/core/error.h"
 #include "qmeter/core/paths.h"
+#include "qmeter/workload/schedule.h"
 
 namespace qmeter::spec {
 
@@ -166,14 +167,19 @@ LoadPoint load_point(const YAML::Node& n, const Ctx& c, const std::string& kind)
 WorkloadSpec parse_workload(const YAML::Node& n, const Ctx& c, std::size_t i) {
   check_keys(n, c, {"name", "dataset", "input_len", "output_len", "range_ratio", "num_prompts", "arrival", "burstiness",
                     "rates", "concurrencies", "search", "warmup", "timeout_s", "endpoint", "trace_time_scale",
-                    "max_connections", "client_bound_threshold_ms"});
+                    "max_connections", "client_bound_threshold_ms", "turns", "think_time_s", "num_prefixes", "prefix_len",
+                    "trace_window"});
   WorkloadSpec w;
   w.name = n["name"] ? scalar(n["name"], c.sub("name")) : "workload" + std::to_string(i);
   if (n["dataset"]) w.dataset = scalar(n["dataset"], c.sub("dataset"));
   const std::string kind = w.dataset.substr(0, w.dataset.find(':'));
-  static const std::set<std::string> kKinds = {"random", "sharegpt", "jsonl", "azure", "gsm8k"};
-  if (!kKinds.count(kind)) c.sub("dataset").fail(n["dataset"], "unknown dataset kind '" + kind + "' (known: random, sharegpt, jsonl, azure, gsm8k)");
-  if (kind != "random") {
+  static const std::set<std::string> kKinds = {"random", "sharegpt", "jsonl", "azure", "gsm8k", "mooncake", "burstgpt",
+                                               "trace", "sharegpt-multiturn", "multiturn", "prefix"};
+  if (!kKinds.count(kind))
+    c.sub("dataset").fail(n["dataset"], "unknown dataset kind '" + kind +
+                                            "' (known: random, sharegpt, jsonl, azure, gsm8k, mooncake, burstgpt, trace, "
+                                            "sharegpt-multiturn, multiturn, prefix)");
+  if (kind != "random" && kind != "multiturn" && kind != "prefix") {
     const std::string path = w.dataset.substr(w.dataset.find(':') + 1);
     if (w.dataset.find(':') == std::string::npos || path.empty()) c.sub("dataset").fail(n["dataset"], "'" + kind + ":' needs a path");
     if (!std::ifstream(path)) c.sub("dataset").fail(n["dataset"], "file not found: " + path);
@@ -202,6 +208,27 @@ WorkloadSpec parse_workload(const YAML::Node& n, const Ctx& c, std::size_t i) {
   if (n["client_bound_threshold_ms"]) {
     w.client_bound_threshold_ms = number(n["client_bound_threshold_ms"], c.sub("client_bound_threshold_ms"));
     if (!(w.client_bound_threshold_ms > 0)) c.sub("client_bound_threshold_ms").fail(n["client_bound_threshold_ms"], "must be > 0");
+  }
+  auto positive = [&](const char* key, int& field) {
+    if (!n[key]) return;
+    field = integer(n[key], c.sub(key));
+    if (field < 1) c.sub(key).fail(n[key], "must be >= 1");
+  };
+  positive("turns", w.turns);
+  positive("num_prefixes", w.num_prefixes);
+  positive("prefix_len", w.prefix_len);
+  if (n["think_time_s"]) {
+    w.think_time_s = number(n["think_time_s"], c.sub("think_time_s"));
+    if (!(w.think_time_s >= 0)) c.sub("think_time_s").fail(n["think_time_s"], "must be >= 0");
+  }
+  if (n["trace_window"]) {
+    w.trace_window = scalar(n["trace_window"], c.sub("trace_window"));
+    workload::DatasetOptions check;
+    try {
+      workload::parse_trace_window(w.trace_window, check, "trace_window");
+    } catch (const std::exception& e) {
+      c.sub("trace_window").fail(n["trace_window"], e.what());
+    }
   }
   if (n["rates"]) for_list(n["rates"], c.sub("rates"), [&](const YAML::Node& x, const Ctx& cx) { w.points.push_back(load_point(x, cx, "rate")); });
   if (n["concurrencies"]) {

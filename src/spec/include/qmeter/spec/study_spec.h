@@ -63,6 +63,12 @@ struct WorkloadSpec {
   double trace_time_scale = 1;
   int max_connections = 0;                 // 0: the client's default (bench serve --max-connections)
   double client_bound_threshold_ms = -1;   // < 0: max(1 ms, 1% of the median TTFT)
+  // Multi-turn (sharegpt-multiturn, multiturn), prefix and trace datasets: as bench serve's --turns,
+  // --think-time, --num-prefixes, --prefix-len, --trace-window (0 / "" = the dataset's default).
+  int turns = 0;
+  double think_time_s = 0;
+  int num_prefixes = 0, prefix_len = 0;
+  std::string trace_window;  // "START,DURATION" seconds
 };
 
 struct SloClass {
