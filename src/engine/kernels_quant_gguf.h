@@ -12,13 +12,29 @@
 namespace qmeter::engine::kernels {
 
 namespace scalar {
-// Any of the three: the row dequantized by gguf_row_to_f32, then a dot product in column order.
+// Any block type: the row dequantized by gguf_row_to_f32, then a dot product in column order.
 void matmul_gguf(const Matrix&, const float*, const void*, int, float*, int, int);
 }  // namespace scalar
+// Per type, f32 activations: matmul_gguf_<type> for every type of the traits table, in
+// kernels_quant_gguf.cpp (AVX-512) and kernels_gguf_avx2.cpp (AVX2).
+#define QMETER_GGUF_DECLARE_KERNELS(f)                                                                        \
+  void f##q8_0(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##q4_0(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##q4_1(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##q5_0(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##q5_1(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##iq4_nl(const Matrix&, const float*, const void*, int, float*, int, int);                          \
+  void f##q2_k(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##q3_k(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##q4_k(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##q5_k(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##q6_k(const Matrix&, const float*, const void*, int, float*, int, int);                            \
+  void f##iq4_xs(const Matrix&, const float*, const void*, int, float*, int, int);
+namespace avx2 {
+QMETER_GGUF_DECLARE_KERNELS(matmul_gguf_)
+}  // namespace avx2
 namespace avx512 {
-void matmul_gguf_q8_0(const Matrix&, const float*, const void*, int, float*, int, int);
-void matmul_gguf_q4_0(const Matrix&, const float*, const void*, int, float*, int, int);
-void matmul_gguf_q4_k(const Matrix&, const float*, const void*, int, float*, int, int);
+QMETER_GGUF_DECLARE_KERNELS(matmul_gguf_)
 }  // namespace avx512
 
 // The GGUF rows of the kernel table, built once from the traits table (gguf_blocks.h): one row per

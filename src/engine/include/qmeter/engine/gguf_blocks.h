@@ -86,6 +86,7 @@ struct GgufBlockTraits {
   std::string_view dtype_name;  // "gguf_q4_k", dtype_name()
   int block_elems;              // weights per block
   int block_bytes;
+  int scale_at, min_at;         // byte offsets of the block's f16 d and f16 min / dmin (-1: none)
   // The reference dequantization of n consecutive blocks (the ground truth of every kernel).
   void (*blocks_to_f32)(const std::uint8_t* blocks, std::size_t n, float* out);
   // Matmul with f32 activations per ISA (kernels_quant_gguf.h); nullptr where an ISA has none

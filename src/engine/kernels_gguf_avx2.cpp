@@ -1,0 +1,78 @@
+// AVX2 kernels of llama.cpp's block formats (kernels_quant_gguf.h), for CPUs without AVX-512:
+// the same decoders as the AVX-512 kernels (kernels_gguf_decode.h), each 32-weight group widened
+// to four registers of 8 exact f32 weights; up to 4 batch rows share each decoded group (16 ymm
+// registers: 4 weights + 2 accumulators per batch row).
+#include "kernels_target.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels_quant_gguf.h"
+#include "qmeter/engine/gguf_blocks.h"
+
+QMETER_KERNELS_BEGIN_AVX2
+
+#include "kernels_gguf_decode.h"
+
+namespace qmeter::engine::kernels::avx2 {
+namespace {
+
+constexpr int kBatchTile = 4;
+
+__attribute__((always_inline)) inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 8 int8 codes to f32, scaled: d * q - m (rounded once, as the reference).
+__attribute__((always_inline)) inline __m256 weights8(__m128i codes, __m256 d, __m256 m) {
+  return _mm256_fmsub_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), m);
+}
+
+template <int NB, typename Decoder>
+void block_rows(const Matrix& w, const float* x, float* y, int r0, int r1) {
+  const std::size_t rb = gguf_row_bytes(w.dtype, w.cols);
+  const int groups = w.cols / 32;
+  const std::size_t gb = rb / static_cast<std::size_t>(groups);
+  for (int r = r0; r < r1; ++r) {
+    const auto* row = static_cast<const std::uint8_t*>(w.data) + rb * static_cast<std::size_t>(r);
+    __m256 acc0[NB], acc1[NB];
+    for (int b = 0; b < NB; ++b) acc0[b] = acc1[b] = _mm256_setzero_ps();
+    for (int g = 0; g < groups; ++g) {
+      __builtin_prefetch(row + static_cast<std::size_t>(g) * gb + kPrefetchBytes, 0, 2);
+      GgufGroup grp;
+      Decoder::decode(row, g, grp);
+      const __m256 d0 = _mm256_set1_ps(grp.d0), d1 = _mm256_set1_ps(grp.d1);
+      const __m256 m0 = _mm256_set1_ps(grp.m0), m1 = _mm256_set1_ps(grp.m1);
+      const __m128i lo = _mm256_castsi256_si128(grp.q), hi = _mm256_extracti128_si256(grp.q, 1);
+      const __m256 w0 = weights8(lo, d0, m0), w1 = weights8(_mm_srli_si128(lo, 8), d0, m0);
+      const __m256 w2 = weights8(hi, d1, m1), w3 = weights8(_mm_srli_si128(hi, 8), d1, m1);
+      for (int b = 0; b < NB; ++b) {
+        const float* xb = x + static_cast<std::size_t>(b) * w.cols + 32 * g;
+        acc0[b] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb), acc0[b]);
+        acc1[b] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xb + 8), acc1[b]);
+        acc0[b] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), acc0[b]);
+        acc1[b] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), acc1[b]);
+      }
+    }
+    for (int b = 0; b < NB; ++b) y[static_cast<std::size_t>(b) * w.rows + r] = hsum(_mm256_add_ps(acc0[b], acc1[b]));
+  }
+}
+
+template <typename Decoder>
+void run_tiles(const Matrix& w, const float* x, int batch, float* y, int row_begin, int row_end) {
+  static constexpr GgufTileFn kFns[kBatchTile] = {block_rows<1, Decoder>, block_rows<2, Decoder>, block_rows<3, Decoder>,
+                                                  block_rows<4, Decoder>};
+  gguf_run_tiles(kFns, w, x, batch, y, row_begin, row_end);
+}
+
+}  // namespace
+
+QMETER_GGUF_DECODERS(QMETER_GGUF_DEFINE_ENTRY)
+
+}  // namespace qmeter::engine::kernels::avx2
+
+QMETER_KERNELS_END
