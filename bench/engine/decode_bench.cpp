@@ -47,16 +47,6 @@ struct Args {
   int context = 32;  // tokens already in each sequence's cache before decode is timed
 };
 
-std::vector<std::string> split_commas(const std::string& v) {
-  std::vector<std::string> out;
-  for (std::size_t p = 0; p <= v.size();) {
-    const std::size_t c = std::min(v.find(',', p), v.size());
-    if (c > p) out.push_back(v.substr(p, c - p));
-    p = c + 1;
-  }
-  return out;
-}
-
 // The model of one table row: a synthetic spec without a type gets the row's type appended
 // (quantized types are built directly in their format), any other spec loads converted to it.
 std::unique_ptr<Model> load_row(const std::string& model, const std::string& dt) {
@@ -169,10 +159,10 @@ int main(int argc, char** argv) {
     else if (f == "--batch") t.batch = std::stoi(value());
     else if (f == "--context") a.context = std::stoi(value());
     else if (f == "--no-b1") t.decode1 = false;
-    else if (f == "--dtypes") t.dtypes = split_commas(value());
+    else if (f == "--dtypes") t.dtypes = qmeter::bench::split_commas(value());
     else if (f == "--prefill") {
       t.prefill.clear();
-      for (const std::string& n : split_commas(value()))
+      for (const std::string& n : qmeter::bench::split_commas(value()))
         if (std::stoi(n) > 0) t.prefill.push_back(std::stoi(n));
     } else if (f == "--suite" && value() == "tinyllama") {
       suite = true;

@@ -11,6 +11,7 @@
 #include "cpu_features.h"
 #include "kernels_dispatch.h"
 #include "kernels_quant.h"  // packed formats (quant issue)
+#include "kernels_gguf_int8.h"  // integer-activation path (batch >= 2)
 #include "kernels_quant_gguf.h"  // GGUF block formats
 #include "qmeter/core/error.h"
 #include "qmeter/engine/gguf_blocks.h"
@@ -45,6 +46,7 @@ const MatmulKernel kMatmulKernels[] = {
     {Isa::kAvx512, DType::kQ8Row, 1, avx512::matmul_q8_row},
     {Isa::kAvx512, DType::kQ4Group, 1, avx512::matmul_q4_group},
     QMETER_QUANT_KERNEL_ROWS  // nf4 / fp8 / int8 x int8 (kernels_quant.h)
+    QMETER_INT8_ACT_PACKED_ROWS  // w8a16 / w4a16 at batch >= 2 with int8 activations (kernels_gguf_int8.h)
     // llama.cpp's blocks: their rows come from the GGUF traits table (gguf_matmul_kernels()).
 };
 

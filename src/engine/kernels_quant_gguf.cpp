@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels_quant.h"
+#include "kernels_gguf_int8.h"
 #include "kernels_quant_gguf.h"
 #include "qmeter/engine/gguf_blocks.h"
 
@@ -33,6 +34,8 @@ std::span<const MatmulKernel> gguf_matmul_kernels() {
       if (t.matmul_avx2) out.push_back({Isa::kAvx2, t.dtype, 1, t.matmul_avx2});
       if (t.matmul_avx512) out.push_back({Isa::kAvx512, t.dtype, 1, t.matmul_avx512});
     }
+    // Batch >= 2 with int8 activations where the type has that path (kernels_gguf_int8.h).
+    for (const MatmulKernel& k : gguf_int8_act_kernel_rows()) out.push_back(k);
     return out;
   }();
   return rows;

@@ -1,0 +1,248 @@
+// Integer-activation matmul path (kernels_gguf_int8.h): the activation conversion, the weight
+// types that have the path, the scalar reference kernel and the kernel-table rows.
+#include "kernels_gguf_int8.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels_quant.h"
+#include "kernels_quant_gguf.h"
+#include "qmeter/core/error.h"
+#include "qmeter/engine/gguf_blocks.h"
+#include "qmeter/engine/packed_formats.h"
+
+namespace qmeter::engine::kernels {
+
+namespace scalar {
+// The reference row decoders (kernels_gguf_int8.h: w = A * u + M). Every value is exact:
+// integer codes, and f32 products of an f16 scale by a small integer. Each writes every entry
+// up to cols (rounded up to its 4-weight lanes and 16-weight groups); the caller zeroes the rest.
+
+float int8_half(const std::uint8_t* p) {
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// A 32-weight block's scale and offset: 8 lanes of a, 2 groups of m.
+void int8_block_scales(float* a, float* m, int block, float scale, float offset) {
+  for (int l = 0; l < 8; ++l) a[8 * block + l] = scale;
+  m[2 * block] = m[2 * block + 1] = offset;
+}
+
+void int8_decode_q8_0(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const int blocks = w.cols / kQ8_0Block;
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * blocks * kQ8_0Bytes;
+  for (int b = 0; b < blocks; ++b, p += kQ8_0Bytes) {
+    const float d = int8_half(p);
+    for (int i = 0; i < 32; ++i) u[32 * b + i] = static_cast<std::uint8_t>(p[2 + i] ^ 0x80);  // q + 128
+    int8_block_scales(a, m, b, d, -128.0f * d);
+  }
+}
+
+void int8_decode_q4_0(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const int blocks = w.cols / kQ4_0Block;
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * blocks * kQ4_0Bytes;
+  for (int b = 0; b < blocks; ++b, p += kQ4_0Bytes) {
+    const float d = int8_half(p);
+    for (int i = 0; i < 16; ++i) {
+      u[32 * b + i] = p[2 + i] & 15;
+      u[32 * b + 16 + i] = p[2 + i] >> 4;
+    }
+    int8_block_scales(a, m, b, d, -8.0f * d);
+  }
+}
+
+void int8_decode_q4_k(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const int supers = w.cols / kQ4KBlock;
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * supers * kQ4KBytes;
+  for (int s = 0; s < supers; ++s, p += kQ4KBytes) {
+    const float dd = int8_half(p), dmin = int8_half(p + 2);
+    for (int j = 0; j < 8; ++j) {
+      std::uint8_t sc, mn;
+      q4k_scale_min(j, p + 4, sc, mn);
+      const std::uint8_t* q = p + 16 + 32 * (j / 2);
+      const int shift = 4 * (j % 2);
+      std::uint8_t* o = u + 256 * s + 32 * j;
+      for (int l = 0; l < 32; ++l) o[l] = (q[l] >> shift) & 15;
+      // As the reference: d1 = d * sc and m1 = dmin * m, each exact (11 x 6 significant bits).
+      int8_block_scales(a, m, 8 * s + j, dd * static_cast<float>(sc), -(dmin * static_cast<float>(mn)));
+    }
+  }
+}
+
+// kQ8Row (w8a16): codes [rows][row_stride], then f32 scales [rows].
+void int8_decode_q8_row(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const PackedHeader& h = packed_header(w);
+  const auto* base = static_cast<const std::uint8_t*>(w.data) + sizeof(PackedHeader);
+  const std::uint8_t* q = base + static_cast<std::size_t>(row) * h.row_stride;
+  float s;
+  std::memcpy(&s, base + static_cast<std::size_t>(w.rows) * h.row_stride + sizeof(float) * row, sizeof s);
+  for (int c = 0; c < w.cols; ++c) u[c] = static_cast<std::uint8_t>(q[c] ^ 0x80);
+  for (int l = 0; l < (w.cols + 3) / 4; ++l) a[l] = s;
+  for (int g = 0; g < (w.cols + 15) / 16; ++g) m[g] = -128.0f * s;
+}
+
+// kQ4Group (w4a16): per row 16-byte blocks of 32 nibbles (low: weights 0..15, high: 16..31),
+// then f16 scales [n_groups] and u8 zeros [n_groups]; groups are multiples of 32 columns.
+void int8_decode_q4_group(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const PackedHeader& h = packed_header(w);
+  const std::uint8_t* r = static_cast<const std::uint8_t*>(w.data) + sizeof(PackedHeader) + static_cast<std::size_t>(row) * h.row_stride;
+  const std::uint8_t* scales = r + h.codes_bytes;
+  const std::uint8_t* zeros = scales + 2 * h.n_groups;
+  const int blocks = (w.cols + 31) / 32;
+  for (int b = 0; b < blocks; ++b) {
+    for (int i = 0; i < 16; ++i) {
+      u[32 * b + i] = r[16 * b + i] & 15;
+      u[32 * b + 16 + i] = r[16 * b + i] >> 4;
+    }
+    const int g = 32 * b / static_cast<int>(h.group_size);
+    const float s = int8_half(scales + 2 * g);
+    int8_block_scales(a, m, b, s, -(s * static_cast<float>(zeros[g])));
+  }
+  for (int c = w.cols; c < 32 * blocks; ++c) u[c] = 0;  // codes of a partial last block
+}
+
+}  // namespace scalar
+namespace avx512 {
+// Built by kernels_gguf_int8_avx512.cpp from the same source.
+void int8_decode_q8_0_simd(const Matrix&, int, std::uint8_t*, float*, float*);
+void int8_decode_q4_0_simd(const Matrix&, int, std::uint8_t*, float*, float*);
+void int8_decode_q4_k_simd(const Matrix&, int, std::uint8_t*, float*, float*);
+void int8_decode_q8_row_simd(const Matrix&, int, std::uint8_t*, float*, float*);
+void int8_decode_q4_group_simd(const Matrix&, int, std::uint8_t*, float*, float*);
+}  // namespace avx512
+
+namespace {
+
+std::size_t align64(std::size_t n) { return (n + 63) / 64 * 64; }
+
+// The f32-activation kernel of a GGUF type (its traits' best SIMD one, else the scalar one).
+MatmulRowsFn gguf_f32_kernel(DType d) {
+  const GgufBlockTraits& t = gguf_block_traits(d);
+  return t.matmul_avx512 ? t.matmul_avx512 : t.matmul_avx2 ? t.matmul_avx2 : t.matmul_scalar;
+}
+void f32_gguf(const Matrix& w, const float* x, const void* p, int n, float* y, int a, int b) { gguf_f32_kernel(w.dtype)(w, x, p, n, y, a, b); }
+
+const Int8WeightType kTypes[] = {
+    {DType::kGgufQ8_0, scalar::int8_decode_q8_0, avx512::int8_decode_q8_0_simd, f32_gguf},
+    {DType::kGgufQ4_0, scalar::int8_decode_q4_0, avx512::int8_decode_q4_0_simd, f32_gguf},
+    {DType::kGgufQ4K, scalar::int8_decode_q4_k, avx512::int8_decode_q4_k_simd, f32_gguf},
+    {DType::kQ8Row, scalar::int8_decode_q8_row, avx512::int8_decode_q8_row_simd, avx512::matmul_q8_row},
+    {DType::kQ4Group, scalar::int8_decode_q4_group, avx512::int8_decode_q4_group_simd, avx512::matmul_q4_group},
+};
+
+}  // namespace
+
+int int8_act_kpad(int cols) { return (cols + 63) / 64 * 64; }
+int int8_act_groups(int cols) { return (cols + 255) / 256 * 16; }
+
+std::size_t int8_act_prepared_bytes(int batch, int cols) {
+  const std::size_t b = static_cast<std::size_t>(batch), kpad = static_cast<std::size_t>(int8_act_kpad(cols));
+  return align64(b * kpad) + align64(b * kpad) + align64(b * static_cast<std::size_t>(int8_act_groups(cols)) * 4);
+}
+
+Int8Activations int8_act_view(const void* prepared, int batch, int cols) {
+  const std::size_t b = static_cast<std::size_t>(batch), kpad = static_cast<std::size_t>(int8_act_kpad(cols));
+  const auto* p = static_cast<const std::uint8_t*>(prepared);
+  return {reinterpret_cast<const std::int8_t*>(p), reinterpret_cast<const float*>(p + align64(b * kpad)),
+          reinterpret_cast<const float*>(p + 2 * align64(b * kpad)), int8_act_kpad(cols), int8_act_groups(cols)};
+}
+
+void int8_act_prepare_scalar(const float* x, int batch, int cols, void* out) {
+  const Int8Activations v = int8_act_view(out, batch, cols);
+  auto* xq = const_cast<std::int8_t*>(v.xq);
+  auto* dx = const_cast<float*>(v.dx);
+  auto* xs = const_cast<float*>(v.xs);
+  for (int b = 0; b < batch; ++b) {
+    const float* xb = x + static_cast<std::size_t>(b) * cols;
+    std::int8_t* qb = xq + static_cast<std::size_t>(b) * v.kpad;
+    float* db = dx + static_cast<std::size_t>(b) * (v.kpad / 4);
+    float* sb = xs + static_cast<std::size_t>(b) * v.ngroups;
+    std::fill(sb, sb + v.ngroups, 0.0f);
+    for (int blk = 0; blk < v.kpad / 32; ++blk) {
+      const int c0 = 32 * blk, n = std::clamp(cols - c0, 0, 32);
+      float amax = 0;
+      for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(xb[c0 + i]));
+      const float d = amax / 127.0f;
+      const float id = d != 0.0f ? 1.0f / d : 0.0f;
+      int sum[2] = {0, 0};
+      for (int i = 0; i < 32; ++i) {
+        const int q = i < n ? std::clamp(static_cast<int>(std::nearbyint(xb[c0 + i] * id)), -127, 127) : 0;
+        qb[c0 + i] = static_cast<std::int8_t>(q);
+        sum[i / 16] += q;
+      }
+      for (int l = 0; l < 8; ++l) db[8 * blk + l] = d;
+      sb[2 * blk] = d * static_cast<float>(sum[0]);
+      sb[2 * blk + 1] = d * static_cast<float>(sum[1]);
+    }
+  }
+}
+
+void int8_act_prepare(const float* x, int batch, int cols, void* out) {
+  if (!avx512::has_vnni()) return;  // the rows fall back to the f32-activation kernels
+  avx512::int8_act_prepare_avx512(x, batch, cols, out);
+}
+
+const Int8WeightType* int8_weight_type(DType d) {
+  for (const Int8WeightType& t : kTypes)
+    if (t.dtype == d) return &t;
+  return nullptr;
+}
+
+std::span<const Int8WeightType> int8_weight_types() { return kTypes; }
+
+std::span<const MatmulKernel> gguf_int8_act_kernel_rows() {
+  static const std::vector<MatmulKernel> rows = [] {
+    std::vector<MatmulKernel> out;
+    for (const Int8WeightType& t : kTypes)
+      if (is_gguf_block(t.dtype))
+        out.push_back({Isa::kAvx512, t.dtype, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare});
+    return out;
+  }();
+  return rows;
+}
+
+namespace scalar {
+
+// Emulates avx512::matmul_int8_act_vnni lane by lane: the same products, fmas and reduction tree.
+void matmul_int8_act(const Matrix& w, const float*, const void* prepared, int batch, float* y, int row_begin, int row_end) {
+  const Int8WeightType* t = int8_weight_type(w.dtype);
+  if (!t) throw Error(std::string("matmul_int8_act: no integer path for ") + std::string(dtype_name(w.dtype)));
+  const Int8Activations x = int8_act_view(prepared, batch, w.cols);
+  const int chunks = x.kpad / 64;
+  std::vector<std::uint8_t> u(static_cast<std::size_t>(x.kpad));
+  std::vector<float> a(static_cast<std::size_t>(x.kpad / 4)), m(static_cast<std::size_t>(x.ngroups));
+  for (int r = row_begin; r < row_end; ++r) {
+    std::fill(u.begin(), u.end(), 0);
+    std::fill(a.begin(), a.end(), 0.0f);
+    std::fill(m.begin(), m.end(), 0.0f);
+    t->decode_scalar(w, r, u.data(), a.data(), m.data());
+    for (int b = 0; b < batch; ++b) {
+      const std::int8_t* xq = x.xq + static_cast<std::size_t>(b) * x.kpad;
+      const float* dx = x.dx + static_cast<std::size_t>(b) * (x.kpad / 4);
+      const float* xs = x.xs + static_cast<std::size_t>(b) * x.ngroups;
+      float acc[16] = {};
+      for (int k = 0; k < chunks; ++k) {
+        for (int l = 0; l < 16; ++l) {
+          const int i = 64 * k + 4 * l;
+          std::int32_t s = 0;
+          for (int j = 0; j < 4; ++j) s += static_cast<std::int32_t>(u[i + j]) * xq[i + j];
+          const float scale = a[16 * k + l] * dx[16 * k + l];
+          acc[l] = std::fma(static_cast<float>(s), scale, acc[l]);
+        }
+        if (k % 4 == 3 || k == chunks - 1) {
+          for (int l = 0; l < 16; ++l) acc[l] = std::fma(m[16 * (k / 4) + l], xs[16 * (k / 4) + l], acc[l]);
+        }
+      }
+      for (int width = 8; width >= 1; width /= 2)
+        for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
+      y[static_cast<std::size_t>(b) * w.rows + r] = acc[0];
+    }
+  }
+}
+
+}  // namespace scalar
+}  // namespace qmeter::engine::kernels

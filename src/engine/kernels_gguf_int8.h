@@ -1,0 +1,88 @@
+#pragma once
+// Private: the integer-activation matmul path (issue #17) for prefill and batched decode of the
+// GGUF block types and of qmeter's w8a16 / w4a16 formats (kQ8Row, kQ4Group).
+//
+// Activations: each input token is quantized per 32-value block to int8, as ggml's q8_0
+// activation blocks: d = amax / 127 (f32), q = round-to-even(x / d), |q| <= 127 (an all-zero block
+// gets d = 0, q = 0). Columns are zero-padded to a multiple of 64.
+//
+// Weights: every supported type is written, per weight i, as  w_i = A_i * u_i + M_i  with u_i an
+// unsigned byte, A_i a scale shared by groups of 4 consecutive weights and M_i an offset shared
+// by 16 consecutive weights (the block's min, or -zero_point * scale for symmetric codes):
+//   q8_0   u = q + 128, A = d, M = -128 d        q4_0  u = q, A = d, M = -8 d
+//   q4_K   u = q, A = d * sc_j, M = -dmin * m_j   q8_row (w8a16)  u = q + 128, A = s, M = -128 s
+//   q4_group (w4a16)  u = q, A = s_g, M = -s_g * z_g
+// so a dot product with a token is
+//   sum_i w_i x_i ~= sum_lanes (A * dx) * sum4(u * xq)  +  sum_16-groups M * (dx * sum16(xq))
+// The 4-product integer sums are VPDPBUSD lanes (u8 x s8 -> s32, exact: 4 * 255 * 127 < 2^24,
+// so their conversion to f32 is exact too); the second sum uses the per-16 sums of xq computed
+// once per token (ggml's "bsums"), so mins cost nothing per weight.
+//
+// Each weight row is first decoded to (u, A, M) in a per-thread scratch, then reused by every
+// token of a batch block: the decoding is paid once per row and block, not once per token.
+// Every output is computed by one fixed sequence of f32 operations (16 lane accumulators, one
+// fixed reduction tree), so the scalar reference (scalar::matmul_int8_act) and the VNNI kernel
+// give bit-identical results, whatever the thread split or batch size.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "kernels_dispatch.h"
+
+namespace qmeter::engine::kernels {
+
+// ---- prepared activations ----
+// Layout (each array 64-byte aligned, `kpad` = cols rounded up to 64, `ngroups` = kpad rounded up
+// to 256, / 16):  int8 xq[batch][kpad];  f32 dx[batch][kpad / 4] (the scale of each 4-value
+// lane: d of its block);  f32 xs[batch][ngroups] (d * sum of the 16 xq of each group, 0 past cols).
+struct Int8Activations {
+  const std::int8_t* xq;
+  const float* dx;
+  const float* xs;
+  int kpad, ngroups;
+};
+int int8_act_kpad(int cols);
+int int8_act_groups(int cols);
+std::size_t int8_act_prepared_bytes(int batch, int cols);
+// The scalar conversion (ground truth of the SIMD one) and the dispatching one (a PrepareFn).
+void int8_act_prepare_scalar(const float* x, int batch, int cols, void* out);
+void int8_act_prepare(const float* x, int batch, int cols, void* out);
+Int8Activations int8_act_view(const void* prepared, int batch, int cols);
+
+// ---- decoded weights ----
+// One row as (u, A, M): u[kpad], a[kpad / 4], m[ngroups]; zero past cols.
+using Int8DecodeRowFn = void (*)(const Matrix& w, int row, std::uint8_t* u, float* a, float* m);
+
+struct Int8WeightType {
+  DType dtype;
+  Int8DecodeRowFn decode_scalar;  // the reference
+  Int8DecodeRowFn decode_avx512;  // nullptr: the scalar decoder serves (it is exact either way)
+  MatmulRowsFn f32_fallback;      // the f32-activation kernel used where the CPU has no VNNI
+};
+// The types with an integer path (nullptr for others).
+const Int8WeightType* int8_weight_type(DType d);
+std::span<const Int8WeightType> int8_weight_types();
+
+namespace scalar {
+// Reference: decode_scalar + a lane-by-lane emulation of the VNNI kernel's f32 operations.
+void matmul_int8_act(const Matrix&, const float*, const void*, int, float*, int, int);
+}  // namespace scalar
+namespace avx512 {
+bool has_vnni();  // kernels_quant_int8_avx512.cpp
+// VPDPBUSD kernel (requires has_vnni()).
+void matmul_int8_act_vnni(const Matrix&, const float*, const void*, int, float*, int, int);
+// The table's row function: the VNNI kernel, or the type's f32-activation kernel without VNNI.
+void matmul_int8_act(const Matrix&, const float*, const void*, int, float*, int, int);
+void int8_act_prepare_avx512(const float* x, int batch, int cols, void* out);
+}  // namespace avx512
+
+// Rows of the kernel table: batch >= 2 of every GGUF type in int8_weight_types() (appended to
+// gguf_matmul_kernels()), and of kQ8Row / kQ4Group (QMETER_INT8_ACT_PACKED_ROWS in kMatmulKernels;
+// kQ4Group also at the kAvx512Bf16 level, which would otherwise pick its bf16 kernel first).
+std::span<const MatmulKernel> gguf_int8_act_kernel_rows();
+#define QMETER_INT8_ACT_PACKED_ROWS                                                                                  \
+  {Isa::kAvx512, DType::kQ8Row, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare},              \
+      {Isa::kAvx512, DType::kQ4Group, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare},        \
+      {Isa::kAvx512Bf16, DType::kQ4Group, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare},
+
+}  // namespace qmeter::engine::kernels

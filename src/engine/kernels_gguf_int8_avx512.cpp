@@ -1,0 +1,276 @@
+// AVX-512 side of the integer-activation path (kernels_gguf_int8.h): the activation conversion,
+// the row decoders, and the VPDPBUSD kernel.
+//
+// The kernel works on tiles of up to 4 weight rows x 4 tokens: per 64 columns, 4 decoded rows
+// (u, A) and 4 tokens (xq, dx) are loaded once and give 16 VPDPBUSD, each followed by a
+// conversion and one fma with A * dx into that (row, token)'s 16 lane accumulators. Rows are
+// decoded into a per-thread scratch once per batch block of tokens (a block's activations stay
+// in L2 while the rows stream past).
+#include "kernels_target.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels_gguf_int8.h"
+#include "kernels_quant.h"
+#include "qmeter/engine/gguf_blocks.h"
+#include "qmeter/engine/packed_formats.h"
+
+QMETER_KERNELS_BEGIN_AVX512
+
+namespace qmeter::engine::kernels::avx512 {
+
+// The row decoders (the same values as the scalar:: reference ones, which the tests check).
+namespace {
+
+inline float half(const std::uint8_t* p) {
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// A 32-weight block: its 8 lanes of scale and 2 groups of offset.
+inline void block_scales(float* a, float* m, int block, float scale, float offset) {
+  _mm256_storeu_ps(a + 8 * block, _mm256_set1_ps(scale));
+  m[2 * block] = m[2 * block + 1] = offset;
+}
+
+// 16 bytes of nibbles -> 32 codes (low nibbles first), as q4_0 and kQ4Group store them.
+inline void nibbles_to_bytes(const std::uint8_t* q, std::uint8_t* out) {
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                      _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), low4), _mm_and_si128(b, low4)));
+}
+
+}  // namespace
+
+void int8_decode_q8_0_simd(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const int blocks = w.cols / kQ8_0Block;
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * blocks * kQ8_0Bytes;
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (int b = 0; b < blocks; ++b, p += kQ8_0Bytes) {
+    const float d = half(p);
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), _mm256_xor_si256(q, flip));
+    block_scales(a, m, b, d, -128.0f * d);
+  }
+}
+
+void int8_decode_q4_0_simd(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const int blocks = w.cols / kQ4_0Block;
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * blocks * kQ4_0Bytes;
+  for (int b = 0; b < blocks; ++b, p += kQ4_0Bytes) {
+    const float d = half(p);
+    nibbles_to_bytes(p + 2, u + 32 * b);
+    block_scales(a, m, b, d, -8.0f * d);
+  }
+}
+
+void int8_decode_q4_k_simd(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const int supers = w.cols / kQ4KBlock;
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * supers * kQ4KBytes;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int s = 0; s < supers; ++s, p += kQ4KBytes) {
+    const float dd = half(p), dmin = half(p + 2);
+    for (int k = 0; k < 4; ++k) {  // sub-blocks 2k (low nibbles) and 2k + 1 (high nibbles)
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 + 32 * k));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 256 * s + 64 * k), _mm256_and_si256(q, low4));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 256 * s + 64 * k + 32), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4));
+    }
+    for (int j = 0; j < 8; ++j) {
+      std::uint8_t sc, mn;
+      q4k_scale_min(j, p + 4, sc, mn);
+      block_scales(a, m, 8 * s + j, dd * static_cast<float>(sc), -(dmin * static_cast<float>(mn)));
+    }
+  }
+}
+
+void int8_decode_q8_row_simd(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const PackedHeader& h = packed_header(w);
+  const auto* base = static_cast<const std::uint8_t*>(w.data) + sizeof(PackedHeader);
+  const std::uint8_t* q = base + static_cast<std::size_t>(row) * h.row_stride;
+  float s;
+  std::memcpy(&s, base + static_cast<std::size_t>(w.rows) * h.row_stride + sizeof(float) * row, sizeof s);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  int c = 0;
+  for (; c + 64 <= w.cols; c += 64)
+    _mm512_storeu_si512(u + c, _mm512_xor_si512(_mm512_loadu_si512(q + c), flip));
+  if (c < w.cols) {
+    const __mmask64 tail = (~0ull) >> (64 - (w.cols - c));
+    _mm512_mask_storeu_epi8(u + c, tail, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tail, q + c), flip));
+  }
+  std::fill(a, a + (w.cols + 3) / 4, s);
+  std::fill(m, m + (w.cols + 15) / 16, -128.0f * s);
+}
+
+void int8_decode_q4_group_simd(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const PackedHeader& h = packed_header(w);
+  const std::uint8_t* r = static_cast<const std::uint8_t*>(w.data) + sizeof(PackedHeader) + static_cast<std::size_t>(row) * h.row_stride;
+  const std::uint8_t* scales = r + h.codes_bytes;
+  const std::uint8_t* zeros = scales + 2 * h.n_groups;
+  const int blocks = (w.cols + 31) / 32;
+  for (int b = 0; b < blocks; ++b) {
+    nibbles_to_bytes(r + 16 * b, u + 32 * b);
+    const int g = 32 * b / static_cast<int>(h.group_size);
+    const float s = half(scales + 2 * g);
+    block_scales(a, m, b, s, -(s * static_cast<float>(zeros[g])));
+  }
+}
+
+// The same values as int8_act_prepare_scalar: amax / 127, x * (1 / d) rounded to nearest even
+// (the default MXCSR mode, as std::nearbyint), clamped to +-127.
+void int8_act_prepare_avx512(const float* x, int batch, int cols, void* out) {
+  const Int8Activations v = int8_act_view(out, batch, cols);
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  for (int b = 0; b < batch; ++b) {
+    const float* xb = x + static_cast<std::size_t>(b) * cols;
+    auto* qb = const_cast<std::int8_t*>(v.xq) + static_cast<std::size_t>(b) * v.kpad;
+    auto* db = const_cast<float*>(v.dx) + static_cast<std::size_t>(b) * (v.kpad / 4);
+    auto* sb = const_cast<float*>(v.xs) + static_cast<std::size_t>(b) * v.ngroups;
+    std::fill(sb, sb + v.ngroups, 0.0f);
+    for (int blk = 0; blk < v.kpad / 32; ++blk) {
+      const int c0 = 32 * blk, n = std::clamp(cols - c0, 0, 32);
+      const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1);
+      const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xFFFF : n <= 16 ? 0 : (1u << (n - 16)) - 1);
+      const __m512 x0 = _mm512_maskz_loadu_ps(m0, xb + c0), x1 = _mm512_maskz_loadu_ps(m1, xb + c0 + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1)));
+      const float d = amax / 127.0f;
+      const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+      const __m512i q0 = _mm512_min_epi32(hi, _mm512_max_epi32(lo, _mm512_cvtps_epi32(_mm512_mul_ps(x0, id))));
+      const __m512i q1 = _mm512_min_epi32(hi, _mm512_max_epi32(lo, _mm512_cvtps_epi32(_mm512_mul_ps(x1, id))));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + c0), _mm512_cvtepi32_epi8(q0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + c0 + 16), _mm512_cvtepi32_epi8(q1));
+      _mm256_storeu_ps(db + 8 * blk, _mm256_set1_ps(d));
+      sb[2 * blk] = d * static_cast<float>(_mm512_reduce_add_epi32(q0));
+      sb[2 * blk + 1] = d * static_cast<float>(_mm512_reduce_add_epi32(q1));
+    }
+  }
+}
+
+}  // namespace qmeter::engine::kernels::avx512
+
+QMETER_KERNELS_END
+
+// The kernel in its own target region, so VNNI instructions appear only where has_vnni() allows.
+QMETER_KERNELS_BEGIN_AVX512_VNNI
+
+namespace qmeter::engine::kernels::avx512 {
+namespace {
+
+constexpr int kTileRows = 4, kTileTokens = 4;
+// Activation bytes (xq + dx: 2 per column) of one batch block, kept in L2 while rows stream past.
+constexpr std::size_t kBlockActBytes = 768 << 10;
+
+// Decoded rows of one row tile.
+struct Scratch {
+  std::vector<std::uint8_t> u;
+  std::vector<float> a, m;
+  int kpad = 0, ngroups = 0;
+  const std::uint8_t* urow(int r) const { return u.data() + static_cast<std::size_t>(r) * kpad; }
+  const float* arow(int r) const { return a.data() + static_cast<std::size_t>(r) * (kpad / 4); }
+  const float* mrow(int r) const { return m.data() + static_cast<std::size_t>(r) * ngroups; }
+};
+
+inline float reduce16(__m512 v) {  // the reduction tree of scalar::matmul_int8_act
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  for (int width = 8; width >= 1; width /= 2)
+    for (int l = 0; l < width; ++l) t[l] += t[l + width];
+  return t[0];
+}
+
+// Rows r0 .. r0 + NR of the scratch against tokens b0 .. b0 + NB.
+template <int NR, int NB>
+void tile(const Scratch& s, const Int8Activations& x, int b0, float* y, int y_rows, int r0) {
+  const int chunks = x.kpad / 64, lanes = x.kpad / 4;
+  __m512 acc[NR][NB];
+#pragma GCC unroll 4
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
+  for (int k = 0; k < chunks; ++k) {
+    __m512i u[NR];
+    __m512 a[NR];
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; ++r) {
+      u[r] = _mm512_loadu_si512(s.urow(r) + 64 * k);
+      a[r] = _mm512_loadu_ps(s.arow(r) + 16 * k);
+    }
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) {
+      const __m512i xq = _mm512_loadu_si512(x.xq + static_cast<std::size_t>(b0 + b) * x.kpad + 64 * k);
+      const __m512 dx = _mm512_loadu_ps(x.dx + static_cast<std::size_t>(b0 + b) * lanes + 16 * k);
+#pragma GCC unroll 4
+      for (int r = 0; r < NR; ++r) {
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[r], xq);
+        acc[r][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(a[r], dx), acc[r][b]);
+      }
+    }
+    if (k % 4 == 3 || k == chunks - 1) {  // the offsets of the 16 groups (256 columns) just done
+      const int g = 16 * (k / 4);
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) {
+        const __m512 xs = _mm512_loadu_ps(x.xs + static_cast<std::size_t>(b0 + b) * x.ngroups + g);
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; ++r) acc[r][b] = _mm512_fmadd_ps(_mm512_loadu_ps(s.mrow(r) + g), xs, acc[r][b]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) y[static_cast<std::size_t>(b0 + b) * y_rows + r0 + r] = reduce16(acc[r][b]);
+}
+
+using TileFn = void (*)(const Scratch&, const Int8Activations&, int, float*, int, int);
+template <int NR>
+constexpr TileFn kRowTiles[kTileTokens] = {tile<NR, 1>, tile<NR, 2>, tile<NR, 3>, tile<NR, 4>};
+constexpr const TileFn* kTiles[kTileRows] = {kRowTiles<1>, kRowTiles<2>, kRowTiles<3>, kRowTiles<4>};
+
+}  // namespace
+
+void matmul_int8_act_vnni(const Matrix& w, const float*, const void* prepared, int batch, float* y, int row_begin, int row_end) {
+  const Int8WeightType* t = int8_weight_type(w.dtype);
+  const Int8DecodeRowFn decode = t->decode_avx512 ? t->decode_avx512 : t->decode_scalar;
+  const Int8Activations x = int8_act_view(prepared, batch, w.cols);
+  thread_local Scratch s;
+  s.kpad = x.kpad;
+  s.ngroups = x.ngroups;
+  s.u.resize(static_cast<std::size_t>(kTileRows) * x.kpad);
+  s.a.resize(static_cast<std::size_t>(kTileRows) * (x.kpad / 4));
+  s.m.resize(static_cast<std::size_t>(kTileRows) * x.ngroups);
+  const int block = std::max<int>(kTileTokens, static_cast<int>(kBlockActBytes / (2 * static_cast<std::size_t>(x.kpad))) / kTileTokens * kTileTokens);
+  for (int bb = 0; bb < batch; bb += block) {
+    const int be = std::min(batch, bb + block);
+    for (int r = row_begin; r < row_end; r += kTileRows) {
+      const int nr = std::min(kTileRows, row_end - r);
+      for (int i = 0; i < nr; ++i) {
+        // A decoder writes every entry up to cols (rounded up to its lanes); the padding is zeroed.
+        std::uint8_t* u = s.u.data() + static_cast<std::size_t>(i) * x.kpad;
+        float* a = s.a.data() + static_cast<std::size_t>(i) * (x.kpad / 4);
+        float* m = s.m.data() + static_cast<std::size_t>(i) * x.ngroups;
+        decode(w, r + i, u, a, m);
+        std::fill(u + w.cols, u + x.kpad, 0);
+        std::fill(a + (w.cols + 3) / 4, a + x.kpad / 4, 0.0f);
+        std::fill(m + (w.cols + 15) / 16, m + x.ngroups, 0.0f);
+      }
+      for (int b = bb; b < be; b += kTileTokens) kTiles[nr - 1][std::min(kTileTokens, be - b) - 1](s, x, b, y, w.rows, r);
+    }
+  }
+}
+
+}  // namespace qmeter::engine::kernels::avx512
+
+QMETER_KERNELS_END
+
+namespace qmeter::engine::kernels::avx512 {
+
+void matmul_int8_act(const Matrix& w, const float* x, const void* prepared, int batch, float* y, int row_begin, int row_end) {
+  if (has_vnni()) return matmul_int8_act_vnni(w, x, prepared, batch, y, row_begin, row_end);
+  int8_weight_type(w.dtype)->f32_fallback(w, x, prepared, batch, y, row_begin, row_end);
+}
+
+}  // namespace qmeter::engine::kernels::avx512
