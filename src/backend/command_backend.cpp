@@ -2,6 +2,9 @@
 // server, ...). No shell: each template argument becomes exactly one argv entry.
 #include <fmt/core.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "qmeter/backend/backend.h"
 #include "qmeter/core/error.h"
 #include "qmeter/core/process.h"
@@ -43,11 +46,16 @@ class CommandBackend : public Backend {
     opts.log_path = ctx.log_path;
     argv_ = opts.argv;
     served_ = spec_.served_model.empty() ? ctx.model_name : spec::expand_template(spec_.served_model, vars);
+    record_path_ = ctx.process_record_path;
+    if (!record_path_.empty() && stop_recorded_process_group(record_path_)) {
+      std::ofstream(log_path_, std::ios::app) << "qmeter: stopped a server left running by an earlier, killed run\n";
+    }
     try {
       child_ = ChildProcess::spawn(opts);
     } catch (const Error& e) {
       throw BackendError(e.what(), "");
     }
+    if (!record_path_.empty()) write_process_record(record_path_, child_.pid());
     if (!wait_until_ready(base_url() + spec_.ready_path, spec_.startup_timeout_s, [this] { return child_.running(); })) {
       std::string why = child_.running()
                             ? fmt::format("server did not become ready at {}{} within {} s", base_url(), spec_.ready_path,
@@ -62,6 +70,10 @@ class CommandBackend : public Backend {
   bool alive() override { return child_.running(); }
   void stop() override {
     if (child_.pid() > 0) child_.stop(10.0);
+    if (!record_path_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove(record_path_, ec);
+    }
   }
   std::string describe() const override {
     std::string argv;
@@ -74,7 +86,7 @@ class CommandBackend : public Backend {
   spec::BackendSpec spec_;
   ChildProcess child_;
   std::vector<std::string> argv_;
-  std::string host_ = "127.0.0.1", log_path_, served_;
+  std::string host_ = "127.0.0.1", log_path_, served_, record_path_;
   int port_ = 0;
 };
 

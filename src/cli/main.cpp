@@ -1,5 +1,6 @@
 #include <fmt/core.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include "qmeter/core/error.h"
@@ -46,6 +47,9 @@ int main(int argc, char** argv) {
   using namespace qmeter::cli;
   CLI::App app{"qmeter: characterize quantized LLMs under online serving (performance, energy, quality)"};
   app.require_subcommand(1);
+  // A file-size limit (or a full quota) must reach us as a write error that names the file,
+  // not as SIGXFSZ killing the process with a core dump and no word about which file.
+  std::signal(SIGXFSZ, SIG_IGN);
   app.set_version_flag("--version", qmeter::qmeter_version());
   for (auto add : kVerbs) add(app);
   try {

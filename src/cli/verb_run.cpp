@@ -14,9 +14,12 @@ namespace qmeter::cli {
 namespace {
 
 std::atomic<bool> g_run_cancel{false};
-extern "C" void on_sigint_run(int) {
-  // First Ctrl-C: stop after the current drain; a second one kills at once (the store is safe).
-  if (g_run_cancel.exchange(true)) std::_Exit(130);
+std::atomic<int> g_run_signal{0};
+extern "C" void on_stop_signal_run(int sig) {
+  // First SIGINT/SIGTERM: stop after the current drain (the point is marked interrupted, the
+  // server stopped); a second one exits at once (the store is safe: every write is a transaction).
+  g_run_signal.store(sig);
+  if (g_run_cancel.exchange(true)) std::_Exit(128 + sig);
 }
 
 }  // namespace
@@ -58,9 +61,11 @@ void add_run_verb(CLI::App& app) {
       }
     }
     o->cancel = &g_run_cancel;
-    auto old = std::signal(SIGINT, on_sigint_run);
+    auto old_int = std::signal(SIGINT, on_stop_signal_run);
+    auto old_term = std::signal(SIGTERM, on_stop_signal_run);
     auto s = *executor == "slurm" ? exec::run_study_on_slurm(*o, *so) : exec::run_study(*o);
-    std::signal(SIGINT, old);
+    std::signal(SIGINT, old_int);
+    std::signal(SIGTERM, old_term);
     if (o->dry_run || s.detached && *executor == "slurm" && so->detach) return;
     fmt::print("{}", s.summary_table);
     fmt::print("\nstudy: {} run(s): {} completed, {} skipped (already done), {} failed{}\n", s.total, s.completed,
@@ -70,10 +75,10 @@ void add_run_verb(CLI::App& app) {
     if (!s.report_error.empty()) fmt::print(stderr, "warning: no report written: {}\n", s.report_error);
     if (s.detached) {
       fmt::print(stderr, "interrupted: the Slurm tasks keep running; `qmeter slurm collect --db {}` merges them\n", o->db_path);
-      verb_exit_code() = 130;
+      verb_exit_code() = 128 + (g_run_signal.load() ? g_run_signal.load() : SIGINT);
     } else if (g_run_cancel.load()) {
       fmt::print(stderr, "interrupted: completed runs are stored; run the same command again to resume\n");
-      verb_exit_code() = 130;
+      verb_exit_code() = 128 + (g_run_signal.load() ? g_run_signal.load() : SIGINT);
     } else if (s.failed > 0) {
       verb_exit_code() = 3;  // the study finished, but some runs failed
     }

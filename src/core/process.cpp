@@ -1,14 +1,18 @@
 #include "qmeter/core/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "qmeter/core/clock.h"
@@ -56,10 +60,15 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
   // A pipe with CLOEXEC tells the parent whether exec succeeded: it closes on exec, or carries errno.
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     setpgid(0, 0);
+    if (opts.parent_death_signal > 0) {
+      prctl(PR_SET_PDEATHSIG, opts.parent_death_signal);
+      if (getppid() != parent) _exit(127);  // the parent died before prctl took effect
+    }
     signal(SIGPIPE, SIG_DFL);
     if (log_fd >= 0) {
       dup2(log_fd, 1);
@@ -189,6 +198,104 @@ CommandResult run_command(const std::vector<std::string>& argv, double timeout_s
   r.out = slurp(out_tmpl);
   r.err = slurp(err_tmpl);
   return r;
+}
+
+namespace {
+
+// Field 22 of /proc/PID/stat (the start time in clock ticks since boot), and field 3 (the state);
+// both after the command name, which is in parentheses and may itself hold ") ".
+bool read_proc_stat(pid_t pid, unsigned long long& start_ticks, char& state, pid_t& pgrp) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  std::vector<std::string> f;
+  while (rest >> field) f.push_back(field);
+  // f[0] is field 3 (state), so field N is f[N - 3].
+  if (f.size() < 20) return false;
+  state = f[0].empty() ? '?' : f[0][0];
+  pgrp = static_cast<pid_t>(std::stol(f[2]));
+  start_ticks = std::stoull(f[19]);
+  return true;
+}
+
+// Members of a process group that are not zombies (a zombie holds nothing and is not ours to reap).
+std::vector<pid_t> live_group_members(pid_t pgid) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    unsigned long long start = 0;
+    char state = '?';
+    pid_t pgrp = 0;
+    if (read_proc_stat(static_cast<pid_t>(pid), start, state, pgrp) && pgrp == pgid && state != 'Z') {
+      out.push_back(static_cast<pid_t>(pid));
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+bool wait_group_gone(pid_t pgid, double timeout_s) {
+  const Nanos deadline = steady_now_ns() + s_to_ns(timeout_s);
+  while (!live_group_members(pgid).empty()) {
+    if (steady_now_ns() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+}  // namespace
+
+void write_process_record(const std::string& path, pid_t pgid) {
+  unsigned long long start = 0;
+  char state = '?';
+  pid_t pgrp = 0;
+  if (!read_proc_stat(pgid, start, state, pgrp)) return;  // already gone: nothing to remember
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << pgid << " " << start << "\n";
+    if (!out) throw Error("cannot write process record '" + tmp + "'");
+  }
+  std::filesystem::rename(tmp, path);  // whole or absent, whenever we are killed
+}
+
+bool stop_recorded_process_group(const std::string& path, double grace_s) {
+  std::ifstream in(path);
+  long long pgid = 0;
+  unsigned long long recorded_start = 0;
+  if (!(in >> pgid >> recorded_start) || pgid <= 1) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    return false;
+  }
+  in.close();
+  const auto g = static_cast<pid_t>(pgid);
+  unsigned long long start = 0;
+  char state = '?';
+  pid_t pgrp = 0;
+  // A live leader with another start time means the number was reused: not our group. A dead
+  // leader with live members is ours: Linux does not reuse a number still naming a group.
+  const bool leader_is_other = read_proc_stat(g, start, state, pgrp) && start != recorded_start;
+  bool stopped = false;
+  if (!leader_is_other && !live_group_members(g).empty()) {
+    kill(-g, SIGTERM);
+    if (!wait_group_gone(g, grace_s)) {
+      kill(-g, SIGKILL);
+      wait_group_gone(g, 5.0);
+    }
+    stopped = true;
+  }
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  return stopped;
 }
 
 std::string file_tail(const std::string& path, std::size_t max_bytes) {

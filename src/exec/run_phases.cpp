@@ -130,6 +130,10 @@ PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, c
 
 }  // namespace
 
+std::string server_process_record(const std::string& out_dir, const std::string& run_id) {
+  return (std::filesystem::path(out_dir) / run_id / "server.pgid").string();
+}
+
 RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const StudyOptions& o) {
   const std::string run_dir = (std::filesystem::path(o.out_dir) / run.id).string();
   std::filesystem::create_directories(run_dir);
@@ -141,6 +145,7 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
   ctx.method_options = run.method.options;
   ctx.tp = run.tp;
   ctx.log_path = run_dir + "/server.log";
+  ctx.process_record_path = server_process_record(o.out_dir, run.id);
 
   // The hardware setting holds for the run's whole life (idle baseline included); restored when
   // `hardware` goes out of scope, after the backend (declared after it) has stopped.
@@ -167,6 +172,14 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
     be->stop();
     return RunOutcome{store::RunStatus::kFailed, "server died " + when, tail};
   };
+  auto interrupted = [&](const std::string& during) {
+    be->stop();
+    return RunOutcome{store::RunStatus::kInterrupted,
+                      fmt::format("interrupted during {}: the points before it are kept until a resume measures the "
+                                  "run again",
+                                  during),
+                      ""};
+  };
   try {
     RunInstruments instruments(run, *be);
     db.write_run_samples(run.id, instruments.idle_samples());
@@ -175,10 +188,7 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
     for (const auto& w : run.workloads) {
       for (const auto& p : w.points) {
         auto r = run_point(run, w, p, p.kind, index++, *be, instruments, db, o);
-        if (r.cancelled) {
-          be->stop();
-          return {store::RunStatus::kRunning, "cancelled", ""};
-        }
+        if (r.cancelled) return interrupted(fmt::format("load point {} {:g} of workload {}", p.kind, p.value, w.name));
         if (!be->alive()) return died(fmt::format("during load point {} {:g} of workload {}", p.kind, p.value, w.name));
         if (r.measured > 0 && r.connect_failures == r.measured) {
           std::string tail = be->log_tail();
@@ -192,10 +202,7 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
         for (int it = 0; it < w.search.iterations; ++it) {
           const double mid = std::sqrt(lo * hi);
           auto r = run_point(run, w, {"rate", mid}, "search", index++, *be, instruments, db, o);
-          if (r.cancelled) {
-            be->stop();
-            return {store::RunStatus::kRunning, "cancelled", ""};
-          }
+          if (r.cancelled) return interrupted(fmt::format("the SLO-knee search of workload {}", w.name));
           if (!be->alive()) return died("during the SLO-knee search");
           (r.attainment[w.search.slo] >= w.search.attainment ? lo : hi) = mid;
         }
@@ -206,6 +213,9 @@ RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const Study
     if (o.progress && !run.quality.empty()) fmt::print(stderr, "    phase: quality ({} task(s))\n", run.quality.size());
     run_quality_phase(run, *be, db, o);
     if (!be->alive() && o.progress) fmt::print(stderr, "    the server died during the quality phase\n");
+  } catch (const store::DatabaseError&) {
+    be->stop();
+    throw;  // the study stops; the run stays unfinished, so the resume measures it
   } catch (const std::exception& e) {
     std::string tail = be->log_tail();
     be->stop();

@@ -9,10 +9,13 @@
 namespace qmeter::exec {
 
 struct RunOutcome {
-  store::RunStatus status = store::RunStatus::kComplete;  // kRunning = cancelled
+  store::RunStatus status = store::RunStatus::kComplete;
   std::string error;
   std::string log_tail;
 };
+
+// Where a run's server process group is remembered while it runs (see backend::RunContext).
+std::string server_process_record(const std::string& out_dir, const std::string& run_id);
 
 RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const StudyOptions& options);
 std::string summary_table(const store::Store& db, const std::string& study);

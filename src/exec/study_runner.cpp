@@ -11,6 +11,7 @@
 #include "qmeter/backend/backend.h"
 #include "qmeter/core/clock.h"
 #include "qmeter/core/error.h"
+#include "qmeter/core/process.h"
 #include "qmeter/loadgen/loadgen.h"
 #include "qmeter/report/report.h"
 #include "qmeter/server/inference_server.h"
@@ -121,6 +122,13 @@ StudySummary run_study(const StudyOptions& o) {
   std::filesystem::create_directories(o.out_dir);
   auto db = store::Store::open(o.db_path, o.shard ? store::JournalMode::kRollback : store::JournalMode::kWal);
   db->put_study(spec.name, spec.text);
+  // A study killed with SIGKILL may have left a server behind (one that ignores or is slow on
+  // its parent-death signal): stop it before anything is measured beside it.
+  for (const auto& run : runs) {
+    if (stop_recorded_process_group(server_process_record(o.out_dir, run.id))) {
+      progress(o, fmt::format("stopped a server that an earlier, killed study left running for run {}", run.id));
+    }
+  }
 
   const Nanos study_start = steady_now_ns();
   int done = 0;
@@ -170,8 +178,13 @@ StudySummary run_study(const StudyOptions& o) {
         summary.failures.push_back(fmt::format("{} {} {}: {}", run.id, run.model.name, run.method.label(), outcome.error));
         progress(o, fmt::format("  run {} FAILED: {}", run.id, outcome.error));
         break;
+      case store::RunStatus::kInterrupted:
+        // Marked, so `qmeter ls` tells it from a crash; a resume measures it again (not skipped).
+        db->finish_run(run.id, store::RunStatus::kInterrupted, outcome.error);
+        ++summary.cancelled;
+        progress(o, fmt::format("  run {} {}", run.id, outcome.error));
+        break;
       default:
-        // Cancelled: left `running` so that a resume redoes it; nothing partial was committed.
         ++summary.cancelled;
         break;
     }

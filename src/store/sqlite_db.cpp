@@ -1,13 +1,30 @@
 #include "sqlite_db.h"
 
+#include <cstring>
+
 #include "qmeter/core/error.h"
+#include "qmeter/store/store.h"
 
 namespace qmeter::store {
 
+// SQLite's own message, plus the operating system's reason when it has one: "disk I/O error"
+// alone does not tell a full disk (or a file-size limit) from a failing one.
+static std::string errmsg_with_os_reason(sqlite3* db) {
+  std::string msg = sqlite3_errmsg(db);
+  const int ext = sqlite3_extended_errcode(db);
+  if (const int os = sqlite3_system_errno(db); os != 0) {
+    msg += std::string(" (") + std::strerror(os) + ")";
+  } else if (ext == SQLITE_FULL || ext == SQLITE_IOERR_WRITE || ext == SQLITE_IOERR_TRUNCATE) {
+    msg += " (a write failed: the disk is full or a file-size limit was reached)";
+  }
+  return msg;
+}
+
 static void check(sqlite3* db, int rc, std::string_view what) {
   if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-    throw Error("sqlite (" + std::string(sqlite3_db_filename(db, "main") ? sqlite3_db_filename(db, "main") : "?") +
-                "): " + std::string(what) + ": " + sqlite3_errmsg(db));
+    throw DatabaseError("results database '" +
+                        std::string(sqlite3_db_filename(db, "main") ? sqlite3_db_filename(db, "main") : "?") +
+                        "': " + std::string(what) + ": " + errmsg_with_os_reason(db));
   }
 }
 
@@ -65,7 +82,7 @@ Database::Database(const std::string& path) : path_(path) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
-    throw Error("cannot open results database '" + path + "': " + msg);
+    throw DatabaseError("cannot open results database '" + path + "': " + msg);
   }
   sqlite3_busy_timeout(db_, 10000);
 }
@@ -75,9 +92,8 @@ void Database::exec(std::string_view sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {
-    std::string msg = err ? err : "unknown";
     sqlite3_free(err);
-    throw Error("results database '" + path_ + "': " + msg);
+    throw DatabaseError("results database '" + path_ + "': " + errmsg_with_os_reason(db_));
   }
 }
 

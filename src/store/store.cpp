@@ -17,6 +17,7 @@ const char* run_status_name(RunStatus s) {
     case RunStatus::kRunning: return "running";
     case RunStatus::kComplete: return "complete";
     case RunStatus::kFailed: return "failed";
+    case RunStatus::kInterrupted: return "interrupted";
   }
   return "pending";
 }
@@ -25,6 +26,7 @@ RunStatus run_status_from_name(const std::string& s) {
   if (s == "running") return RunStatus::kRunning;
   if (s == "complete") return RunStatus::kComplete;
   if (s == "failed") return RunStatus::kFailed;
+  if (s == "interrupted") return RunStatus::kInterrupted;
   return RunStatus::kPending;
 }
 

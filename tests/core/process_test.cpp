@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -76,4 +79,82 @@ TEST(Process, StopReachesTheWholeGroupAndEscalatesToSigkill) {
   EXPECT_LT(ns_to_s(steady_now_ns() - t0), 5.0);
   sleep_until_ns(steady_now_ns() + ms_to_ns(100));
   EXPECT_FALSE(alive(gpid)) << "grandchild " << gpid << " survived stop()";
+}
+
+static bool wait_dead(int pid, double timeout_s) {
+  const Nanos deadline = steady_now_ns() + s_to_ns(timeout_s);
+  while (alive(pid)) {
+    if (steady_now_ns() > deadline) return false;
+    sleep_until_ns(steady_now_ns() + ms_to_ns(10));
+  }
+  return true;
+}
+
+// A middle process spawns a server-like child (its own group, as a backend server) and is then
+// killed with SIGKILL, as a `qmeter run` can be. Returns the child's pid.
+static int spawn_then_kill_the_parent(int parent_death_signal) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  const pid_t middle = fork();
+  if (middle < 0) return -1;
+  if (middle == 0) {
+    close(fds[0]);
+    SpawnOptions o;
+    o.argv = {"sleep", "100"};
+    o.parent_death_signal = parent_death_signal;
+    auto c = ChildProcess::spawn(o);
+    const int pid = c.pid();
+    (void)!write(fds[1], &pid, sizeof pid);
+    pause();
+    _exit(0);
+  }
+  close(fds[1]);
+  int child = -1;
+  if (read(fds[0], &child, sizeof child) != static_cast<ssize_t>(sizeof child)) child = -1;
+  close(fds[0]);
+  kill(middle, SIGKILL);
+  int st = 0;
+  waitpid(middle, &st, 0);
+  return child;
+}
+
+TEST(Process, AChildDiesWithItsParentEvenAfterSigkill) {
+  const int child = spawn_then_kill_the_parent(SIGTERM);
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(wait_dead(child, 5.0)) << "child " << child << " outlived its killed parent";
+  kill(child, SIGKILL);  // only if the assertion failed: leave nothing behind
+}
+
+TEST(Process, WithoutAParentDeathSignalTheChildOutlivesItsParent) {
+  // The control for the test above: the option is what kills the child, not the test's setup.
+  const int child = spawn_then_kill_the_parent(0);
+  ASSERT_GT(child, 0);
+  sleep_until_ns(steady_now_ns() + ms_to_ns(300));
+  EXPECT_TRUE(alive(child));
+  // The record of a leftover group is how a resumed study finds and stops such a child.
+  auto dir = qmeter::testing::test_output_dir("process_record");
+  const std::string record = dir + "/server.pgid";
+  write_process_record(record, child);
+  ASSERT_TRUE(std::filesystem::exists(record));
+  EXPECT_TRUE(stop_recorded_process_group(record, 2.0));
+  EXPECT_TRUE(wait_dead(child, 2.0));
+  EXPECT_FALSE(std::filesystem::exists(record)) << "the record goes with the group";
+  EXPECT_FALSE(stop_recorded_process_group(record, 2.0)) << "no record: nothing to stop";
+  kill(child, SIGKILL);  // only if an assertion failed: leave nothing behind
+}
+
+TEST(Process, ARecordWhoseNumberWasReusedStopsNothing) {
+  auto dir = qmeter::testing::test_output_dir("process_record_reused");
+  SpawnOptions o;
+  o.argv = {"sleep", "100"};
+  auto c = ChildProcess::spawn(o);
+  const std::string record = dir + "/server.pgid";
+  // Same number, another start time: a later group that happens to have the old number.
+  std::ofstream(record) << c.pid() << " 1\n";
+  EXPECT_FALSE(stop_recorded_process_group(record, 1.0));
+  EXPECT_TRUE(c.running()) << "an unrelated group must not be stopped";
+  EXPECT_FALSE(std::filesystem::exists(record));
+  std::ofstream(record) << "garbage\n";
+  EXPECT_FALSE(stop_recorded_process_group(record, 1.0));
+  c.stop(1.0);
 }

@@ -111,7 +111,7 @@ TEST(Study, SigkillAtSeveralPointsThenResumeEqualsAnUninterruptedStudy) {
     o.log_path = dir + "/kill.txt";
     auto p = ChildProcess::spawn(o);
     sleep_until_ns(steady_now_ns() + s_to_ns(kill_after_s));
-    kill(-p.pid(), SIGKILL);  // the whole group: qmeter and its mock servers
+    kill(-p.pid(), SIGKILL);  // qmeter's group; its mock servers lead their own and die with it
     p.wait(10);
     auto db = store::Store::open(dir + "/k.db");
     EXPECT_EQ(db->integrity_check(), "ok");

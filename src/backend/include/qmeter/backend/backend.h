@@ -19,6 +19,9 @@ struct RunContext {
   std::map<std::string, std::string> method_options;
   int tp = 1;
   std::string log_path;  // server stdout/stderr go here
+  // Where a started server's process group is remembered while it runs ("" = nowhere), so that
+  // the resume of a killed study can stop a server its dead predecessor left behind.
+  std::string process_record_path;
   std::string host = "127.0.0.1";
 };
 

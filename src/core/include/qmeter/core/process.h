@@ -2,6 +2,9 @@
 // Child processes without a shell: argv passes to execvp byte for byte (spaces, quotes and
 // $(...) included). Each child leads its own process group so stop() reaches everything it
 // started (a server's workers too): SIGTERM to the group, then SIGKILL after a grace period.
+// A child also dies with its parent (PR_SET_PDEATHSIG): a `qmeter run` killed with SIGKILL must
+// not leave a server holding a GPU behind it. Linux sends that signal when the *thread* that
+// spawned the child ends, so long-lived children are spawned from long-lived threads.
 #include <sys/types.h>
 
 #include <map>
@@ -17,6 +20,7 @@ struct SpawnOptions {
   std::string log_path;                    // stdout+stderr appended here ("" = inherit)
   std::string stderr_path;                 // set: stderr goes here instead (truncated), stdout to log_path
   std::string cwd;                         // "" = the parent's
+  int parent_death_signal = 15;            // SIGTERM to the child when its parent dies; 0 = none
 };
 
 class ChildProcess {
@@ -51,6 +55,14 @@ struct CommandResult {
 // naming argv[0] when it cannot be started (not installed).
 CommandResult run_command(const std::vector<std::string>& argv, double timeout_s = 60,
                           const std::map<std::string, std::string>& env = {});
+
+// A process group that a killed qmeter may have left behind, remembered in a small file beside
+// the server's log: "<pgid> <start time of the leader in clock ticks>". The start time tells the
+// group from a later one that reused the number.
+void write_process_record(const std::string& path, pid_t pgid);
+// Stops the group a record names if it still exists (SIGTERM, then SIGKILL after grace_s) and
+// removes the record. Returns true when a live group was found and stopped.
+bool stop_recorded_process_group(const std::string& path, double grace_s = 10.0);
 
 // The last `max_bytes` of a file (a crashed server's log tail for the failure record).
 std::string file_tail(const std::string& path, std::size_t max_bytes = 4096);

@@ -9,7 +9,9 @@
 
 namespace qmeter::store {
 
-enum class RunStatus { kPending, kRunning, kComplete, kFailed };
+// kInterrupted: stopped by SIGINT/SIGTERM; its finished load points stay visible until a resume
+// measures the run again (a run is measured whole, with one server start, or not at all).
+enum class RunStatus { kPending, kRunning, kComplete, kFailed, kInterrupted };
 const char* run_status_name(RunStatus s);
 RunStatus run_status_from_name(const std::string& s);
 

@@ -8,11 +8,20 @@
 #include <string>
 #include <vector>
 
+#include "qmeter/core/error.h"
 #include "qmeter/store/rows.h"
 
 namespace qmeter::store {
 
 inline constexpr int kSchemaVersion = 3;
+
+// The results database itself failed (a full disk, a file-size limit, an I/O error, corruption).
+// Not the fault of the run being measured: a study stops on it instead of recording the run as
+// failed (which a resume would skip) and going on to fail every later run the same way.
+class DatabaseError : public Error {
+ public:
+  using Error::Error;
+};
 
 // WAL for the study database (readers never block the writer); a rollback journal for a task's
 // shard, which may sit on a network file system where WAL's shared memory is unsafe.
