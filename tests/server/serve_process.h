@@ -43,6 +43,13 @@ inline std::pair<long, std::string> http_fetch(const std::string& url, const std
   return http_fetch(url, body, !body.empty());
 }
 
+// The value of the Prometheus line "NAME{...} VALUE" in a /metrics text, or -1 when absent.
+inline double metric_value(const std::string& text, const std::string& name) {
+  const auto pos = text.find("\n" + name + "{");
+  if (pos == std::string::npos) return -1;
+  return std::stod(text.substr(text.find("} ", pos) + 2));
+}
+
 // Starts `qmeter serve --port P FLAGS...` logging to DIR/serve.log; waits (up to 120 s) for
 // /health. `base` receives http://127.0.0.1:P.
 inline ChildProcess spawn_serve(const std::string& dir, const std::vector<std::string>& flags, std::string& base) {
