@@ -371,7 +371,8 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
     rec.turn = r.turn;
     rec.scheduled_ns = rec.planned_ns = r.scheduled_ns;
     rec.max_tokens = r.max_tokens;
-    rec.expected_prompt_tokens = r.expected_prompt_tokens;
+    // A later turn's length is the whole history's: known only to the server.
+    rec.expected_prompt_tokens = r.follows < 0 ? r.expected_prompt_tokens : -1;
     if (r.follows < 0) bodies[i] = im.body_for(r);  // built before the clock matters
   }
   // Send order: by scheduled time (records' planned_ns), ties by position. Later turns of

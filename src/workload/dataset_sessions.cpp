@@ -27,9 +27,8 @@ Nanos think_ns(const DatasetOptions& o) {
   return static_cast<Nanos>(std::llround(o.think_time_s * 1e9));
 }
 
-Prompt turn_prompt(std::string text, int max_tokens, std::int64_t session, int turn, Nanos think, const DatasetOptions& o) {
+Prompt turn_prompt(std::string text, int max_tokens, std::int64_t session, int turn, Nanos think) {
   Prompt p;
-  p.prompt_tokens = counted_tokens(o, text);
   p.text = std::move(text);
   p.max_tokens = max_tokens;
   p.session = session;
@@ -68,7 +67,9 @@ DatasetSample load_sharegpt_multiturn(const std::string& spec, const std::string
     const auto& conv = conversations[pick];
     for (std::size_t k = 0; k < conv.size(); ++k) {
       const int out = conv[k].reply_tokens < 0 || options.fixed_output_len ? options.output_len : conv[k].reply_tokens;
-      sample.prompts.push_back(turn_prompt(conv[k].user, out, session, static_cast<int>(k), think, options));
+      Prompt p = turn_prompt(conv[k].user, out, session, static_cast<int>(k), think);
+      p.prompt_tokens = counted_tokens(options, p.text);
+      sample.prompts.push_back(std::move(p));
     }
     turns_total += conv.size();
     ++session;
@@ -85,16 +86,17 @@ DatasetSample load_multiturn(const std::string& spec, const std::string& path, c
   const LengthRange in = length_range(options.input_len, options.range_ratio);
   const LengthRange out = length_range(options.output_len, options.range_ratio);
   SeededRng lengths(derive_seed(options.seed, kSessionLengthStream));
+  const TokenBlockWords words(options.token_counter);
   DatasetSample sample;
   std::uint64_t prompt_index = 0;
   for (std::int64_t s = 0; s < options.num_prompts; ++s) {
     for (int k = 0; k < options.turns; ++k) {
       const int input_len = static_cast<int>(lengths.uniform_int(in.lo, in.hi));
       const int output_len = static_cast<int>(lengths.uniform_int(out.lo, out.hi));
-      SeededRng words(derive_seed(options.seed, kPromptWordsBase + prompt_index++));
-      WordPrompt built = build_word_prompt(input_len, words, options.token_counter);
-      Prompt p = turn_prompt(std::move(built.text), output_len, s, k, think, options);
-      p.prompt_tokens = built.tokens;
+      // Single-token words: exactly input_len tokens, with or without a counter.
+      std::string text = words.block(derive_seed(options.seed, kPromptWordsBase + prompt_index++), input_len);
+      Prompt p = turn_prompt(std::move(text), output_len, s, k, think);
+      p.prompt_tokens = input_len;
       sample.prompts.push_back(std::move(p));
     }
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <vector>
@@ -81,14 +82,20 @@ WordPrompt build_word_prompt(int target, SeededRng& rng, const std::function<int
       if (std::abs(it->second - target) < std::abs(best_it->second - target)) best_it = it;
     return best_it->first;
   };
-  // Tokens are roughly words + a constant (BOS, a chat template): step by the miss.
-  int n = target;
-  for (int step = 0; step < 8; ++step) {
+  // Tokens are roughly a * words + b (b: BOS, a chat template; a: tokens per word, 1 for the
+  // LLaMA and GPT vocabularies, more for a small vocabulary): the first step corrects the offset,
+  // later ones are secant steps through the last two counts.
+  int n = target, prev_n = -1, prev_c = 0;
+  for (int step = 0; step < 12; ++step) {
     const int c = count(n);
     if (c == target) return {words.text(n), c};
     int next = n + (target - c);
+    if (prev_n >= 0 && c != prev_c)
+      next = n + static_cast<int>(std::lround(static_cast<double>(target - c) * (n - prev_n) / (c - prev_c)));
     if (next < 1) next = 1;
     if (counts.count(next)) break;
+    prev_n = n;
+    prev_c = c;
     n = next;
   }
   // Counters where some words take two tokens: scan outward from the closest word count.
