@@ -266,16 +266,6 @@ void gguf_row_to_f32(DType d, const void* row, int cols, float* out) {
   t.blocks_to_f32(static_cast<const std::uint8_t*>(row), nb, out);
 }
 
-void q4k_scale_min(int j, const std::uint8_t* q, std::uint8_t& sc, std::uint8_t& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {  // low 4 bits in byte 8 + (j - 4), high 2 bits in the top of bytes j - 4 (scale) and j (min)
-    sc = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 void q4k_pack_scales(const std::uint8_t sc[8], const std::uint8_t m[8], std::uint8_t out[12]) {
   for (int j = 0; j < 4; ++j) {
     out[j] = static_cast<std::uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
@@ -284,22 +274,12 @@ void q4k_pack_scales(const std::uint8_t sc[8], const std::uint8_t m[8], std::uin
   }
 }
 
-int q3k_scale(int j, const std::uint8_t* scales) {
-  const int low = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
-  const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-  return low | high << 4;
-}
-
 void q3k_pack_scales(const std::uint8_t sc[16], std::uint8_t out[12]) {
   std::memset(out, 0, 12);
   for (int j = 0; j < 16; ++j) {
     out[j % 8] = static_cast<std::uint8_t>(out[j % 8] | (sc[j] & 0xF) << (j < 8 ? 0 : 4));
     out[8 + j % 4] = static_cast<std::uint8_t>(out[8 + j % 4] | ((sc[j] >> 4) & 3) << (2 * (j / 4)));
   }
-}
-
-int iq4xs_scale(int j, std::uint16_t scales_h, const std::uint8_t* scales_l) {
-  return ((scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | ((scales_h >> (2 * j)) & 3) << 4;
 }
 
 }  // namespace qmeter::engine

@@ -27,9 +27,13 @@ __attribute__((always_inline)) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// 8 int8 codes to f32, scaled: d * q - m (rounded once, as the reference).
+// 8 int8 codes (the low 8 bytes) to f32, scaled: d * q - m (rounded once, as the reference), or
+// the exact d * q for types without a min.
+template <bool kMin>
 __attribute__((always_inline)) inline __m256 weights8(__m128i codes, __m256 d, __m256 m) {
-  return _mm256_fmsub_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), m);
+  const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
+  if constexpr (kMin) return _mm256_fmsub_ps(d, q, m);
+  return _mm256_mul_ps(d, q);
 }
 
 template <int NB, typename Decoder>
@@ -45,11 +49,15 @@ void block_rows(const Matrix& w, const float* x, float* y, int r0, int r1) {
       __builtin_prefetch(row + static_cast<std::size_t>(g) * gb + kPrefetchBytes, 0, 2);
       GgufGroup grp;
       Decoder::decode(row, g, grp);
-      const __m256 d0 = _mm256_set1_ps(grp.d0), d1 = _mm256_set1_ps(grp.d1);
-      const __m256 m0 = _mm256_set1_ps(grp.m0), m1 = _mm256_set1_ps(grp.m1);
-      const __m128i lo = _mm256_castsi256_si128(grp.q), hi = _mm256_extracti128_si256(grp.q, 1);
-      const __m256 w0 = weights8(lo, d0, m0), w1 = weights8(_mm_srli_si128(lo, 8), d0, m0);
-      const __m256 w2 = weights8(hi, d1, m1), w3 = weights8(_mm_srli_si128(hi, 8), d1, m1);
+      const __m256 d0 = _mm256_set1_ps(grp.d0);
+      const __m256 d1 = Decoder::kSplitScale ? _mm256_set1_ps(grp.d1) : d0;
+      __m256 m0 = _mm256_setzero_ps(), m1 = m0;
+      if constexpr (Decoder::kMin) {
+        m0 = _mm256_set1_ps(grp.m0);
+        m1 = Decoder::kSplitScale ? _mm256_set1_ps(grp.m1) : m0;
+      }
+      const __m256 w0 = weights8<Decoder::kMin>(grp.q0, d0, m0), w1 = weights8<Decoder::kMin>(_mm_unpackhi_epi64(grp.q0, grp.q0), d0, m0);
+      const __m256 w2 = weights8<Decoder::kMin>(grp.q1, d1, m1), w3 = weights8<Decoder::kMin>(_mm_unpackhi_epi64(grp.q1, grp.q1), d1, m1);
       for (int b = 0; b < NB; ++b) {
         const float* xb = x + static_cast<std::size_t>(b) * w.cols + 32 * g;
         acc0[b] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb), acc0[b]);

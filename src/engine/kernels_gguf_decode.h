@@ -5,10 +5,11 @@
 // file has its own copy, so the two targets never share one definition).
 //
 // A decoder turns 32-weight group g of a row into GgufGroup: the 32 integer codes as int8 in
-// weight order, and the weights are d0 * q - m0 (weights 0..15) and d1 * q - m1 (16..31). Each
-// product is exact in f32 and the fused multiply-subtract rounds once, so the kernels see exactly
-// the weights of the scalar reference (gguf_row_to_f32). Types with "+ min" (q4_1, q5_1) store
-// -min; types without a min store 0.
+// weight order (two halves of 16), and the weights are d0 * q - m0 (weights 0..15) and
+// d1 * q - m1 (16..31). Each product is exact in f32 and the fused multiply-subtract rounds once,
+// so the kernels see exactly the weights of the scalar reference (gguf_row_to_f32). Types with
+// "+ min" (q4_1, q5_1) store -min. Kept 128 bits wide: the halves feed one 512-bit (or two
+// 256-bit) widening conversions each, and no lane crossing is spent on joining or splitting them.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -19,9 +20,12 @@ namespace qmeter::engine::kernels {
 namespace {
 
 struct GgufGroup {
-  __m256i q;
+  __m128i q0, q1;  // codes of weights 0..15 and 16..31
   float d0, d1, m0, m1;
 };
+
+// What a decoder fills in, so the kernels skip the rest: kMin (m0 / m1 are not 0), kSplitScale
+// (d1 / m1 may differ from d0 / m0: one scale per 16 weights). Without them d1 = d0, m = 0.
 
 __attribute__((always_inline)) inline float gguf_f16(const std::uint8_t* p) {
   std::uint16_t h;
@@ -29,96 +33,109 @@ __attribute__((always_inline)) inline float gguf_f16(const std::uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-__attribute__((always_inline)) inline void gguf_same_scale(GgufGroup& o, float d, float m) {
-  o.d0 = o.d1 = d;
-  o.m0 = o.m1 = m;
+__attribute__((always_inline)) inline __m128i gguf_load16(const std::uint8_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
 }
 
 // 16 bytes of nibble pairs: low nibbles are weights 0..15, high nibbles 16..31.
-__attribute__((always_inline)) inline __m256i gguf_nibbles(const std::uint8_t* p) {
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+__attribute__((always_inline)) inline void gguf_nibbles(const std::uint8_t* p, GgufGroup& o) {
+  const __m128i bytes = gguf_load16(p);
   const __m128i low4 = _mm_set1_epi8(0x0F);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4), _mm_and_si128(bytes, low4));
+  o.q0 = _mm_and_si128(bytes, low4);
+  o.q1 = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
 }
 
-// Byte i is 0xFF where bit i of h is set (q5_0 / q5_1 5th bits).
-__attribute__((always_inline)) inline __m256i gguf_bits_to_bytes(std::uint32_t h) {
-  const __m256i spread = _mm256_shuffle_epi8(
-      _mm256_set1_epi32(static_cast<int>(h)),
-      _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
-  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
-  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+// Byte i is 16 where bit i of h (16 bits) is set, else 0 (q5_0 / q5_1 5th bits).
+__attribute__((always_inline)) inline __m128i gguf_bit4_of_bits(std::uint32_t h) {
+  const __m128i spread = _mm_shuffle_epi8(_mm_set1_epi16(static_cast<short>(h)),
+                                          _mm_set_epi64x(0x0101010101010101, 0x0000000000000000));
+  const __m128i bit = _mm_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
+  return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(spread, bit), bit), _mm_set1_epi8(16));
 }
 
-// Byte l is 0xFF where bit `bit` of p[l] is set (q3_K hmask, q5_K qh).
-__attribute__((always_inline)) inline __m256i gguf_bit_of_bytes(const std::uint8_t* p, int bit) {
-  const __m256i mask = _mm256_set1_epi8(static_cast<char>(1 << bit));
-  return _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), mask), mask);
+// Byte l is `value` where bit `bit` of p[l] is set, else 0 (16 bytes: q3_K hmask, q5_K qh).
+__attribute__((always_inline)) inline __m128i gguf_bit_of_bytes(const std::uint8_t* p, int bit, int value) {
+  const __m128i mask = _mm_set1_epi8(static_cast<char>(1 << bit));
+  return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(gguf_load16(p), mask), mask), _mm_set1_epi8(static_cast<char>(value)));
 }
 
-// (p[l] >> shift) & mask for 32 bytes (shift < 8; the 16-bit shift's spill from the next byte
+// (p[l] >> shift) & mask for 16 bytes (shift < 8; the 16-bit shift's spill from the next byte
 // lands above the mask).
-__attribute__((always_inline)) inline __m256i gguf_shifted_bits(const std::uint8_t* p, int shift, int mask) {
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(static_cast<char>(mask)));
+__attribute__((always_inline)) inline __m128i gguf_shifted_bits(const std::uint8_t* p, int shift, int mask) {
+  return _mm_and_si128(_mm_srl_epi16(gguf_load16(p), _mm_cvtsi32_si128(shift)), _mm_set1_epi8(static_cast<char>(mask)));
 }
 
-__attribute__((always_inline)) inline __m256i gguf_iq4_lookup(__m256i nibbles) {
-  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
-  return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles);
+__attribute__((always_inline)) inline __m128i gguf_iq4_lookup(__m128i nibbles) {
+  return _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)), nibbles);
 }
 
 struct DecodeQ8_0 {
+  static constexpr bool kMin = false, kSplitScale = false;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g) * kQ8_0Bytes;
-    o.q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
-    gguf_same_scale(o, gguf_f16(b), 0.0f);
+    o.q0 = gguf_load16(b + 2);
+    o.q1 = gguf_load16(b + 18);
+    o.d0 = gguf_f16(b);
   }
 };
 
 struct DecodeQ4_0 {
+  static constexpr bool kMin = false, kSplitScale = false;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g) * kQ4_0Bytes;
-    o.q = _mm256_sub_epi8(gguf_nibbles(b + 2), _mm256_set1_epi8(8));
-    gguf_same_scale(o, gguf_f16(b), 0.0f);
+    gguf_nibbles(b + 2, o);
+    o.q0 = _mm_sub_epi8(o.q0, _mm_set1_epi8(8));
+    o.q1 = _mm_sub_epi8(o.q1, _mm_set1_epi8(8));
+    o.d0 = gguf_f16(b);
   }
 };
 
 struct DecodeQ4_1 {
+  static constexpr bool kMin = true, kSplitScale = false;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g) * kQ4_1Bytes;
-    o.q = gguf_nibbles(b + 4);
-    gguf_same_scale(o, gguf_f16(b), -gguf_f16(b + 2));
+    gguf_nibbles(b + 4, o);
+    o.d0 = gguf_f16(b);
+    o.m0 = -gguf_f16(b + 2);
   }
 };
 
 struct DecodeQ5_0 {
+  static constexpr bool kMin = false, kSplitScale = false;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g) * kQ5_0Bytes;
     std::uint32_t h;
     std::memcpy(&h, b + 2, 4);
-    const __m256i high = _mm256_and_si256(gguf_bits_to_bytes(h), _mm256_set1_epi8(16));
-    o.q = _mm256_sub_epi8(_mm256_or_si256(gguf_nibbles(b + 6), high), _mm256_set1_epi8(16));
-    gguf_same_scale(o, gguf_f16(b), 0.0f);
+    gguf_nibbles(b + 6, o);
+    const __m128i sixteen = _mm_set1_epi8(16);
+    o.q0 = _mm_sub_epi8(_mm_or_si128(o.q0, gguf_bit4_of_bits(h)), sixteen);
+    o.q1 = _mm_sub_epi8(_mm_or_si128(o.q1, gguf_bit4_of_bits(h >> 16)), sixteen);
+    o.d0 = gguf_f16(b);
   }
 };
 
 struct DecodeQ5_1 {
+  static constexpr bool kMin = true, kSplitScale = false;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g) * kQ5_1Bytes;
     std::uint32_t h;
     std::memcpy(&h, b + 4, 4);
-    const __m256i high = _mm256_and_si256(gguf_bits_to_bytes(h), _mm256_set1_epi8(16));
-    o.q = _mm256_or_si256(gguf_nibbles(b + 8), high);
-    gguf_same_scale(o, gguf_f16(b), -gguf_f16(b + 2));
+    gguf_nibbles(b + 8, o);
+    o.q0 = _mm_or_si128(o.q0, gguf_bit4_of_bits(h));
+    o.q1 = _mm_or_si128(o.q1, gguf_bit4_of_bits(h >> 16));
+    o.d0 = gguf_f16(b);
+    o.m0 = -gguf_f16(b + 2);
   }
 };
 
 struct DecodeIQ4NL {
+  static constexpr bool kMin = false, kSplitScale = false;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g) * kIQ4NLBytes;
-    o.q = gguf_iq4_lookup(gguf_nibbles(b + 2));
-    gguf_same_scale(o, gguf_f16(b), 0.0f);
+    gguf_nibbles(b + 2, o);
+    o.q0 = gguf_iq4_lookup(o.q0);
+    o.q1 = gguf_iq4_lookup(o.q1);
+    o.d0 = gguf_f16(b);
   }
 };
 
@@ -127,15 +144,21 @@ struct DecodeIQ4NL {
 // q4_K / q5_K: 32 nibbles of qs[32 * (j / 2) ..] (low for even j), q5_K's bit j of qh[l] as bit 4.
 template <bool kFive>
 struct DecodeQ45K {
+  static constexpr bool kMin = true, kSplitScale = false;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g / 8) * (kFive ? kQ5KBytes : kQ4KBytes);
     const int j = g % 8;
     std::uint8_t sc, m;
     q4k_scale_min(j, b + 4, sc, m);
     const std::uint8_t* qs = b + (kFive ? 48 : 16) + 32 * (j / 2);
-    o.q = gguf_shifted_bits(qs, 4 * (j % 2), 0x0F);
-    if (kFive) o.q = _mm256_or_si256(o.q, _mm256_and_si256(gguf_bit_of_bytes(b + 16, j), _mm256_set1_epi8(16)));
-    gguf_same_scale(o, gguf_f16(b) * static_cast<float>(sc), gguf_f16(b + 2) * static_cast<float>(m));
+    o.q0 = gguf_shifted_bits(qs, 4 * (j % 2), 0x0F);
+    o.q1 = gguf_shifted_bits(qs + 16, 4 * (j % 2), 0x0F);
+    if (kFive) {
+      o.q0 = _mm_or_si128(o.q0, gguf_bit_of_bytes(b + 16, j, 16));
+      o.q1 = _mm_or_si128(o.q1, gguf_bit_of_bytes(b + 32, j, 16));
+    }
+    o.d0 = gguf_f16(b) * static_cast<float>(sc);
+    o.m0 = gguf_f16(b + 2) * static_cast<float>(m);
   }
 };
 using DecodeQ4K = DecodeQ45K<false>;
@@ -144,42 +167,52 @@ using DecodeQ5K = DecodeQ45K<true>;
 // q6_K: sub-block j is part j % 4 of half j / 4: low bits from ql (+32 for odd parts, high
 // nibbles for parts 2 and 3), high 2 bits at bit 2 * part of qh; one int8 scale per 16 weights.
 struct DecodeQ6K {
+  static constexpr bool kMin = false, kSplitScale = true;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g / 8) * kQ6KBytes;
     const int half = (g % 8) / 4, part = g % 4;
-    const __m256i low = gguf_shifted_bits(b + 64 * half + 32 * (part & 1), part >= 2 ? 4 : 0, 0x0F);
-    const __m256i high = gguf_shifted_bits(b + 128 + 32 * half, 2 * part, 3);
-    o.q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 4)), _mm256_set1_epi8(32));
+    const std::uint8_t* ql = b + 64 * half + 32 * (part & 1);
+    const std::uint8_t* qh = b + 128 + 32 * half;
+    const int low_shift = part >= 2 ? 4 : 0;
+    const __m128i thirty_two = _mm_set1_epi8(32);
+    o.q0 = _mm_sub_epi8(_mm_or_si128(gguf_shifted_bits(ql, low_shift, 0x0F), _mm_slli_epi16(gguf_shifted_bits(qh, 2 * part, 3), 4)),
+                        thirty_two);
+    o.q1 = _mm_sub_epi8(
+        _mm_or_si128(gguf_shifted_bits(ql + 16, low_shift, 0x0F), _mm_slli_epi16(gguf_shifted_bits(qh + 16, 2 * part, 3), 4)),
+        thirty_two);
     const auto* sc = reinterpret_cast<const std::int8_t*>(b + 192 + 8 * half + 2 * part);
     const float d = gguf_f16(b + 208);
     o.d0 = d * static_cast<float>(sc[0]);
     o.d1 = d * static_cast<float>(sc[1]);
-    o.m0 = o.m1 = 0.0f;
   }
 };
 
 // q3_K: 2 low bits at bit 2k of qs[32 * half + l] (k = j % 4), the high bit (set: +0, clear: -4)
 // at bit 4 * half + k of hmask[l]; 6-bit scales minus 32, one per 16 weights.
 struct DecodeQ3K {
+  static constexpr bool kMin = false, kSplitScale = true;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g / 8) * kQ3KBytes;
     const int half = (g % 8) / 4, k = g % 4;
-    const __m256i low = gguf_shifted_bits(b + 32 + 32 * half, 2 * k, 3);
-    const __m256i four = _mm256_set1_epi8(4);
-    o.q = _mm256_add_epi8(_mm256_sub_epi8(low, four), _mm256_and_si256(gguf_bit_of_bytes(b, 4 * half + k), four));
+    const std::uint8_t* qs = b + 32 + 32 * half;
+    const __m128i four = _mm_set1_epi8(4);
+    o.q0 = _mm_add_epi8(_mm_sub_epi8(gguf_shifted_bits(qs, 2 * k, 3), four), gguf_bit_of_bytes(b, 4 * half + k, 4));
+    o.q1 = _mm_add_epi8(_mm_sub_epi8(gguf_shifted_bits(qs + 16, 2 * k, 3), four), gguf_bit_of_bytes(b + 16, 4 * half + k, 4));
     const float d = gguf_f16(b + 108);
     o.d0 = d * static_cast<float>(q3k_scale(8 * half + 2 * k, b + 96) - 32);
     o.d1 = d * static_cast<float>(q3k_scale(8 * half + 2 * k + 1, b + 96) - 32);
-    o.m0 = o.m1 = 0.0f;
   }
 };
 
 // q2_K: as q3_K's low bits (qs at byte 16), a 4-bit scale and min per 16 weights.
 struct DecodeQ2K {
+  static constexpr bool kMin = true, kSplitScale = true;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g / 8) * kQ2KBytes;
     const int half = (g % 8) / 4, k = g % 4;
-    o.q = gguf_shifted_bits(b + 16 + 32 * half, 2 * k, 3);
+    const std::uint8_t* qs = b + 16 + 32 * half;
+    o.q0 = gguf_shifted_bits(qs, 2 * k, 3);
+    o.q1 = gguf_shifted_bits(qs + 16, 2 * k, 3);
     const std::uint8_t s0 = b[8 * half + 2 * k], s1 = b[8 * half + 2 * k + 1];
     const float d = gguf_f16(b + 80), dmin = gguf_f16(b + 82);
     o.d0 = d * static_cast<float>(s0 & 0xF);
@@ -191,13 +224,16 @@ struct DecodeQ2K {
 
 // iq4_xs: sub-block j is an iq4_nl block at qs + 16j with the 6-bit scale iq4xs_scale(j) - 32.
 struct DecodeIQ4XS {
+  static constexpr bool kMin = false, kSplitScale = false;
   static void decode(const std::uint8_t* row, int g, GgufGroup& o) {
     const std::uint8_t* b = row + static_cast<std::size_t>(g / 8) * kIQ4XSBytes;
     const int j = g % 8;
     std::uint16_t scales_h;
     std::memcpy(&scales_h, b + 2, 2);
-    o.q = gguf_iq4_lookup(gguf_nibbles(b + 8 + 16 * j));
-    gguf_same_scale(o, gguf_f16(b) * static_cast<float>(iq4xs_scale(j, scales_h, b + 4) - 32), 0.0f);
+    gguf_nibbles(b + 8 + 16 * j, o);
+    o.q0 = gguf_iq4_lookup(o.q0);
+    o.q1 = gguf_iq4_lookup(o.q1);
+    o.d0 = gguf_f16(b) * static_cast<float>(iq4xs_scale(j, scales_h, b + 4) - 32);
   }
 };
 

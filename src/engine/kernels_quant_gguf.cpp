@@ -70,10 +70,20 @@ void block_rows(const Matrix& w, const float* x, float* y, int r0, int r1) {
       __builtin_prefetch(row + static_cast<std::size_t>(g) * gb + kPrefetchBytes, 0, 2);
       GgufGroup grp;
       Decoder::decode(row, g, grp);
-      const __m512 w0 = _mm512_fmsub_ps(_mm512_set1_ps(grp.d0), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(grp.q))),
-                                        _mm512_set1_ps(grp.m0));
-      const __m512 w1 = _mm512_fmsub_ps(_mm512_set1_ps(grp.d1), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(grp.q, 1))),
-                                        _mm512_set1_ps(grp.m1));
+      const __m512 d0 = _mm512_set1_ps(grp.d0);
+      const __m512 d1 = Decoder::kSplitScale ? _mm512_set1_ps(grp.d1) : d0;
+      const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(grp.q0));
+      const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(grp.q1));
+      __m512 w0, w1;
+      if constexpr (Decoder::kMin) {
+        const __m512 m0 = _mm512_set1_ps(grp.m0);
+        const __m512 m1 = Decoder::kSplitScale ? _mm512_set1_ps(grp.m1) : m0;
+        w0 = _mm512_fmsub_ps(d0, q0, m0);
+        w1 = _mm512_fmsub_ps(d1, q1, m1);
+      } else {
+        w0 = _mm512_mul_ps(d0, q0);
+        w1 = _mm512_mul_ps(d1, q1);
+      }
       for (int b = 0; b < NB; ++b) {
         const float* xb = x + static_cast<std::size_t>(b) * w.cols + 32 * g;
         acc0[b] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xb), acc0[b]);

@@ -109,14 +109,29 @@ std::optional<DType> gguf_dtype_of_ggml(std::uint32_t ggml_type);
 void gguf_row_to_f32(DType d, const void* row, int cols, float* out);
 
 // q4_K / q5_K: sub-block j's 6-bit scale and min from the 12 packed bytes, and the packing of 8 of each.
-void q4k_scale_min(int j, const std::uint8_t* scales, std::uint8_t& sc, std::uint8_t& m);
+// (Inline: the kernels call the unpacking helpers once per 32 weights.)
+inline void q4k_scale_min(int j, const std::uint8_t* q, std::uint8_t& sc, std::uint8_t& m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {  // low 4 bits in byte 8 + (j - 4), high 2 bits in the top of bytes j - 4 (scale) and j (min)
+    sc = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
 void q4k_pack_scales(const std::uint8_t sc[8], const std::uint8_t m[8], std::uint8_t out[12]);
 // q3_K: sub-block j's (< 16) 6-bit scale, 0..63 (the weight scale is d * (that - 32)): low 4 bits
 // in scales[j % 8] (low nibble for j < 8, high nibble after), high 2 bits at bit 2 (j / 4) of
 // scales[8 + j % 4]; and the packing of 16 such.
-int q3k_scale(int j, const std::uint8_t* scales);
+inline int q3k_scale(int j, const std::uint8_t* scales) {
+  const int low = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
+  const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+  return low | high << 4;
+}
 void q3k_pack_scales(const std::uint8_t sc[16], std::uint8_t out[12]);
 // iq4_xs: sub-block j's (< 8) 6-bit scale, 0..63 (the weight scale is d * (that - 32)).
-int iq4xs_scale(int j, std::uint16_t scales_h, const std::uint8_t* scales_l);
+inline int iq4xs_scale(int j, std::uint16_t scales_h, const std::uint8_t* scales_l) {
+  return ((scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | ((scales_h >> (2 * j)) & 3) << 4;
+}
 
 }  // namespace qmeter::engine
