@@ -90,23 +90,25 @@ json read_json(const fs::path& p) { return read_json_file(p.string()); }
 
 ModelConfig parse_hf_config(const json& j, const std::string& path) {
   ModelConfig c;
-  std::string arch = j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()
-                         ? j["architectures"][0].get<std::string>()
-                         : std::string();
-  const std::string model_type = j.value("model_type", std::string());
-  static const std::map<std::string, std::string> kArchs = {
-      {"LlamaForCausalLM", "llama"}, {"MistralForCausalLM", "mistral"}, {"Qwen2ForCausalLM", "qwen2"}};
-  if (auto it = kArchs.find(arch); it != kArchs.end()) c.architecture = it->second;
-  else if (arch.empty() && (model_type == "llama" || model_type == "mistral" || model_type == "qwen2")) c.architecture = model_type;
-  else
-    throw Error(fmt::format("'{}': unsupported architecture '{}' (model_type '{}'); supported: LlamaForCausalLM, "
-                            "MistralForCausalLM, Qwen2ForCausalLM", path, arch, model_type));
-  auto get_int = [&](const char* key) -> int {
-    if (!j.contains(key) || !j[key].is_number_integer())
-      throw Error(fmt::format("'{}': field '{}' missing or not an integer", path, key));
-    return j[key].get<int>();
-  };
+  // Every field read is inside the try: a field of the wrong type (found by fuzz_hf_folder:
+  // "model_type": 10000.0) is an Error naming the file, not a bare nlohmann type_error.
   try {
+    std::string arch = j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()
+                           ? j["architectures"][0].get<std::string>()
+                           : std::string();
+    const std::string model_type = j.value("model_type", std::string());
+    static const std::map<std::string, std::string> kArchs = {
+        {"LlamaForCausalLM", "llama"}, {"MistralForCausalLM", "mistral"}, {"Qwen2ForCausalLM", "qwen2"}};
+    if (auto it = kArchs.find(arch); it != kArchs.end()) c.architecture = it->second;
+    else if (arch.empty() && (model_type == "llama" || model_type == "mistral" || model_type == "qwen2")) c.architecture = model_type;
+    else
+      throw Error(fmt::format("'{}': unsupported architecture '{}' (model_type '{}'); supported: LlamaForCausalLM, "
+                              "MistralForCausalLM, Qwen2ForCausalLM", path, arch, model_type));
+    auto get_int = [&](const char* key) -> int {
+      if (!j.contains(key) || !j[key].is_number_integer())
+        throw Error(fmt::format("'{}': field '{}' missing or not an integer", path, key));
+      return j[key].get<int>();
+    };
     c.dim = get_int("hidden_size");
     c.hidden_dim = get_int("intermediate_size");
     c.n_layers = get_int("num_hidden_layers");

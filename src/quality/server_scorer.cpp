@@ -4,6 +4,7 @@
 // usage.prompt_tokens. Token ids and the context length come from /tokenize and /v1/models.
 #include <fmt/format.h>
 
+#include <climits>
 #include <cmath>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,19 @@ namespace qmeter::quality {
 namespace {
 
 using nlohmann::json;
+
+// An integer of a reply, or `fallback` when it is not an integer that fits an int (a server that
+// sends 1e300 or "12" must not reach a float-to-int conversion, which is undefined).
+int int_or(const json& v, int fallback) {
+  if (!v.is_number_integer()) return fallback;
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>() <= INT_MAX ? static_cast<int>(v.get<std::uint64_t>()) : fallback;
+  const auto i = v.get<std::int64_t>();
+  return i >= INT_MIN && i <= INT_MAX ? static_cast<int>(i) : fallback;
+}
+int int_or(const json& obj, const char* key, int fallback) {
+  auto it = obj.find(key);
+  return it == obj.end() ? fallback : int_or(*it, fallback);
+}
 
 class ServerScorer final : public Scorer {
  public:
@@ -34,7 +48,15 @@ class ServerScorer final : public Scorer {
     const json r = call("/tokenize", body, "tokenization (window perplexity, kl)");
     if (!r.contains("tokens") || !r["tokens"].is_array())
       throw Error(fmt::format("{}/tokenize replied without a 'tokens' list", o_.base_url));
-    return r["tokens"].get<std::vector<int>>();
+    std::vector<int> ids;
+    for (const auto& t : r["tokens"]) {
+      const int id = int_or(t, -1);
+      if (id < 0)
+        throw Error(fmt::format("{}/tokenize replied with a token id that is not an int >= 0: {}", o_.base_url,
+                                t.dump().substr(0, 100)));
+      ids.push_back(id);
+    }
+    return ids;
   }
 
   int context_length() override {
@@ -53,7 +75,7 @@ class ServerScorer final : public Scorer {
     }
     if (ctx_len_ <= 0) {
       const json r = call("/tokenize", {{"model", o_.model}, {"prompt", "a"}}, "the context length");
-      ctx_len_ = r.value("max_model_len", 0);
+      ctx_len_ = int_or(r, "max_model_len", 0);
     }
     if (ctx_len_ <= 0)
       throw Error(fmt::format("{} reports no max_model_len (in /v1/models or /tokenize); give the window "
@@ -94,7 +116,7 @@ class ServerScorer final : public Scorer {
         }
       }
       const std::size_t completion = r.is_object() && r.contains("usage") && r["usage"].is_object()
-                                         ? r["usage"].value("completion_tokens", std::size_t{1}) : 1;
+                                         ? static_cast<std::size_t>(std::max(0, int_or(r["usage"], "completion_tokens", 1))) : 1;
       if (!why.empty()) {
         c.prompt_logprobs = {false, why};
       } else if (lp == nullptr || !lp->is_object() || !lp->contains("token_logprobs") ||
@@ -153,7 +175,7 @@ class ServerScorer final : public Scorer {
     const json tops = lp->value("top_logprobs", json());
     std::size_t n = lps.size();
     int prompt_tokens = -1;
-    if (r.contains("usage") && r["usage"].is_object()) prompt_tokens = r["usage"].value("prompt_tokens", -1);
+    if (r.contains("usage") && r["usage"].is_object()) prompt_tokens = int_or(r["usage"], "prompt_tokens", -1);
     // The reply holds the prompt tokens then the one generated token.
     if (prompt_tokens >= 0 && static_cast<std::size_t>(prompt_tokens) <= n) n = static_cast<std::size_t>(prompt_tokens);
     else if (n > 0) n -= 1;

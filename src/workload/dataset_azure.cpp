@@ -90,6 +90,8 @@ class Cursor {
   std::size_t pos_ = 0;
 };
 
+constexpr std::int64_t kMaxTraceSeconds = 9'000'000'000;  // < INT64_MAX / 1e9, year 2255
+
 // "YYYY-MM-DD HH:MM:SS[.f...]" (or 'T' between date and time), or plain seconds "123.456".
 std::optional<Nanos> parse_timestamp(std::string_view s) {
   Cursor c(s);
@@ -97,7 +99,8 @@ std::optional<Nanos> parse_timestamp(std::string_view s) {
     auto sec = c.number(0);
     if (!sec) return std::nullopt;
     auto frac = c.fraction_ns();
-    if (!frac || !c.done()) return std::nullopt;
+    // Nanoseconds fit int64 up to ~292 years of seconds: larger is no trace time (and would overflow).
+    if (!frac || !c.done() || *sec > kMaxTraceSeconds) return std::nullopt;
     return *sec * 1'000'000'000 + *frac;
   }
   auto y = c.number(4);
@@ -115,6 +118,8 @@ std::optional<Nanos> parse_timestamp(std::string_view s) {
   auto frac = c.fraction_ns();
   if (!frac || !c.done()) return std::nullopt;
   if (*mo < 1 || *mo > 12 || *d < 1 || *d > 31 || *h > 23 || *mi > 59 || *se > 60) return std::nullopt;
+  // Years whose nanoseconds since 1970 fit int64 (found by fuzz_dataset: year 1011 overflowed).
+  if (*y < 1970 || *y > 2261) return std::nullopt;
   const std::int64_t days = days_from_civil(*y, static_cast<unsigned>(*mo), static_cast<unsigned>(*d));
   return ((days * 24 + *h) * 60 + *mi) * 60 * 1'000'000'000 + *se * 1'000'000'000 + *frac;
 }
