@@ -36,7 +36,14 @@ function(qmeter_test name)
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST
     PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}" ${T_PROPERTIES})
   # Tests find the qmeter binary and the source tree through these (see tests/test_support.h).
-  target_compile_definitions(${name} PRIVATE QMETER_BIN_PATH="$<TARGET_FILE:qmeter>"
+  # QMETER_EXTERNAL_BIN: the qmeter binary the tests spawn comes from another build (the TSan
+  # build checks in-process concurrency of a few modules and does not build every module).
+  if(QMETER_EXTERNAL_BIN)
+    set(bin_path ${QMETER_EXTERNAL_BIN})
+  else()
+    set(bin_path $<TARGET_FILE:qmeter>)
+  endif()
+  target_compile_definitions(${name} PRIVATE QMETER_BIN_PATH="${bin_path}"
                                              QMETER_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
                                              QMETER_TEST_OUTPUT_DIR="${CMAKE_BINARY_DIR}/test-output")
   # Only tests that spawn the qmeter binary (they call qmeter_bin()) wait for it to be built, so
@@ -47,7 +54,7 @@ function(qmeter_test name)
       continue()
     endif()
     file(READ ${src_abs} content)
-    if(content MATCHES "qmeter_bin\\(\\)")
+    if(content MATCHES "qmeter_bin\\(\\)" AND NOT QMETER_EXTERNAL_BIN)
       add_dependencies(${name} qmeter)
       break()
     endif()

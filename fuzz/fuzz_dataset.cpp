@@ -1,20 +1,24 @@
-// The file-backed dataset readers (src/workload: ShareGPT JSON, JSONL, Azure trace CSV, GSM8K
-// JSONL) through the dataset table, as `--dataset KIND:PATH` loads them. The first byte picks
-// the kind and the options; the rest is the file.
+// The file-backed dataset readers of src/workload (ShareGPT, JSONL, Azure, GSM8K, and the trace
+// formats: every kind in the dataset table that takes a path), as `--dataset KIND:PATH` loads
+// them. Input: "KIND\n" then the file; options come from the file's length so they vary too.
 #include "fuzz_support.h"
 #include "qmeter/workload/registry.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace qmeter;
-  if (size == 0) return 0;
-  static const char* const kKinds[] = {"sharegpt", "jsonl", "azure", "gsm8k"};
-  const std::string kind = kKinds[data[0] % 4];
-  const std::string path = fuzz::write_scratch("dataset." + kind, fuzz::as_text(data + 1, size - 1));
+  const auto input = fuzz::as_text(data, size);
+  const auto eol = input.find('\n');
+  if (eol == std::string_view::npos) return 0;
+  const std::string kind(input.substr(0, eol));
+  bool known = false;
+  for (const auto& d : workload::dataset_table()) known = known || (d.needs_path && d.name == kind);
+  if (!known) return 0;
+  const std::string path = fuzz::write_scratch("dataset", input.substr(eol + 1));
   workload::DatasetOptions o;
   o.spec = kind + ":" + path;
-  o.num_prompts = 1 + (data[0] >> 2) % 8;
-  o.fixed_output_len = data[0] & 0x20;
-  o.num_fewshot = (data[0] & 0x40) ? 1 : 0;
+  o.num_prompts = 1 + static_cast<int>(size % 4);
+  o.fixed_output_len = size & 4;
+  o.num_fewshot = (size & 8) ? 1 : 0;
   fuzz::expect_only_qmeter_errors([&] { (void)workload::load_dataset(o); });
   return 0;
 }

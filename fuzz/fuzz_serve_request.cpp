@@ -73,7 +73,8 @@ struct Server {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static Server* server = new Server();  // lives for the process (the scheduler's thread too)
+  static Server server_once;  // one model and scheduler for the process; stopped at exit
+  Server* server = &server_once;
   if (size == 0) return 0;
   static const char* const kRoutes[] = {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"};
   net::HttpRequest req;

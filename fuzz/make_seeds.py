@@ -177,16 +177,29 @@ put("study_spec", "bad_rate.yaml", "study: x\nmodels: [a]\nmethods: [fp32]\nwork
 put("study_spec", "unclosed.yaml", "study: {name: x\nmodels: [")
 put("study_spec", "anchors.yaml", "study: &s x\nmodels: [*s]\nmethods: [fp32]\nworkloads: [{rates: [1]}]\nrepeat: 1\n")
 
-# ---- datasets (first byte: kind sharegpt/jsonl/azure/gsm8k, options) --------------------------
-put("dataset", "sharegpt", b"\x04" + json.dumps([
-    {"id": "a", "conversations": [{"from": "human", "value": "How do I stop updates?"}, {"from": "gpt", "value": "Use the policy editor."}]},
+# ---- datasets ("KIND\n" then the file) ----------------------------------------------------------
+def dataset(name, kind, body):
+    put("dataset", name, kind.encode() + b"\n" + (body if isinstance(body, bytes) else body.encode()))
+
+
+dataset("sharegpt", "sharegpt", json.dumps([
+    {"id": "a", "conversations": [{"from": "human", "value": "How do I stop updates?"}, {"from": "gpt", "value": "Use the policy editor."},
+                                  {"from": "human", "value": "And then?"}, {"from": "gpt", "value": "Reboot."}]},
     {"id": "b", "conversations": [{"from": "gpt", "value": "no human first"}]},
-    {"id": "c", "conversations": []}]).encode())
-put("dataset", "jsonl", b"\x05" + b'{"prompt": "one two", "max_tokens": 3, "reference": "x"}\n\n{"prompt": "three"}\n')
-put("dataset", "azure", b"\x06" + b"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:50.9951690,396,109\n")
-put("dataset", "gsm8k", b"\x47" + b'{"question": "1+1?", "answer": "so #### 2"}\n{"question": "2+2?", "answer": "#### 4"}\n')
-put("dataset", "bad_jsonl", b"\x01" + b'{"prompt": 5}\n{"prompt": "ok", "max_tokens": -3}\nnot json\n')
-put("dataset", "bad_azure", b"\x02" + b"TIMESTAMP,ContextTokens\n2023-11-16,abc\n")
+    {"id": "c", "conversations": []}]))
+dataset("sharegpt_multiturn", "sharegpt-multiturn", json.dumps([
+    {"id": "a", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"},
+                                  {"from": "human", "value": "bye"}, {"from": "gpt", "value": "ok"}]}]))
+dataset("jsonl", "jsonl", '{"prompt": "one two", "max_tokens": 3, "reference": "x"}\n\n{"prompt": "three"}\n')
+dataset("azure", "azure", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:50.9951690,396,109\n")
+dataset("azure_seconds", "trace", "TIMESTAMP,ContextTokens,GeneratedTokens\n0.5,12,4\n1.25,7,3\n")
+dataset("gsm8k", "gsm8k", '{"question": "1+1?", "answer": "so #### 2"}\n{"question": "2+2?", "answer": "#### 4"}\n')
+dataset("mooncake", "mooncake", '{"timestamp": 0, "input_length": 12, "output_length": 5, "hash_ids": [0, 1]}\n'
+                                '{"timestamp": 27, "input_length": 9, "output_length": 3, "hash_ids": [0, 2]}\n')
+dataset("burstgpt", "burstgpt", "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                                "5,ChatGPT,47,18,65,Conversation log\n45,GPT-4,108,23,131,API log\n")
+dataset("bad_jsonl", "jsonl", '{"prompt": 5}\n{"prompt": "ok", "max_tokens": -3}\nnot json\n')
+dataset("bad_azure", "azure", "TIMESTAMP,ContextTokens\n2023-11-16,abc\n")
 
 # ---- tokenizers --------------------------------------------------------------------------------
 def byte_level_alphabet():
@@ -239,11 +252,15 @@ hd = DIM // HEADS
 sizes = [VOCAB * DIM, LAYERS * DIM, LAYERS * DIM * DIM, LAYERS * DIM * DIM, LAYERS * DIM * DIM, LAYERS * DIM * DIM,
          LAYERS * DIM, LAYERS * HID * DIM, LAYERS * DIM * HID, LAYERS * HID * DIM, DIM, SEQ * hd // 2, SEQ * hd // 2]
 llama2c = llama2c_header + b"".join(f32s(ramp(n)) for n in sizes)
+# The tokenizer needs <unk>, BOS, EOS and the 256 byte pieces: its model has vocab 262.
+V2 = 262
+llama2c_262 = struct.pack("<7i", DIM, HID, LAYERS, HEADS, KV, V2, SEQ) + b"".join(
+    f32s(ramp(n)) for n in [V2 * DIM] + sizes[1:])
 tok = struct.pack("<i", 8)
-pieces = ["<unk>", "\n<s>\n", "\n</s>\n", "a", "b", " ", "ab", " a"]
+pieces = ["<unk>", "\n<s>\n", "\n</s>\n"] + [f"<0x{b:02X}>" for b in range(256)] + [" ", "ab", " a"]
 for i, p in enumerate(pieces):
     tok += struct.pack("<fi", -float(i), len(p.encode())) + p.encode()
-put("llama2c", "tied_with_tokenizer", llama2c + SEP + tok)
+put("llama2c", "tied_with_tokenizer", llama2c_262 + SEP + tok)
 put("llama2c", "tied", llama2c)
 untied = struct.pack("<7i", DIM, HID, LAYERS, HEADS, KV, -VOCAB, SEQ) + b"".join(f32s(ramp(n)) for n in sizes) + f32s(ramp(VOCAB * DIM))
 put("llama2c", "untied", untied)
@@ -302,7 +319,7 @@ def f16s(n):
     return b"".join(struct.pack("<e", 0.01 * (1 + i % 5)) for i in range(n))
 
 
-GROUP = 8
+GROUP = 32  # imported groups are a multiple of 32 columns
 
 
 def gptq_linear(base, fan_in, fan_out):
@@ -325,6 +342,10 @@ put("hf_folder", "dense", hf_config() + SEP + dense_st)
 put("hf_folder", "dense_bf16_tokenizer", hf_config({"torch_dtype": "bfloat16"}) + SEP + safetensors(
     [(n, "BF16" if len(s) == 2 else d, s, r if len(s) == 1 else b"".join(r[k + 2:k + 4] for k in range(0, len(r), 4)))
      for n, d, s, r in hf_tensors(lambda b, i, o: [dense(b + ".weight", o, i)])]) + SEP + json.dumps(metaspace).encode())
+# The quantized seeds need 32-column groups: width 32, FFN 64.
+DIM, HID = 32, 64
+LINEARS = [("self_attn.q_proj", DIM, DIM), ("self_attn.k_proj", DIM, DIM), ("self_attn.v_proj", DIM, DIM),
+           ("self_attn.o_proj", DIM, DIM), ("mlp.gate_proj", DIM, HID), ("mlp.up_proj", DIM, HID), ("mlp.down_proj", HID, DIM)]
 put("hf_folder", "gptq", hf_config({"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": GROUP, "desc_act": True,
                                                             "checkpoint_format": "gptq"}}) + SEP + safetensors(hf_tensors(gptq_linear)))
 put("hf_folder", "awq", hf_config({"quantization_config": {"quant_method": "awq", "bits": 4, "group_size": GROUP, "version": "gemm",

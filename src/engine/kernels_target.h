@@ -10,6 +10,21 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#if defined(__clang__)
+// clang (the fuzz build, -DQMETER_FUZZ=ON) ignores GCC's target pragma: its attribute pragma
+// gives the functions in between the same features.
+#define QMETER_KERNELS_BEGIN_AVX2 \
+  _Pragma("clang attribute push(__attribute__((target(\"avx2,fma,f16c\"))), apply_to = function)")
+#define QMETER_KERNELS_BEGIN_AVX512 \
+  _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c\"))), apply_to = function)")
+#define QMETER_KERNELS_BEGIN_AVX512_VNNI \
+  _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c\"))), apply_to = function)")
+#define QMETER_KERNELS_BEGIN_AVX512_BF16 \
+  _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c\"))), apply_to = function)")
+#define QMETER_KERNELS_BEGIN_AMX_BF16 \
+  _Pragma("clang attribute push(__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,amx-tile,amx-bf16\"))), apply_to = function)")
+#define QMETER_KERNELS_END _Pragma("clang attribute pop")
+#else
 #define QMETER_KERNELS_BEGIN_AVX2 _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,f16c\")")
 #define QMETER_KERNELS_BEGIN_AVX512 \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c\")")
@@ -21,3 +36,4 @@
   _Pragma("GCC push_options")     \
       _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,amx-tile,amx-bf16\")")
 #define QMETER_KERNELS_END _Pragma("GCC pop_options")
+#endif
