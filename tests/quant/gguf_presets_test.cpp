@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <random>
 
+#include "gguf_test_model.h"
 #include "qmeter/engine/gguf_blocks.h"
 #include "qmeter/engine/model.h"
 #include "qmeter/engine/session.h"
@@ -133,6 +135,47 @@ TEST(GgufQuantizers, Iq4OnItsOwnGridAndZeros) {
   EXPECT_EQ(u16(b, 2), 0x0000);
   for (int i = 4; i < 8; ++i) EXPECT_EQ(b[i], 0x00);
   EXPECT_EQ(dequantize(DType::kGgufIQ4XS, b, 256), xs);
+}
+
+// Weights already on each type's integer grid: the first fit is exact (zero error, so no other
+// candidate can win) and the bytes follow by hand.
+TEST(GgufQuantizers, KQuantBlocksOnExactGrids) {
+  // q2_K, x = i % 4 in every 16-group: scale 1, min 0 (-0: max_min stays 0 -> dmin 0, min nibbles
+  // 0); scales nearest(15 / 1 * 1) = 15, d = f16(1/15) = 0x2C44 (0.0666504); codes
+  // nearest(x / (d * 15)) = x; 2-bit planes: byte l = (l % 4) * (1 + 4 + 16 + 64).
+  std::vector<float> x(256);
+  for (int i = 0; i < 256; ++i) x[i] = static_cast<float>(i % 4);
+  auto b = quantize(DType::kGgufQ2K, x);
+  ASSERT_EQ(b.size(), 84u);
+  for (int j = 0; j < 16; ++j) EXPECT_EQ(b[j], 0x0F) << j;
+  for (int l = 0; l < 64; ++l) EXPECT_EQ(b[16 + l], (l % 4) * 85) << l;
+  EXPECT_EQ(u16(b, 80), 0x2C44);
+  EXPECT_EQ(u16(b, 82), 0x0000);
+  // q3_K, x = i % 8 - 4: every 16-group fits scale 1 with codes x (weights x^2, no code moves);
+  // super-block d = 1 / (-32 / 1) = -1/32 (0xA800), 6-bit scales nearest(-32) + 32 = 0, so the
+  // weight scale is d * (0 - 32) = 1 and the codes x + 4: bit 2 in hmask (byte m: weights m,
+  // m + 32, ...; set where i % 8 >= 4), low 2 bits as in q2_K.
+  for (int i = 0; i < 256; ++i) x[i] = static_cast<float>(i % 8 - 4);
+  b = quantize(DType::kGgufQ3K, x);
+  ASSERT_EQ(b.size(), 110u);
+  for (int m = 0; m < 32; ++m) EXPECT_EQ(b[m], m % 8 >= 4 ? 0xFF : 0x00) << m;
+  for (int l = 0; l < 64; ++l) EXPECT_EQ(b[32 + l], (l % 4) * 85) << l;
+  for (int j = 96; j < 108; ++j) EXPECT_EQ(b[j], 0x00) << j;
+  EXPECT_EQ(u16(b, 108), 0xA800);
+  EXPECT_EQ(dequantize(DType::kGgufQ3K, b, 256), x);
+  // q5_K, x = i % 32 (each 32-group the ramp 0..31): scale 1, min 0; 6-bit scales 63 against
+  // d = f16(1/63) = 0x2410, mins 0; codes nearest(x / (d * 63)) = x. Packed scales: bytes 0-3 =
+  // 63 | (63 >> 4) << 6 = 0xFF, 4-7 = 0, 8-11 = 63 & 15 = 0x0F; the 5th bit (x >= 16) sets all 8
+  // bits of qh[l] for l >= 16; nibbles (l % 16) twice.
+  for (int i = 0; i < 256; ++i) x[i] = static_cast<float>(i % 32);
+  b = quantize(DType::kGgufQ5K, x);
+  ASSERT_EQ(b.size(), 176u);
+  EXPECT_EQ(u16(b, 0), 0x2410);
+  EXPECT_EQ(u16(b, 2), 0x0000);
+  const std::uint8_t scales[12] = {0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0x0F, 0x0F, 0x0F, 0x0F};
+  for (int j = 0; j < 12; ++j) EXPECT_EQ(b[4 + j], scales[j]) << j;
+  for (int l = 0; l < 32; ++l) EXPECT_EQ(b[16 + l], l >= 16 ? 0xFF : 0x00) << l;
+  for (int k = 0; k < 128; ++k) EXPECT_EQ(b[48 + k], (k % 16) * 17) << k;
 }
 
 TEST(GgufQuantizers, KQuantsOfZerosAreZeroAndAnOutlierStaysInItsSuperBlock) {
@@ -357,5 +400,88 @@ TEST(GgufPresets, EveryPresetWritesAFileThatReloadsAndGenerates) {
     while (same < text.size() && text[same] == ref_text[same]) ++same;
     const std::size_t want = prompt.size() + (std::string(preset) == "q2_k" ? 1 : std::string(preset) == "q8_0" ? 12 : 3);
     EXPECT_GE(same, want) << back->tokenizer->decode(text);
+  }
+}
+
+namespace {
+
+double rel_rms(const std::vector<float>& a, const std::vector<float>& ref) {
+  double se = 0, ss = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    se += (a[i] - ref[i]) * static_cast<double>(a[i] - ref[i]);
+    ss += ref[i] * static_cast<double>(ref[i]);
+  }
+  return std::sqrt(se / ss);
+}
+
+}  // namespace
+
+// Real super-blocks: every preset's mixture on a 256-wide model, each matrix in the type the
+// table gives, written and reloaded bit-identically, with logits near the f32 model's (bound by bits).
+TEST(GgufPresets, SuperBlockWideModelPerPresetTypesReloadAndLogits) {
+  const std::string dir = qmeter::testing::test_output_dir("gguf_presets_random");
+  const std::string src = qmeter::testing::random_f32_gguf(dir, /*n_layers=*/4, /*n_kv_heads=*/1, /*seed=*/7);
+  auto ref = engine::load_model(src);
+  const std::vector<int> toks = {1, 5, 17, 90, 3, 3, 64, 2, 40, 41};
+  const std::vector<float> ref_logits = logits(*ref, toks);
+  // A random 4-layer model amplifies weight error (q8_0 measures 0.047): the bounds are about
+  // twice what this machine measures, and the K presets must order by bits.
+  const std::pair<const char*, double> presets[] = {
+      {"q8_0", 0.1}, {"q6_k", 0.2}, {"q5_k_m", 0.35}, {"q5_0", 0.42}, {"q5_1", 0.4}, {"q4_k_m", 0.7}, {"q4_0", 0.8},
+      {"q4_1", 0.8}, {"iq4_nl", 0.65}, {"iq4_xs", 0.65}, {"q3_k_m", 1.0}, {"q2_k", 1.6}};
+  std::map<std::string, double> errors;
+  for (auto [preset, bound] : presets) {
+    SCOPED_TRACE(preset);
+    const quant::GgufPreset* p = quant::gguf_preset(preset);
+    auto mem = quant::load_quantized(src, preset, {}, "");
+    auto want = [&](GgufTensor t, int l, int cols) { return quant::gguf_preset_type(*p, t, l, 4, 4, false, cols); };
+    EXPECT_EQ(mem->weights.token_embedding.dtype, p->base);
+    EXPECT_EQ(mem->weights.classifier.dtype, want(GgufTensor::kOutput, 0, 256));
+    for (int l = 0; l < 4; ++l) {
+      const auto& lw = mem->weights.layers[static_cast<std::size_t>(l)];
+      EXPECT_EQ(lw.wq.dtype, want(GgufTensor::kAttnQ, l, 256)) << l;
+      EXPECT_EQ(lw.wk.dtype, want(GgufTensor::kAttnK, l, 256)) << l;
+      EXPECT_EQ(lw.wv.dtype, want(GgufTensor::kAttnV, l, 256)) << l;
+      EXPECT_EQ(lw.wo.dtype, want(GgufTensor::kAttnOutput, l, 256)) << l;
+      EXPECT_EQ(lw.w_gate.dtype, want(GgufTensor::kFfnGate, l, 256)) << l;
+      EXPECT_EQ(lw.w_down.dtype, want(GgufTensor::kFfnDown, l, 512)) << l;
+    }
+    const std::string out = dir + "/" + preset + ".gguf";
+    quant::write_quantized_model(*mem, src, out, preset, {});
+    auto back = engine::load_model(out);
+    for (int l = 0; l < 4; ++l) {
+      const auto& a = mem->weights.layers[static_cast<std::size_t>(l)];
+      const auto& b = back->weights.layers[static_cast<std::size_t>(l)];
+      for (auto [x, y] : {std::pair{&a.wq, &b.wq}, {&a.wv, &b.wv}, {&a.wo, &b.wo}, {&a.w_down, &b.w_down}}) {
+        ASSERT_EQ(x->dtype, y->dtype);
+        EXPECT_EQ(std::memcmp(x->data, y->data, engine::matrix_bytes(*x)), 0);
+      }
+    }
+    const std::vector<float> lb = logits(*back, toks);
+    EXPECT_EQ(logits(*mem, toks), lb);
+    const double err = rel_rms(lb, ref_logits);
+    EXPECT_LT(err, bound);
+    errors[preset] = err;
+    std::printf("%-7s logits rel. RMS error vs f32: %.4f\n", preset, err);
+  }
+  EXPECT_LT(errors["q8_0"], errors["q6_k"]);
+  EXPECT_LT(errors["q6_k"], errors["q5_k_m"]);
+  EXPECT_LT(errors["q5_k_m"], errors["q4_k_m"]);
+  EXPECT_LT(errors["q4_k_m"], errors["q3_k_m"]);
+  EXPECT_LT(errors["q3_k_m"], errors["q2_k"]);
+}
+
+// Every preset is a registry method whose format is the preset's base type and whose help text
+// states its rule and its fallback.
+TEST(GgufPresets, RegistryRowsDocumentEachPreset) {
+  for (const char* name : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "q6_k", "iq4_nl", "iq4_xs", "q4_k"}) {
+    SCOPED_TRACE(name);
+    const quant::MethodInfo& m = quant::method_info(name);
+    ASSERT_NE(quant::gguf_preset(name), nullptr);
+    EXPECT_EQ(m.packed_dtype, quant::gguf_preset(name)->base);
+    EXPECT_FALSE(m.needs_calibration);
+    EXPECT_NE(m.description.find("GGUF"), std::string::npos) << m.description;
+    EXPECT_TRUE(m.description.find("widths") != std::string::npos || m.description.find("fall back") != std::string::npos)
+        << m.description;
   }
 }

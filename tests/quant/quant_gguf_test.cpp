@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <random>
 
+#include "gguf_test_model.h"
 #include "qmeter/core/error.h"
 #include "qmeter/engine/gguf_blocks.h"
 #include "qmeter/engine/gguf_writer.h"
@@ -250,40 +251,9 @@ TEST(GgufQuantizedModel, Stories260KWrittenAsGgufReloadsBitIdentical) {
   }
 }
 
-// A random llama model whose layers are 256 wide (real q4_K super-blocks), written as f32 GGUF.
-std::string random_f32_gguf(const std::string& dir) {
-  engine::Model m;
-  engine::ModelConfig& c = m.config;
-  c.dim = 256, c.hidden_dim = 512, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 64;
-  c.vocab_size = 96, c.max_seq_len = 64, c.tied_embeddings = false;
-  m.source = "random-256";
-  std::mt19937 rng(5);
-  std::normal_distribution<float> g(0.0f, 0.05f);
-  auto mat = [&](int rows, int cols) {
-    auto buf = std::make_shared<std::vector<float>>(static_cast<std::size_t>(rows) * cols);
-    for (float& v : *buf) v = g(rng);
-    m.storage.push_back(buf);
-    return engine::Matrix{DType::kF32, rows, cols, buf->data()};
-  };
-  m.weights.token_embedding = mat(c.vocab_size, c.dim);
-  m.weights.classifier = mat(c.vocab_size, c.dim);
-  for (int l = 0; l < c.n_layers; ++l) {
-    engine::LayerWeights lw;
-    lw.attn_norm.assign(static_cast<std::size_t>(c.dim), 1.0f);
-    lw.ffn_norm.assign(static_cast<std::size_t>(c.dim), 1.0f);
-    lw.wq = mat(c.q_dim(), c.dim), lw.wk = mat(c.kv_dim(), c.dim), lw.wv = mat(c.kv_dim(), c.dim), lw.wo = mat(c.dim, c.q_dim());
-    lw.w_gate = mat(c.hidden_dim, c.dim), lw.w_up = mat(c.hidden_dim, c.dim), lw.w_down = mat(c.dim, c.hidden_dim);
-    m.weights.layers.push_back(std::move(lw));
-  }
-  m.weights.final_norm.assign(static_cast<std::size_t>(c.dim), 1.0f);
-  const std::string path = dir + "/random-f32.gguf";
-  engine::write_gguf_model(m, path, {});
-  return path;
-}
-
 TEST(GgufQuantizedModel, Q4KLayersRoundTripThroughGgufAndTheCli) {
   const std::string dir = qmeter::testing::test_output_dir("gguf_quantized_q4k");
-  const std::string src = random_f32_gguf(dir);
+  const std::string src = qmeter::testing::random_f32_gguf(dir, /*n_layers=*/2, /*n_kv_heads=*/2, /*seed=*/5);
   auto mem = quant::load_quantized(src, "q4_k", {}, "");
   for (const auto& l : mem->weights.layers)
     for (const engine::Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) EXPECT_EQ(w->dtype, DType::kGgufQ4K);
