@@ -279,3 +279,27 @@ TEST(ServePrefixCache, FlagsTurnItOnAndOff) {
               std::string::npos);
   }
 }
+
+// Prompt log-probabilities need logits at every prompt position: such a request computes its whole
+// prompt even when it is cached (and is not counted as a prefix-cache query).
+TEST(ServePrefixCache, EchoLogprobsComputeTheWholePrompt) {
+  QMETER_REQUIRE_SHARED_DATA(path, kStories);
+  std::shared_ptr<const engine::Model> model(engine::load_model(path).release());
+  const auto w = shared_prefix(1, 1, 40, 8, model->tokenizer->bos_id());
+  const std::vector<int>& prompt = w.prompts[0];
+  Server s = serve(model, {});
+  ASSERT_EQ(complete(s.base, prompt, 2, false).status, 200);  // caches its 3 whole blocks
+  const double queries = s.metric("vllm:prefix_cache_queries_total");
+  const json req = {{"prompt", prompt}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 0}, {"temperature", 0}};
+  auto [code, body] = http_fetch(s.base + "/v1/completions", req.dump());
+  ASSERT_EQ(code, 200) << body;
+  const auto lp = json::parse(body)["choices"][0]["logprobs"]["token_logprobs"];
+  ASSERT_EQ(lp.size(), prompt.size());
+  engine::Session ref(*model, nullptr);
+  const auto logits = ref.feed_all(prompt);
+  const auto V = static_cast<std::size_t>(model->config.vocab_size);
+  for (std::size_t i = 1; i < prompt.size(); ++i)
+    EXPECT_NEAR(lp[i].get<double>(), engine::token_logprob(logits.subspan((i - 1) * V, V), prompt[i]), 1e-4) << i;
+  EXPECT_EQ(s.metric("vllm:prefix_cache_queries_total"), queries);
+  EXPECT_EQ(s.metric("qmeter:prefill_tokens_computed_total"), 2.0 * static_cast<double>(prompt.size()));
+}
