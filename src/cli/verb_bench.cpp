@@ -197,7 +197,7 @@ void add_bench_verb(CLI::App& app) {
   serve->add_option("--endpoint", f->endpoint, "/v1/completions or /v1/chat/completions")->capture_default_str();
   serve->add_option("--dataset", f->dataset,
                     "random | sharegpt:PATH | jsonl:PATH | azure:PATH | gsm8k:PATH | mooncake:PATH | burstgpt:PATH | "
-                    "trace:PATH | sharegpt-multiturn:PATH | multiturn | prefix")
+                    "trace:PATH | sharegpt-multiturn:PATH | multiturn | prefix | longdoc:PATH")
       ->capture_default_str();
   serve->add_option("--turns", f->turns, "multiturn: turns per conversation")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--think-time", f->think_time_s, "Multi-turn: seconds between a reply and the next turn")

@@ -174,11 +174,11 @@ WorkloadSpec parse_workload(const YAML::Node& n, const Ctx& c, std::size_t i) {
   if (n["dataset"]) w.dataset = scalar(n["dataset"], c.sub("dataset"));
   const std::string kind = w.dataset.substr(0, w.dataset.find(':'));
   static const std::set<std::string> kKinds = {"random", "sharegpt", "jsonl", "azure", "gsm8k", "mooncake", "burstgpt",
-                                               "trace", "sharegpt-multiturn", "multiturn", "prefix"};
+                                               "trace", "sharegpt-multiturn", "multiturn", "prefix", "longdoc"};
   if (!kKinds.count(kind))
     c.sub("dataset").fail(n["dataset"], "unknown dataset kind '" + kind +
                                             "' (known: random, sharegpt, jsonl, azure, gsm8k, mooncake, burstgpt, trace, "
-                                            "sharegpt-multiturn, multiturn, prefix)");
+                                            "sharegpt-multiturn, multiturn, prefix, longdoc)");
   if (kind != "random" && kind != "multiturn" && kind != "prefix") {
     const std::string path = w.dataset.substr(w.dataset.find(':') + 1);
     if (w.dataset.find(':') == std::string::npos || path.empty()) c.sub("dataset").fail(n["dataset"], "'" + kind + ":' needs a path");

@@ -11,7 +11,7 @@ namespace qmeter::workload {
 
 namespace {
 
-constexpr std::array<Dataset, 11> kDatasets = {{
+constexpr std::array<Dataset, 12> kDatasets = {{
     {"random", false, "random common words; lengths --input-len/--output-len +- --range-ratio", detail::load_random},
     {"sharegpt", true, "ShareGPT JSON: first human turn; output length from the first gpt reply or --output-len",
      detail::load_sharegpt},
@@ -30,6 +30,8 @@ constexpr std::array<Dataset, 11> kDatasets = {{
      detail::load_multiturn},
     {"prefix", false, "--num-prefixes system prompts of --prefix-len tokens, each shared by num_prompts / num_prefixes "
      "requests with their own --input-len suffix", detail::load_prefix},
+    {"longdoc", true, "real text cut to exactly --input-len tokens from seeded word boundaries (long-context prompts)",
+     detail::load_longdoc},
 }};
 
 std::string known_datasets() {

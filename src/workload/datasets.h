@@ -16,6 +16,7 @@ DatasetSample load_burstgpt(const std::string& spec, const std::string& path, co
 DatasetSample load_trace(const std::string& spec, const std::string& path, const DatasetOptions& options);
 DatasetSample load_sharegpt_multiturn(const std::string& spec, const std::string& path, const DatasetOptions& options);
 DatasetSample load_multiturn(const std::string& spec, const std::string& path, const DatasetOptions& options);
+DatasetSample load_longdoc(const std::string& spec, const std::string& path, const DatasetOptions& options);
 DatasetSample load_prefix(const std::string& spec, const std::string& path, const DatasetOptions& options);
 
 // Inclusive bounds of a length drawn with --range-ratio r: [floor(len (1 - r)), ceil(len (1 + r))],

@@ -119,5 +119,22 @@ TEST_F(ServeStories, MooncakeHashIdsBecomeIdenticalTokenBlocks) {
       }
 }
 
+TEST_F(ServeStories, LongdocCutsRealTextToExactTokenCounts) {
+  const std::string text = qmeter::testing::shared_data_file("eval/tinystories_val.txt");
+  ASSERT_FALSE(text.empty());
+  DatasetOptions d;
+  d.spec = "longdoc:" + text;
+  d.num_prompts = 4;
+  d.input_len = 500;  // up to stories260K's context (512)
+  d.range_ratio = 0.02;
+  d.token_counter = &counter_;
+  const DatasetSample s = load_dataset(d);
+  for (const auto& p : s.prompts) {
+    EXPECT_GE(p.prompt_tokens, 490);
+    EXPECT_LE(p.prompt_tokens, 510);
+    EXPECT_EQ(tokens(p.text).size(), 1u + static_cast<std::size_t>(p.prompt_tokens));  // BOS + the cut
+  }
+}
+
 }  // namespace
 }  // namespace qmeter::workload

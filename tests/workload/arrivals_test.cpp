@@ -275,5 +275,5 @@ TEST(Arrivals, TheTablesListEveryKind) {
   for (const auto& d : dataset_table()) datasets_named.emplace_back(d.name);
   EXPECT_EQ(arrivals_named, (std::vector<std::string>{"constant", "poisson", "gamma", "inf", "closed", "trace", "ramp"}));
   EXPECT_EQ(datasets_named, (std::vector<std::string>{"random", "sharegpt", "jsonl", "azure", "gsm8k", "mooncake", "burstgpt", "trace",
-                                      "sharegpt-multiturn", "multiturn", "prefix"}));
+                                      "sharegpt-multiturn", "multiturn", "prefix", "longdoc"}));
 }

@@ -37,7 +37,7 @@ BadFile bad_file(const std::string& test, const std::string& kind, const std::st
 TEST(BadInput, UnknownDatasetKindListsTheKnownOnes) {
   EXPECT_EQ(load_error("parquet:/x.parquet"),
             "--dataset parquet:/x.parquet: unknown dataset kind 'parquet' (known: random, sharegpt:PATH, jsonl:PATH, "
-            "azure:PATH, gsm8k:PATH, mooncake:PATH, burstgpt:PATH, trace:PATH, sharegpt-multiturn:PATH, multiturn, prefix)");
+            "azure:PATH, gsm8k:PATH, mooncake:PATH, burstgpt:PATH, trace:PATH, sharegpt-multiturn:PATH, multiturn, prefix, longdoc:PATH)");
   EXPECT_EQ(load_error("sharegpt"), "--dataset sharegpt: needs a file, as sharegpt:PATH");
   EXPECT_EQ(load_error("random:/x"), "--dataset random:/x: 'random' takes no path");
 }

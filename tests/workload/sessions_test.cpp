@@ -171,3 +171,36 @@ TEST(Prefix, GroupsShareExactlyTheirPrefix) {
 
 }  // namespace
 }  // namespace qmeter::workload
+
+namespace qmeter::workload {
+namespace {
+
+TEST(Longdoc, CutsRealTextToExactWordCounts) {
+  const std::string dir = qmeter::testing::test_output_dir("longdoc");
+  const std::string doc = "One two three four five six seven.\n\nEight nine ten eleven twelve.\n";
+  DatasetOptions d;
+  d.spec = "longdoc:" + write_file(dir, "doc.txt", doc);
+  d.num_prompts = 20;
+  d.input_len = 30;  // longer than the file: it wraps around
+  d.output_len = 3;
+  const DatasetSample s = load_dataset(d);
+  const std::string twice = doc + "\n" + doc + "\n" + doc + "\n" + doc;
+  auto squash = [](const std::string& t) {
+    std::string out;
+    for (const auto& w : [&] { std::vector<std::string> v; std::istringstream in(t); for (std::string x; in >> x;) v.push_back(x); return v; }())
+      out += w + " ";
+    return out;
+  };
+  std::set<std::string> firsts;
+  for (const auto& p : s.prompts) {
+    EXPECT_EQ(count_words(p.text), 30);
+    EXPECT_EQ(p.max_tokens, 3);
+    // The words are the file's, in order, from some word on.
+    EXPECT_NE(squash(twice).find(squash(p.text)), std::string::npos) << p.text;
+    firsts.insert(p.text.substr(0, p.text.find(' ')));
+  }
+  EXPECT_GT(firsts.size(), 3u);  // seeded starting points
+}
+
+}  // namespace
+}  // namespace qmeter::workload
