@@ -22,8 +22,9 @@ void add_quantize_verb(CLI::App& app) {
   std::string methods;
   for (const std::string& m : quant::method_names()) methods += (methods.empty() ? "" : ", ") + m;
   sub->add_option("--method", a->method, "quantization method: " + methods)->required();
-  sub->add_option("--out", a->out, "output folder (config.json, model.safetensors, tokenizer); the GGUF methods (q8_0, q4_0, q4_k) "
-                 "write <out>/model.gguf, or the file --out names when it ends in .gguf")->required();
+  sub->add_option("--out", a->out, "output folder (config.json, model.safetensors, tokenizer); the GGUF methods (q4_k and "
+                 "llama-quantize's presets q8_0 ... iq4_xs) write <out>/model.gguf with the tokenizer embedded, or "
+                 "the file --out names when it ends in .gguf")->required();
   // The method options, passed to the registry as given: it validates them and names the flag.
   for (const quant::OptionInfo& q : quant::option_table()) {
     auto* opt = sub->add_option_function<std::string>(
