@@ -118,7 +118,7 @@ void add_eval_verb(CLI::App& app) {
   cmd->add_option("--calib", args->calib, "calibration text for methods that need it");
   cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype,
                   "KV-cache element type of --engine-model: f32 (default), int8 or fp8 (a kl:METHOD baseline keeps f32)");
-  cmd->add_option("--task", args->tasks, "perplexity:PATH | mc:PATH | gsm8k:PATH | kl:BASE_URL (repeatable)");
+  cmd->add_option("--task", args->tasks, "perplexity:PATH | mc:PATH | winogrande:PATH | lambada:PATH | mmlu:PATH | truthfulqa_mc:PATH | gsm8k:PATH | kl:BASE_URL (repeatable)");
   cmd->add_option("--limit", args->opts.limit, "items per task (0: all)");
   cmd->add_option("--concurrency", args->opts.concurrency, "requests in flight");
   cmd->add_option("--ppl-mode", args->opts.ppl_mode, "document | window");
@@ -127,8 +127,10 @@ void add_eval_verb(CLI::App& app) {
                   "--ppl-mode document: tokens per scoring request; longer documents are scored in rolling "
                   "windows, every token once (default: the context length - 1)");
   cmd->add_option("--truncate", args->opts.truncate, "--ppl-mode document: keep each document's first N tokens (0: all)");
-  cmd->add_option("--num-fewshot", args->opts.num_fewshot, "gsm8k exemplars (default 5)");
+  cmd->add_option("--num-fewshot", args->opts.num_fewshot, "gsm8k exemplars and mmlu shots (default 5)");
   cmd->add_option("--fewshot-file", args->opts.fewshot_path, "gsm8k exemplars file (default: the first items)");
+  cmd->add_option("--fewshot-split", args->opts.fewshot_split, "mmlu: the dev file of few-shot examples (default: mmlu_dev.jsonl beside the test file)");
+  cmd->add_option("--preprocess", args->opts.preprocess, "mc: 'hellaswag' applies lm-eval's HellaSwag preprocessing");
   cmd->add_option("--max-gen-tokens", args->opts.max_gen_tokens, "generation budget for gsm8k");
   cmd->add_option("--top-logprobs", args->opts.top_logprobs, "kl through servers: top-N log-probabilities (1..20)");
   cmd->add_option("--kl-text", args->opts.kl_text, "kl: the text both models score");

@@ -3,7 +3,7 @@
 // transaction per task.
 //
 // Task options (spec `quality[].options`): limit, concurrency, ppl_mode, window, max_length,
-// truncate, num_fewshot,
+// truncate, num_fewshot, fewshot_split (mmlu dev file), preprocess (mc: hellaswag),
 // fewshot (exemplars file), max_gen_tokens, top_logprobs, text (kl: the text scored), baseline
 // (kl: a server URL, or a method name scored in-process; default fp32).
 //
@@ -92,6 +92,8 @@ void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, ba
     eo.truncate = int_option(o, "truncate", 0, t.task);
     eo.num_fewshot = int_option(o, "num_fewshot", 5, t.task);
     eo.fewshot_path = str_option(o, "fewshot");
+    eo.fewshot_split = str_option(o, "fewshot_split");
+    eo.preprocess = str_option(o, "preprocess");
     eo.max_gen_tokens = int_option(o, "max_gen_tokens", 256, t.task);
     eo.top_logprobs = int_option(o, "top_logprobs", 20, t.task);
     eo.kl_text = str_option(o, "text");

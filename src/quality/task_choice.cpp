@@ -6,6 +6,11 @@
 //   ARC      {"prompt": question, "choices": [...], "answer_idx": i}   context "Question: q\nAnswer:"
 //   PIQA     {"query": "Question: ...", "choices": [...], "gold": i}    context query + "\nAnswer:"
 //   generic  {"context": text, "choices": [...], "answer": i}          context as given
+//   HellaSwag-style {"ctx": text, "endings": [...], "label": i or "i"} context as given; with
+//            --preprocess hellaswag (spec `preprocess: hellaswag`) lm-evaluation-harness's
+//            HellaSwag processing: context = preprocess(activity_label + ": " + ctx_a + " " +
+//            capitalize(ctx_b)) (or of ctx where ctx_a/ctx_b are absent), each ending preprocessed:
+//            strip, " [title]" -> ". ", drop every "[...]", "  " -> " ".
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -25,7 +30,50 @@ struct ChoiceItem {
   int gold = 0;
 };
 
-ChoiceItem parse_choice_item(const std::string& path, const JsonlLine& line) {
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (std::size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size()) s.replace(p, from.size(), to);
+}
+
+// Python's str.capitalize() on ASCII: first letter upper, the rest lower.
+std::string capitalize(std::string s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    s[i] = static_cast<char>(i == 0 ? std::toupper(c) : std::tolower(c));
+  }
+  return s;
+}
+
+}  // namespace
+}  // namespace qmeter::quality::detail
+
+namespace qmeter::quality {
+
+std::string hellaswag_preprocess(const std::string& text) {
+  using detail::replace_all;
+  std::string t = detail::py_strip(text);
+  replace_all(t, " [title]", ". ");
+  std::string out;  // re.sub("\\[.*?\\]", "", t): every shortest "[...]" removed
+  for (std::size_t i = 0; i < t.size();) {
+    if (t[i] == '[') {
+      const auto close = t.find(']', i + 1);
+      if (close != std::string::npos) {
+        i = close + 1;
+        continue;
+      }
+    }
+    out += t[i++];
+  }
+  replace_all(out, "  ", " ");  // one pass, as Python's str.replace
+  return out;
+}
+
+}  // namespace qmeter::quality
+
+namespace qmeter::quality::detail {
+
+namespace {
+
+ChoiceItem parse_choice_item(const std::string& path, const JsonlLine& line, bool hellaswag) {
   const json j = json::parse(line.json);
   auto where = [&](const char* field) { return fmt::format("{}:{}: field '{}'", path, line.line, field); };
   ChoiceItem item;
@@ -38,13 +86,38 @@ ChoiceItem parse_choice_item(const std::string& path, const JsonlLine& line) {
     if (!j["query"].is_string()) throw UsageError(where("query") + " must be a string");
     item.context = j["query"].get<std::string>() + "\nAnswer:";
     gold_field = "gold";
+  } else if (j.contains("ctx") && j.contains("endings") && j.contains("label")) {
+    if (!j["ctx"].is_string()) throw UsageError(where("ctx") + " must be a string");
+    if (!j["endings"].is_array()) throw UsageError(where("endings") + " must be a list of strings");
+    std::string ctx = j["ctx"].get<std::string>();
+    if (hellaswag) {
+      if (j.contains("ctx_a") && j.contains("ctx_b") && j["ctx_a"].is_string() && j["ctx_b"].is_string())
+        ctx = j["ctx_a"].get<std::string>() + " " + capitalize(j["ctx_b"].get<std::string>());
+      if (j.contains("activity_label") && j["activity_label"].is_string()) ctx = j["activity_label"].get<std::string>() + ": " + ctx;
+      ctx = hellaswag_preprocess(ctx);
+    }
+    item.context = ctx;
+    for (const auto& e : j["endings"]) {
+      if (!e.is_string()) throw UsageError(where("endings") + " must hold strings");
+      item.choices.push_back(hellaswag ? hellaswag_preprocess(e.get<std::string>()) : e.get<std::string>());
+    }
+    const auto& label = j["label"];
+    try {
+      item.gold = label.is_string() ? std::stoi(label.get<std::string>()) : label.get<int>();
+    } catch (const std::exception&) {
+      throw UsageError(where("label") + " must be an integer (or its decimal string)");
+    }
+    if (item.choices.size() < 2) throw UsageError(where("endings") + " must be a list of at least 2 strings");
+    if (item.gold < 0 || item.gold >= static_cast<int>(item.choices.size()))
+      throw UsageError(where("label") + fmt::format(" = {} is not an ending index (0..{})", item.gold, item.choices.size() - 1));
+    return item;
   } else if (j.contains("context") && j.contains("answer")) {
     if (!j["context"].is_string()) throw UsageError(where("context") + " must be a string");
     item.context = j["context"].get<std::string>();
     gold_field = "answer";
   } else {
     throw UsageError(fmt::format("{}:{}: unknown layout: expected ARC (prompt, choices, answer_idx), PIQA (query, "
-                                 "choices, gold) or generic (context, choices, answer)",
+                                 "choices, gold), generic (context, choices, answer) or HellaSwag-style (ctx, endings, label)",
                                  path, line.line));
   }
   if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].size() < 2)
@@ -60,37 +133,23 @@ ChoiceItem parse_choice_item(const std::string& path, const JsonlLine& line) {
   return item;
 }
 
-int first_argmax(const std::vector<double>& v) {
-  int best = 0;
-  for (int i = 1; i < static_cast<int>(v.size()); ++i)
-    if (v[static_cast<std::size_t>(i)] > v[static_cast<std::size_t>(best)]) best = i;
-  return best;
-}
-
 }  // namespace
 
 TaskResult run_multiple_choice(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o) {
   auto lines = read_jsonl(spec.arg);
   if (o.limit > 0 && static_cast<int>(lines.size()) > o.limit) lines.resize(static_cast<std::size_t>(o.limit));
   std::vector<ChoiceItem> items;
-  for (const auto& l : lines) items.push_back(parse_choice_item(spec.arg, l));
+  if (!o.preprocess.empty() && o.preprocess != "hellaswag")
+    throw UsageError(fmt::format("--preprocess '{}': the only preprocessing is 'hellaswag'", o.preprocess));
+  for (const auto& l : lines) items.push_back(parse_choice_item(spec.arg, l, o.preprocess == "hellaswag"));
   // One request per (item, choice), all in one pool.
-  std::vector<std::pair<int, int>> requests;
+  std::vector<LoglikRequest> requests;
+  for (const auto& item : items)
+    for (const auto& c : item.choices) requests.push_back({item.context, " " + c});
+  const auto scored = score_logliks(scorer, requests, o, false, "multiple-choice request");
   std::vector<std::vector<double>> ll(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    ll[i].assign(items[i].choices.size(), 0);
-    for (std::size_t c = 0; c < items[i].choices.size(); ++c) requests.emplace_back(static_cast<int>(i), static_cast<int>(c));
-  }
-  for_each_item(static_cast<int>(requests.size()), std::min(o.concurrency, scorer.max_concurrency()),
-                [&](int r) {
-                  const auto [i, c] = requests[static_cast<std::size_t>(r)];
-                  const auto& item = items[static_cast<std::size_t>(i)];
-                  const std::string continuation = " " + item.choices[static_cast<std::size_t>(c)];
-                  const auto scored = score_text_fitting(scorer, item.context + continuation);
-                  ll[static_cast<std::size_t>(i)][static_cast<std::size_t>(c)] =
-                      continuation_logprob(scored, continuation.size(), nullptr);
-                },
-                o.progress, "multiple-choice request");
+  for (std::size_t i = 0, r = 0; i < items.size(); ++i)
+    for (std::size_t c = 0; c < items[i].choices.size(); ++c) ll[i].push_back(scored[r++].ll);
   TaskResult result;
   int correct = 0, correct_norm = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {

@@ -137,9 +137,9 @@ void append_windows(const std::vector<int>& bos, const std::vector<int>& ids, in
   }
 }
 
-std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& text) {
+std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& text, int top_n) {
   try {
-    return scorer.score_text(text, 0);
+    return scorer.score_text(text, top_n);
   } catch (const Error& first) {
     // Only a prompt that is too long is retried; anything else fails as it came.
     std::vector<int> ids;
@@ -152,7 +152,7 @@ std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& t
     }
     if (static_cast<int>(ids.size()) < ctx) throw;
     ids.erase(ids.begin(), ids.end() - (ctx - 1));
-    return scorer.score_tokens(ids, 0);
+    return scorer.score_tokens(ids, top_n);
   }
 }
 
@@ -174,6 +174,56 @@ std::string generate_fitting(Scorer& scorer, const GenerateRequest& request) {
     cut.prompt_tokens.assign(ids.end() - keep, ids.end());
     return scorer.generate(cut);
   }
+}
+
+std::vector<Loglik> score_logliks(Scorer& scorer, const std::vector<LoglikRequest>& requests, const EvalOptions& o,
+                                  bool want_greedy, const char* what) {
+  std::vector<Loglik> out(requests.size());
+  for_each_item(static_cast<int>(requests.size()), std::min(o.concurrency, scorer.max_concurrency()),
+                [&](int r) {
+                  const auto& q = requests[static_cast<std::size_t>(r)];
+                  const auto scored = score_text_fitting(scorer, q.context + q.continuation, want_greedy ? 1 : 0);
+                  int counted = 0;
+                  Loglik& l = out[static_cast<std::size_t>(r)];
+                  l.ll = continuation_logprob(scored, q.continuation.size(), &counted);
+                  l.greedy = want_greedy;
+                  for (std::size_t i = scored.size() - static_cast<std::size_t>(counted); i < scored.size(); ++i) {
+                    const auto& t = scored[i];
+                    // Greedy: no alternative more likely than the token itself (ties count as greedy).
+                    if (t.top.empty() || t.top.front().second > t.logprob + 1e-9) l.greedy = false;
+                  }
+                },
+                o.progress, what);
+  return out;
+}
+
+int first_argmax(const std::vector<double>& v) {
+  int best = 0;
+  for (int i = 1; i < static_cast<int>(v.size()); ++i)
+    if (v[static_cast<std::size_t>(i)] > v[static_cast<std::size_t>(best)]) best = i;
+  return best;
+}
+
+Metric mean_metric(const std::string& name, const std::vector<double>& values) {
+  Metric m;
+  m.name = name;
+  m.n = static_cast<int>(values.size());
+  if (values.empty()) return m;
+  double sum = 0;
+  for (double v : values) sum += v;
+  m.value = sum / static_cast<double>(values.size());
+  if (values.size() > 1) {
+    double ss = 0;
+    for (double v : values) ss += (v - m.value) * (v - m.value);
+    m.stderr_ = std::sqrt(ss / static_cast<double>(values.size() - 1) / static_cast<double>(values.size()));
+  }
+  return m;
+}
+
+std::string py_strip(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\n\r\f\v");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\n\r\f\v") - b + 1);
 }
 
 std::size_t utf8_length(const std::string& s) {

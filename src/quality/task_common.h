@@ -41,9 +41,29 @@ void append_windows(const std::vector<int>& bos, const std::vector<int>& ids, in
 
 // Scores `text`; where it is longer than the context, keeps its last context - 1 tokens (the left
 // truncation lm-evaluation-harness applies), so a long context never drops the continuation.
-std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& text);
+std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& text, int top_n = 0);
+
+// lm-evaluation-harness's loglikelihood request: log P(continuation | context), and whether the
+// continuation is the greedy one (every one of its tokens the most likely; needs top_n 1).
+struct LoglikRequest {
+  std::string context, continuation;
+};
+struct Loglik {
+  double ll = 0;
+  bool greedy = false;
+};
+std::vector<Loglik> score_logliks(Scorer& scorer, const std::vector<LoglikRequest>& requests, const EvalOptions& o,
+                                  bool want_greedy, const char* what);
+
+// Index of the first of equal maxima (numpy's argmax, which lm-evaluation-harness uses).
+int first_argmax(const std::vector<double>& v);
+// Mean and lm-evaluation-harness's standard error of a mean (sample stddev / sqrt(n)).
+Metric mean_metric(const std::string& name, const std::vector<double>& values);
 // Generates; where the prompt does not fit with max_tokens, keeps its last tokens that do.
 std::string generate_fitting(Scorer& scorer, const GenerateRequest& request);
+
+// Python's str.strip(): leading and trailing ASCII whitespace removed.
+std::string py_strip(const std::string& s);
 
 // Unicode code points in UTF-8 text (Python's len(), which acc_norm divides by).
 std::size_t utf8_length(const std::string& s);

@@ -15,6 +15,10 @@ TaskResult run_perplexity(const TaskSpec&, Scorer&, const EvalOptions&);
 TaskResult run_multiple_choice(const TaskSpec&, Scorer&, const EvalOptions&);
 TaskResult run_gsm8k(const TaskSpec&, Scorer&, const EvalOptions&);
 TaskResult run_kl(const TaskSpec&, Scorer&, const EvalOptions&, Scorer* baseline);
+TaskResult run_winogrande(const TaskSpec&, Scorer&, const EvalOptions&);
+TaskResult run_lambada(const TaskSpec&, Scorer&, const EvalOptions&);
+TaskResult run_mmlu(const TaskSpec&, Scorer&, const EvalOptions&);
+TaskResult run_truthfulqa_mc(const TaskSpec&, Scorer&, const EvalOptions&);
 }  // namespace detail
 
 namespace {
@@ -41,6 +45,14 @@ const TaskEntry kTasks[] = {
     {"mc", "PATH", "multiple choice by log-likelihood (ARC, PIQA or generic JSONL): acc, acc_norm",
      kPromptLogprobs,
      [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer*) { return detail::run_multiple_choice(s, sc, o); }},
+    {"winogrande", "PATH", "WinoGrande by partial evaluation (lm-eval winogrande): acc", kPromptLogprobs,
+     [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer*) { return detail::run_winogrande(s, sc, o); }},
+    {"lambada", "PATH", "LAMBADA last word (lm-eval lambada_openai): acc (greedy), perplexity", kPromptLogprobs | kTopLogprobs,
+     [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer*) { return detail::run_lambada(s, sc, o); }},
+    {"mmlu", "PATH", "MMLU k-shot from each subject's dev split (lm-eval mmlu): acc, acc_macro, per subject", kPromptLogprobs,
+     [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer*) { return detail::run_mmlu(s, sc, o); }},
+    {"truthfulqa_mc", "PATH", "TruthfulQA multiple choice (lm-eval truthfulqa_mc1/mc2): mc1, mc2", kPromptLogprobs,
+     [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer*) { return detail::run_truthfulqa_mc(s, sc, o); }},
     {"gsm8k", "PATH", "k-shot greedy math word problems: exact match, strict and flexible",
      0,
      [](const TaskSpec& s, Scorer& sc, const EvalOptions& o, Scorer*) { return detail::run_gsm8k(s, sc, o); }},

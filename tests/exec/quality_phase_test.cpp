@@ -123,6 +123,7 @@ TEST(StudyQuality, AServerWithoutEchoStoresAllLoadPointsAndMarksPerplexityUnsupp
   auto dir = qmeter::testing::test_output_dir("study_quality_no_echo");
   std::ofstream(dir + "/gsm8k.jsonl") << "{\"question\": \"shot\", \"answer\": \"#### 1\"}\n"
                                          "{\"question\": \"q\", \"answer\": \"#### 5\"}\n";
+  std::ofstream(dir + "/w.jsonl") << "{\"sentence\": \"A _ b.\", \"option1\": \"x\", \"option2\": \"y\", \"answer\": \"1\"}\n";
   std::ofstream(dir + "/s.yaml") << "study: q\n"
                                     "models: [{name: m, path: \"synthetic:tiny\"}]\n"
                                     "methods: [fp32]\n"
@@ -133,6 +134,7 @@ TEST(StudyQuality, AServerWithoutEchoStoresAllLoadPointsAndMarksPerplexityUnsupp
                                     "quality:\n"
                                     "  - {task: \"perplexity:" + val + "\", limit: 4}\n"
                                     "  - {task: \"gsm8k:" + dir + "/gsm8k.jsonl\", num_fewshot: 1, max_gen_tokens: 6}\n"
+                                    "  - {task: \"winogrande:" + dir + "/w.jsonl\", limit: 2}\n"
                                     "energy: {source: none}\n";
   ASSERT_EQ(run_qmeter({"run", dir + "/s.yaml", "--db", dir + "/r.db", "--out", dir + "/out"}, dir + "/log.txt"), 0)
       << read_file(dir + "/log.txt");
@@ -143,10 +145,13 @@ TEST(StudyQuality, AServerWithoutEchoStoresAllLoadPointsAndMarksPerplexityUnsupp
   EXPECT_EQ(db->load_points(run.id).size(), 2u);
   EXPECT_EQ(db->count_rows("requests"), 12);
   const auto errors = db->quality_errors(run.id);
-  ASSERT_EQ(errors.size(), 1u);
+  ASSERT_EQ(errors.size(), 2u) << "perplexity and winogrande (a task a spec may list) need prompt log-probabilities";
   EXPECT_EQ(errors[0].task, std::string("perplexity:") + val);
-  EXPECT_EQ(errors[0].status, "unsupported");
-  EXPECT_NE(errors[0].error.find("Unsupported param: echo"), std::string::npos) << errors[0].error;
+  EXPECT_EQ(errors[1].task, "winogrande:" + dir + "/w.jsonl");
+  for (const auto& e : errors) {
+    EXPECT_EQ(e.status, "unsupported");
+    EXPECT_NE(e.error.find("Unsupported param: echo"), std::string::npos) << e.error;
+  }
   bool gsm8k = false;
   for (const auto& q : db->quality_results(run.id)) gsm8k = gsm8k || q.metric == "exact_match_flexible";
   EXPECT_TRUE(gsm8k) << "the generation task runs on a server without echo";

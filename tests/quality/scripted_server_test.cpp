@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qmeter/core/error.h"
-#include "qmeter/net/http_server.h"
+#include "scripted_server.h"
 #include "qmeter/quality/eval.h"
 #include "test_support.h"
 
@@ -23,85 +23,9 @@ namespace qmeter::quality {
 namespace {
 
 using nlohmann::json;
-
-struct Script {
-  std::map<std::string, std::pair<std::size_t, double>> loglik;  // full prompt -> (continuation bytes, total)
-  std::map<std::string, std::string> replies;                    // question -> generated text
-  std::mutex mu;
-  int echo_requests = 0;
-  bool without_logprobs = false;  // answer echo requests like a chat-only server: no logprobs
-  std::vector<json> generate_bodies;
-};
-
-class ScriptedServer {
- public:
-  explicit ScriptedServer(Script& s) : script_(s) {
-    server_ = std::make_unique<net::HttpServer>(net::HttpServerOptions{}, [this](const net::HttpRequest& r, const net::ResponseWriterPtr& w) {
-      handle(r, w);
-    });
-    server_->start();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
-
- private:
-  void handle(const net::HttpRequest& r, const net::ResponseWriterPtr& w) {
-    net::HttpResponse resp;
-    if (r.path != "/v1/completions") {
-      resp.status = 404;
-      resp.body = R"({"error":{"message":"not found"}})";
-      w->respond(resp);
-      return;
-    }
-    const json body = json::parse(r.body);
-    const std::string prompt = body.at("prompt").get<std::string>();
-    std::lock_guard lock(script_.mu);
-    if (body.value("echo", false) && script_.without_logprobs) {
-      resp.body = json{{"choices", {{{"text", prompt}}}}}.dump();
-    } else if (body.value("echo", false)) {
-      ++script_.echo_requests;
-      auto it = script_.loglik.find(prompt);
-      if (it == script_.loglik.end()) {
-        resp.status = 400;
-        resp.body = json{{"error", {{"message", "unscripted prompt: " + prompt}}}}.dump();
-        w->respond(resp);
-        return;
-      }
-      const auto [cont, total] = it->second;
-      json tokens = json::array(), lps = json::array(), tops = json::array();
-      for (std::size_t i = 0; i < prompt.size(); ++i) {
-        tokens.push_back(std::string(1, prompt[i]));
-        if (i == 0) lps.push_back(nullptr);
-        else if (i < prompt.size() - cont) lps.push_back(-1.0);
-        // Dyadic shares, so every sum is exact and scripted ties stay ties.
-        else if (i == prompt.size() - cont) lps.push_back(total + 0.25 * static_cast<double>(cont - 1));
-        else lps.push_back(-0.25);
-        tops.push_back(json::object());
-      }
-      tokens.push_back("!");  // the one generated token max_tokens 1 asks for
-      lps.push_back(-0.5);
-      tops.push_back(json::object());
-      resp.body = json{{"choices", {{{"text", prompt + "!"}, {"logprobs", {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}}}}}},
-                       {"usage", {{"prompt_tokens", prompt.size()}, {"completion_tokens", 1}}}}
-                      .dump();
-    } else {
-      script_.generate_bodies.push_back(body);
-      const auto q = prompt.rfind("Question: ");
-      const std::string question = prompt.substr(q + 10, prompt.rfind("\nAnswer:") - q - 10);
-      auto it = script_.replies.find(question);
-      const std::string text = it == script_.replies.end() ? "no idea" : it->second;
-      resp.body = json{{"choices", {{{"text", text}}}}}.dump();
-    }
-    w->respond(resp);
-  }
-
-  Script& script_;
-  std::unique_ptr<net::HttpServer> server_;
-};
-
-std::string write_file(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-  return path;
-}
+using testing::Script;
+using testing::ScriptedServer;
+using testing::write_file;
 
 TEST(MultipleChoice, AccAndAccNormFollowTheScriptedLogLikelihoods) {
   const auto dir = qmeter::testing::test_output_dir("quality_mc");

@@ -32,6 +32,9 @@ struct EvalOptions {
   int num_fewshot = 5;
   std::string fewshot_path;  // gsm8k exemplars; empty: the first items, excluded from scoring
   int max_gen_tokens = 256;
+  std::string preprocess;    // mc: "hellaswag" applies lm-eval's HellaSwag preprocessing
+  std::string fewshot_split; // mmlu: the dev (few-shot) file; empty: mmlu_dev.jsonl beside the test file
+  bool apply_chat_template = false;  // render prompts through the model's chat template
   int top_logprobs = 20;     // kl through a server
   std::string kl_text;       // kl: the text scored by both models
   int bootstrap_resamples = 1000;
@@ -106,5 +109,8 @@ bool gsm8k_numbers_equal(const std::string& a, const std::string& b);
 // the server would have with `stop` (responses produced under load carry no stop sequences).
 std::string gsm8k_cut_at_stop(const std::string& text);
 extern const std::vector<std::string> kGsm8kStops;
+// lm-evaluation-harness's HellaSwag text preprocessing (strip, " [title]" -> ". ", "[...]" removed,
+// double spaces halved).
+std::string hellaswag_preprocess(const std::string& text);
 
 }  // namespace qmeter::quality
