@@ -126,12 +126,18 @@ MatmulRowsFn gguf_f32_kernel(DType d) {
 }
 void f32_gguf(const Matrix& w, const float* x, const void* p, int n, float* y, int a, int b) { gguf_f32_kernel(w.dtype)(w, x, p, n, y, a, b); }
 
+// w8a16: one scale per row, so A and d stay the same over each 128-value activation block.
+int span_q8_row(const Matrix&) { return 2; }
+// w4a16: A changes every group; groups of 128 (or a multiple) share it over 2 chunks.
+int span_q4_group(const Matrix& w) { return packed_header(w).group_size % 128 == 0 ? 2 : 1; }
+
 const Int8WeightType kTypes[] = {
-    {DType::kGgufQ8_0, scalar::int8_decode_q8_0, avx512::int8_decode_q8_0_simd, f32_gguf},
-    {DType::kGgufQ4_0, scalar::int8_decode_q4_0, avx512::int8_decode_q4_0_simd, f32_gguf},
-    {DType::kGgufQ4K, scalar::int8_decode_q4_k, avx512::int8_decode_q4_k_simd, f32_gguf},
-    {DType::kQ8Row, scalar::int8_decode_q8_row, avx512::int8_decode_q8_row_simd, avx512::matmul_q8_row},
-    {DType::kQ4Group, scalar::int8_decode_q4_group, avx512::int8_decode_q4_group_simd, avx512::matmul_q4_group},
+    {DType::kGgufQ8_0, scalar::int8_decode_q8_0, avx512::int8_decode_q8_0_simd, f32_gguf, 32, nullptr},
+    {DType::kGgufQ4_0, scalar::int8_decode_q4_0, avx512::int8_decode_q4_0_simd, f32_gguf, 32, nullptr},
+    {DType::kGgufQ4K, scalar::int8_decode_q4_k, avx512::int8_decode_q4_k_simd, f32_gguf, 32, nullptr},
+    {DType::kQ8Row, scalar::int8_decode_q8_row, avx512::int8_decode_q8_row_simd, avx512::matmul_q8_row, 128, span_q8_row},
+    {DType::kQ4Group, scalar::int8_decode_q4_group, avx512::int8_decode_q4_group_simd, avx512::matmul_q4_group, 128,
+     span_q4_group},
 };
 
 }  // namespace
@@ -151,7 +157,7 @@ Int8Activations int8_act_view(const void* prepared, int batch, int cols) {
           reinterpret_cast<const float*>(p + 2 * align64(b * kpad)), int8_act_kpad(cols), int8_act_groups(cols)};
 }
 
-void int8_act_prepare_scalar(const float* x, int batch, int cols, void* out) {
+void int8_act_prepare_scalar(const float* x, int batch, int cols, int block, void* out) {
   const Int8Activations v = int8_act_view(out, batch, cols);
   auto* xq = const_cast<std::int8_t*>(v.xq);
   auto* dx = const_cast<float*>(v.dx);
@@ -162,28 +168,34 @@ void int8_act_prepare_scalar(const float* x, int batch, int cols, void* out) {
     float* db = dx + static_cast<std::size_t>(b) * (v.kpad / 4);
     float* sb = xs + static_cast<std::size_t>(b) * v.ngroups;
     std::fill(sb, sb + v.ngroups, 0.0f);
-    for (int blk = 0; blk < v.kpad / 32; ++blk) {
-      const int c0 = 32 * blk, n = std::clamp(cols - c0, 0, 32);
+    for (int c0 = 0; c0 < v.kpad; c0 += block) {
+      const int len = std::min(block, v.kpad - c0), n = std::clamp(cols - c0, 0, len);
       float amax = 0;
       for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(xb[c0 + i]));
       const float d = amax / 127.0f;
       const float id = d != 0.0f ? 1.0f / d : 0.0f;
-      int sum[2] = {0, 0};
-      for (int i = 0; i < 32; ++i) {
-        const int q = i < n ? std::clamp(static_cast<int>(std::nearbyint(xb[c0 + i] * id)), -127, 127) : 0;
-        qb[c0 + i] = static_cast<std::int8_t>(q);
-        sum[i / 16] += q;
+      for (int g = 0; g < len; g += 16) {
+        int sum = 0;
+        for (int i = g; i < g + 16; ++i) {
+          const int q = i < n ? std::clamp(static_cast<int>(std::nearbyint(xb[c0 + i] * id)), -127, 127) : 0;
+          qb[c0 + i] = static_cast<std::int8_t>(q);
+          sum += q;
+        }
+        for (int l = 0; l < 4; ++l) db[(c0 + g) / 4 + l] = d;
+        sb[(c0 + g) / 16] = d * static_cast<float>(sum);
       }
-      for (int l = 0; l < 8; ++l) db[8 * blk + l] = d;
-      sb[2 * blk] = d * static_cast<float>(sum[0]);
-      sb[2 * blk + 1] = d * static_cast<float>(sum[1]);
     }
   }
 }
 
 void int8_act_prepare(const float* x, int batch, int cols, void* out) {
   if (!avx512::has_vnni()) return;  // the rows fall back to the f32-activation kernels
-  avx512::int8_act_prepare_avx512(x, batch, cols, out);
+  avx512::int8_act_prepare_avx512(x, batch, cols, 32, out);
+}
+
+void int8_act_prepare_b128(const float* x, int batch, int cols, void* out) {
+  if (!avx512::has_vnni()) return;
+  avx512::int8_act_prepare_avx512(x, batch, cols, 128, out);
 }
 
 const Int8WeightType* int8_weight_type(DType d) {
@@ -199,7 +211,8 @@ std::span<const MatmulKernel> gguf_int8_act_kernel_rows() {
     std::vector<MatmulKernel> out;
     for (const Int8WeightType& t : kTypes)
       if (is_gguf_block(t.dtype))
-        out.push_back({Isa::kAvx512, t.dtype, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare});
+        out.push_back({Isa::kAvx512, t.dtype, 2, avx512::matmul_int8_act, int8_act_prepared_bytes,
+                       t.act_block == 32 ? int8_act_prepare : int8_act_prepare_b128});
     return out;
   }();
   return rows;
@@ -212,7 +225,7 @@ void matmul_int8_act(const Matrix& w, const float*, const void* prepared, int ba
   const Int8WeightType* t = int8_weight_type(w.dtype);
   if (!t) throw Error(std::string("matmul_int8_act: no integer path for ") + std::string(dtype_name(w.dtype)));
   const Int8Activations x = int8_act_view(prepared, batch, w.cols);
-  const int chunks = x.kpad / 64;
+  const int chunks = x.kpad / 64, span = t->span ? t->span(w) : 1;
   std::vector<std::uint8_t> u(static_cast<std::size_t>(x.kpad));
   std::vector<float> a(static_cast<std::size_t>(x.kpad / 4)), m(static_cast<std::size_t>(x.ngroups));
   for (int r = row_begin; r < row_end; ++r) {
@@ -225,16 +238,18 @@ void matmul_int8_act(const Matrix& w, const float*, const void* prepared, int ba
       const float* dx = x.dx + static_cast<std::size_t>(b) * (x.kpad / 4);
       const float* xs = x.xs + static_cast<std::size_t>(b) * x.ngroups;
       float acc[16] = {};
-      for (int k = 0; k < chunks; ++k) {
+      for (int k0 = 0; k0 < chunks; k0 += span) {
+        const int k1 = std::min(chunks, k0 + span);
         for (int l = 0; l < 16; ++l) {
-          const int i = 64 * k + 4 * l;
           std::int32_t s = 0;
-          for (int j = 0; j < 4; ++j) s += static_cast<std::int32_t>(u[i + j]) * xq[i + j];
-          const float scale = a[16 * k + l] * dx[16 * k + l];
+          for (int k = k0; k < k1; ++k)
+            for (int j = 0; j < 4; ++j) s += static_cast<std::int32_t>(u[64 * k + 4 * l + j]) * xq[64 * k + 4 * l + j];
+          const float scale = a[16 * k0 + l] * dx[16 * k0 + l];  // the same for every chunk of the span
           acc[l] = std::fma(static_cast<float>(s), scale, acc[l]);
         }
-        if (k % 4 == 3 || k == chunks - 1) {
-          for (int l = 0; l < 16; ++l) acc[l] = std::fma(m[16 * (k / 4) + l], xs[16 * (k / 4) + l], acc[l]);
+        if (k1 % 4 == 0 || k1 == chunks) {  // the offsets of the 16 groups (256 columns) just done
+          const int g = 16 * ((k1 - 1) / 4);
+          for (int l = 0; l < 16; ++l) acc[l] = std::fma(m[g + l], xs[g + l], acc[l]);
         }
       }
       for (int width = 8; width >= 1; width /= 2)

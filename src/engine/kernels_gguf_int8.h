@@ -2,9 +2,10 @@
 // Private: the integer-activation matmul path (issue #17) for prefill and batched decode of the
 // GGUF block types and of qmeter's w8a16 / w4a16 formats (kQ8Row, kQ4Group).
 //
-// Activations: each input token is quantized per 32-value block to int8, as ggml's q8_0
-// activation blocks: d = amax / 127 (f32), q = round-to-even(x / d), |q| <= 127 (an all-zero block
-// gets d = 0, q = 0). Columns are zero-padded to a multiple of 64.
+// Activations: each input token is quantized per block of 32 values (the GGUF types, as ggml's
+// q8_0 activation blocks) or 128 (w8a16 / w4a16, whose scales span 128 columns or more) to int8:
+// d = amax / 127 (f32), q = round-to-even(x / d), |q| <= 127 (an all-zero block gets d = 0,
+// q = 0). Columns are zero-padded to a multiple of 64.
 //
 // Weights: every supported type is written, per weight i, as  w_i = A_i * u_i + M_i  with u_i an
 // unsigned byte, A_i a scale shared by groups of 4 consecutive weights and M_i an offset shared
@@ -20,6 +21,10 @@
 //
 // Each weight row is first decoded to (u, A, M) in a per-thread scratch, then reused by every
 // token of a batch block: the decoding is paid once per row and block, not once per token.
+// Where A and d are the same for `span` consecutive 64-column chunks (w8a16: the whole row and
+// 128-value activation blocks; w4a16: its 128-column groups), the VPDPBUSD sums of the span are
+// added in int32 first (exact) and converted once, so a 64-column step costs one VPDPBUSD instead
+// of VPDPBUSD + conversion + 2 f32 operations.
 // Every output is computed by one fixed sequence of f32 operations (16 lane accumulators, one
 // fixed reduction tree), so the scalar reference (scalar::matmul_int8_act) and the VNNI kernel
 // give bit-identical results, whatever the thread split or batch size.
@@ -45,8 +50,9 @@ int int8_act_kpad(int cols);
 int int8_act_groups(int cols);
 std::size_t int8_act_prepared_bytes(int batch, int cols);
 // The scalar conversion (ground truth of the SIMD one) and the dispatching one (a PrepareFn).
-void int8_act_prepare_scalar(const float* x, int batch, int cols, void* out);
-void int8_act_prepare(const float* x, int batch, int cols, void* out);
+void int8_act_prepare_scalar(const float* x, int batch, int cols, int block, void* out);
+void int8_act_prepare(const float* x, int batch, int cols, void* out);       // block 32
+void int8_act_prepare_b128(const float* x, int batch, int cols, void* out);  // block 128
 Int8Activations int8_act_view(const void* prepared, int batch, int cols);
 
 // ---- decoded weights ----
@@ -58,6 +64,8 @@ struct Int8WeightType {
   Int8DecodeRowFn decode_scalar;  // the reference
   Int8DecodeRowFn decode_avx512;  // nullptr: the scalar decoder serves (it is exact either way)
   MatmulRowsFn f32_fallback;      // the f32-activation kernel used where the CPU has no VNNI
+  int act_block;                  // 32 or 128: the prepare function of its kernel-table rows
+  int (*span)(const Matrix& w);   // chunks sharing A and d (nullptr: 1); divides 4
 };
 // The types with an integer path (nullptr for others).
 const Int8WeightType* int8_weight_type(DType d);
@@ -73,16 +81,16 @@ bool has_vnni();  // kernels_quant_int8_avx512.cpp
 void matmul_int8_act_vnni(const Matrix&, const float*, const void*, int, float*, int, int);
 // The table's row function: the VNNI kernel, or the type's f32-activation kernel without VNNI.
 void matmul_int8_act(const Matrix&, const float*, const void*, int, float*, int, int);
-void int8_act_prepare_avx512(const float* x, int batch, int cols, void* out);
+void int8_act_prepare_avx512(const float* x, int batch, int cols, int block, void* out);
 }  // namespace avx512
 
 // Rows of the kernel table: batch >= 2 of every GGUF type in int8_weight_types() (appended to
 // gguf_matmul_kernels()), and of kQ8Row / kQ4Group (QMETER_INT8_ACT_PACKED_ROWS in kMatmulKernels;
 // kQ4Group also at the kAvx512Bf16 level, which would otherwise pick its bf16 kernel first).
 std::span<const MatmulKernel> gguf_int8_act_kernel_rows();
-#define QMETER_INT8_ACT_PACKED_ROWS                                                                                  \
-  {Isa::kAvx512, DType::kQ8Row, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare},              \
-      {Isa::kAvx512, DType::kQ4Group, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare},        \
-      {Isa::kAvx512Bf16, DType::kQ4Group, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare},
+#define QMETER_INT8_ACT_PACKED_ROWS                                                                                    \
+  {Isa::kAvx512, DType::kQ8Row, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare_b128},           \
+      {Isa::kAvx512, DType::kQ4Group, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare_b128},     \
+      {Isa::kAvx512Bf16, DType::kQ4Group, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare_b128},
 
 }  // namespace qmeter::engine::kernels

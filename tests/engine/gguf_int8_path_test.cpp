@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
+#include <utility>
 #include <tuple>
 #include <vector>
 
@@ -36,7 +38,7 @@ void put_f16(std::byte* p, float v) {
   std::memcpy(p, &h, 2);
 }
 
-TestMatrix random_matrix(DType dtype, int rows, int cols, std::mt19937& rng) {
+TestMatrix random_matrix(DType dtype, int rows, int cols, std::mt19937& rng, int q4_group = 64) {
   std::uniform_real_distribution<float> scale(0.002f, 0.05f);
   TestMatrix t;
   if (dtype == DType::kQ8Row || dtype == DType::kQ4Group) {
@@ -48,12 +50,12 @@ TestMatrix random_matrix(DType dtype, int rows, int cols, std::mt19937& rng) {
       t.blob = pack_q8_row(rows, cols, reinterpret_cast<const std::int8_t*>(codes.data()), s.data());
     } else {
       for (auto& c : codes) c = static_cast<std::uint8_t>(rng() & 15u);
-      const std::size_t g = static_cast<std::size_t>(rows) * q4_group_count(cols, 64);
+      const std::size_t g = static_cast<std::size_t>(rows) * q4_group_count(cols, q4_group);
       std::vector<float> s(g);
       std::vector<std::uint8_t> z(g);
       for (auto& v : s) v = f16_to_f32(f32_to_f16(scale(rng)));
       for (auto& v : z) v = static_cast<std::uint8_t>(rng() & 15u);
-      t.blob = pack_q4_group(rows, cols, 4, 64, codes.data(), s.data(), z.data());
+      t.blob = pack_q4_group(rows, cols, 4, q4_group, codes.data(), s.data(), z.data());
     }
     t.m = packed_matrix(dtype, rows, cols, t.blob.data());
     return t;
@@ -77,12 +79,12 @@ int test_cols(DType d) {
   return is_gguf_block(d) && gguf_block_elems(d) == 256 ? 768 : 224;
 }
 
-std::vector<unsigned char> prepare(bool simd, const std::vector<float>& x, int batch, int cols) {
+std::vector<unsigned char> prepare(bool simd, const std::vector<float>& x, int batch, int cols, int block) {
   std::vector<unsigned char> p(k::int8_act_prepared_bytes(batch, cols) + 64, 0xCD);  // poison: every byte must be written
   void* at = p.data() + (64 - reinterpret_cast<std::uintptr_t>(p.data()) % 64) % 64;
   std::vector<unsigned char> out(k::int8_act_prepared_bytes(batch, cols));
-  if (simd) k::avx512::int8_act_prepare_avx512(x.data(), batch, cols, at);
-  else k::int8_act_prepare_scalar(x.data(), batch, cols, at);
+  if (simd) k::avx512::int8_act_prepare_avx512(x.data(), batch, cols, block, at);
+  else k::int8_act_prepare_scalar(x.data(), batch, cols, block, at);
   std::memcpy(out.data(), at, out.size());
   return out;
 }
@@ -118,7 +120,7 @@ TEST(GgufInt8Path, HandComputedRowsWhereTheInt8RoundingIsExact) {
       w4[static_cast<std::size_t>(32 * blk + i)] = 0.25 * (code - 8);
     }
   }
-  const auto prepared = prepare(false, x, batch, cols);
+  const auto prepared = prepare(false, x, batch, cols, 32);
   for (auto [dtype, blob, w] : {std::tuple{DType::kGgufQ8_0, &q8, &w8}, std::tuple{DType::kGgufQ4_0, &q4, &w4}}) {
     const Matrix m{dtype, 1, cols, blob->data()};
     std::vector<float> y(batch);
@@ -134,11 +136,14 @@ TEST(GgufInt8Path, HandComputedRowsWhereTheInt8RoundingIsExact) {
 TEST(GgufInt8Path, ActivationConversionSimdEqualsScalar) {
   if (!have_avx512_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   std::mt19937 rng(3);
-  for (int cols : {32, 200, 224, 768, 1000}) {
-    for (int batch : {1, 2, 5}) {
-      std::vector<float> x = random_x(batch, cols, rng);
-      std::fill(x.begin(), x.begin() + std::min(cols, 32), 0.0f);  // an all-zero block: d = 0
-      EXPECT_EQ(prepare(true, x, batch, cols), prepare(false, x, batch, cols)) << cols << " columns, batch " << batch;
+  for (int block : {32, 128}) {
+    for (int cols : {32, 200, 224, 768, 1000}) {
+      for (int batch : {1, 2, 5}) {
+        std::vector<float> x = random_x(batch, cols, rng);
+        std::fill(x.begin(), x.begin() + std::min(cols, block), 0.0f);  // an all-zero block: d = 0
+        EXPECT_EQ(prepare(true, x, batch, cols, block), prepare(false, x, batch, cols, block))
+            << cols << " columns, batch " << batch << ", blocks of " << block;
+      }
     }
   }
 }
@@ -146,11 +151,17 @@ TEST(GgufInt8Path, ActivationConversionSimdEqualsScalar) {
 TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) {
   std::mt19937 rng(11);
   ThreadPool pool(3);
+  std::vector<std::pair<const k::Int8WeightType*, int>> cases;  // w4a16 with groups of 64 (A per chunk) and 128 (span 2)
   for (const k::Int8WeightType& type : k::int8_weight_types()) {
+    cases.push_back({&type, 64});
+    if (type.dtype == DType::kQ4Group) cases.push_back({&type, 128});
+  }
+  for (const auto& [tp, group] : cases) {
+    const k::Int8WeightType& type = *tp;
     const DType dtype = type.dtype;
-    SCOPED_TRACE(std::string(dtype_name(dtype)));
+    SCOPED_TRACE(std::string(dtype_name(dtype)) + (dtype == DType::kQ4Group ? " group " + std::to_string(group) : ""));
     const int rows = 37, cols = test_cols(dtype);
-    const TestMatrix t = random_matrix(dtype, rows, cols, rng);
+    const TestMatrix t = random_matrix(dtype, rows, cols, rng, group);
     const int kpad = k::int8_act_kpad(cols), groups = k::int8_act_groups(cols);
 
     // Decoded rows: the SIMD decoder writes exactly the reference's values.
@@ -177,7 +188,7 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
 
     for (int batch = 2; batch <= 33; ++batch) {
       const std::vector<float> x = random_x(batch, cols, rng);
-      const auto prepared = prepare(false, x, batch, cols);
+      const auto prepared = prepare(false, x, batch, cols, type.act_block);
       const k::Int8Activations v = k::int8_act_view(prepared.data(), batch, cols);
       std::vector<float> ref(static_cast<std::size_t>(batch) * rows);
       k::scalar::matmul_int8_act(t.m, x.data(), prepared.data(), batch, ref.data(), 0, rows);
@@ -191,13 +202,13 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
         matmul_isa(Isa::kAvx512, t.m, x.data(), batch, y2.data(), &pool);
         EXPECT_EQ(y2, ref) << "batch " << batch;
       }
-      // Error bound. With d = amax / 127 per 32-value block and q = round(x * (1 / d)),
+      // Error bound. With d = amax / 127 per block (32 or 128 values) and q = round(x * (1 / d)),
       // |x - d q| <= d (1/2 + 2^-22): the half step of rounding, plus 1 / d and x * (1 / d) each
       // rounded to f32 (relative 2^-24 each, times |x / d| <= 127: under 2^-17 d; 2^-22 is not
       // enough, so the bound uses 0.5001 d). So the int8 rounding moves a dot product by at most
       //   Q = sum over blocks of 0.5001 d_blk * sum_{i in blk} |w_i|.
       // The f32 arithmetic (the lane sums are exact integers, converted exactly): every lane
-      // accumulates chunks + chunks / 4 fmas, each rounding relative 2^-24, plus 4 reduction adds,
+      // accumulates at most chunks + chunks / 4 fmas, each rounding relative 2^-24, plus 4 reduction adds,
       // over terms of total size at most T = sum_i (|A_i u_i| + |M_i|) |d_i q_i| (the two parts of
       // w_i kept apart, since the offset part cancels against the product part), so it adds at
       // most F = n 2^-24 T (1 + n 2^-24), n = chunks + chunks / 4 + 6; F uses 1.01 n 2^-24 T.
