@@ -39,31 +39,38 @@ __attribute__((always_inline)) inline __m256 weights8(__m128i codes, __m256 d, _
 template <int NB, typename Decoder>
 void block_rows(const Matrix& w, const float* x, float* y, int r0, int r1) {
   const std::size_t rb = gguf_row_bytes(w.dtype, w.cols);
-  const int groups = w.cols / 32;
-  const std::size_t gb = rb / static_cast<std::size_t>(groups);
+  const int blocks = w.cols / Decoder::kElems;
+  constexpr int kGroupBytes = Decoder::kBytes / Decoder::kGroups;
+  constexpr bool kMin = Decoder::kMin;
   for (int r = r0; r < r1; ++r) {
     const auto* row = static_cast<const std::uint8_t*>(w.data) + rb * static_cast<std::size_t>(r);
     __m256 acc0[NB], acc1[NB];
     for (int b = 0; b < NB; ++b) acc0[b] = acc1[b] = _mm256_setzero_ps();
-    for (int g = 0; g < groups; ++g) {
-      __builtin_prefetch(row + static_cast<std::size_t>(g) * gb + kPrefetchBytes, 0, 2);
-      GgufGroup grp;
-      Decoder::decode(row, g, grp);
-      const __m256 d0 = _mm256_set1_ps(grp.d0);
-      const __m256 d1 = Decoder::kSplitScale ? _mm256_set1_ps(grp.d1) : d0;
-      __m256 m0 = _mm256_setzero_ps(), m1 = m0;
-      if constexpr (Decoder::kMin) {
-        m0 = _mm256_set1_ps(grp.m0);
-        m1 = Decoder::kSplitScale ? _mm256_set1_ps(grp.m1) : m0;
-      }
-      const __m256 w0 = weights8<Decoder::kMin>(grp.q0, d0, m0), w1 = weights8<Decoder::kMin>(_mm_unpackhi_epi64(grp.q0, grp.q0), d0, m0);
-      const __m256 w2 = weights8<Decoder::kMin>(grp.q1, d1, m1), w3 = weights8<Decoder::kMin>(_mm_unpackhi_epi64(grp.q1, grp.q1), d1, m1);
-      for (int b = 0; b < NB; ++b) {
-        const float* xb = x + static_cast<std::size_t>(b) * w.cols + 32 * g;
-        acc0[b] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb), acc0[b]);
-        acc1[b] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xb + 8), acc1[b]);
-        acc0[b] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), acc0[b]);
-        acc1[b] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), acc1[b]);
+    for (int k = 0; k < blocks; ++k) {
+      const std::uint8_t* blk = row + static_cast<std::size_t>(k) * Decoder::kBytes;
+      alignas(32) float ds[16], ms[16];
+      Decoder::scales(blk, ds, ms);
+      for (int j = 0; j < Decoder::kGroups; ++j) {
+        __builtin_prefetch(blk + j * kGroupBytes + kPrefetchBytes, 0, 2);
+        __m128i c0, c1;
+        Decoder::codes(blk, j, c0, c1);
+        const __m256 d0 = _mm256_set1_ps(ds[2 * j]);
+        const __m256 d1 = Decoder::kSplitScale ? _mm256_set1_ps(ds[2 * j + 1]) : d0;
+        __m256 m0 = _mm256_setzero_ps(), m1 = m0;
+        if constexpr (kMin) {
+          m0 = _mm256_set1_ps(ms[2 * j]);
+          m1 = Decoder::kSplitScale ? _mm256_set1_ps(ms[2 * j + 1]) : m0;
+        }
+        const __m256 w0 = weights8<kMin>(c0, d0, m0), w1 = weights8<kMin>(_mm_unpackhi_epi64(c0, c0), d0, m0);
+        const __m256 w2 = weights8<kMin>(c1, d1, m1), w3 = weights8<kMin>(_mm_unpackhi_epi64(c1, c1), d1, m1);
+        const std::size_t col = static_cast<std::size_t>(k * Decoder::kGroups + j) * 32;
+        for (int b = 0; b < NB; ++b) {
+          const float* xb = x + static_cast<std::size_t>(b) * w.cols + col;
+          acc0[b] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xb), acc0[b]);
+          acc1[b] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xb + 8), acc1[b]);
+          acc0[b] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), acc0[b]);
+          acc1[b] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), acc1[b]);
+        }
       }
     }
     for (int b = 0; b < NB; ++b) y[static_cast<std::size_t>(b) * w.rows + r] = hsum(_mm256_add_ps(acc0[b], acc1[b]));

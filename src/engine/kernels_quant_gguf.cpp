@@ -58,36 +58,42 @@ constexpr int kBatchTile = 8;
 template <int NB, typename Decoder>
 void block_rows(const Matrix& w, const float* x, float* y, int r0, int r1) {
   const std::size_t rb = gguf_row_bytes(w.dtype, w.cols);
-  const int groups = w.cols / 32;
-  const std::size_t gb = rb / static_cast<std::size_t>(groups);  // bytes per 32 weights (q4_K: 144 / 8)
+  const int blocks = w.cols / Decoder::kElems;
+  constexpr int kGroupBytes = Decoder::kBytes / Decoder::kGroups;  // prefetch step (q4_K: 144 / 8)
   for (int r = r0; r < r1; ++r) {
     const auto* row = static_cast<const std::uint8_t*>(w.data) + rb * static_cast<std::size_t>(r);
     __m512 acc0[NB], acc1[NB];
     for (int b = 0; b < NB; ++b) acc0[b] = acc1[b] = _mm512_setzero_ps();
-    for (int g = 0; g < groups; ++g) {
-      // Software prefetch kPrefetchBytes ahead (rows are contiguous, so past the row end is the
-      // next row): the hardware prefetcher stops at every 4 KiB page (kernels_dispatch.h).
-      __builtin_prefetch(row + static_cast<std::size_t>(g) * gb + kPrefetchBytes, 0, 2);
-      GgufGroup grp;
-      Decoder::decode(row, g, grp);
-      const __m512 d0 = _mm512_set1_ps(grp.d0);
-      const __m512 d1 = Decoder::kSplitScale ? _mm512_set1_ps(grp.d1) : d0;
-      const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(grp.q0));
-      const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(grp.q1));
-      __m512 w0, w1;
-      if constexpr (Decoder::kMin) {
-        const __m512 m0 = _mm512_set1_ps(grp.m0);
-        const __m512 m1 = Decoder::kSplitScale ? _mm512_set1_ps(grp.m1) : m0;
-        w0 = _mm512_fmsub_ps(d0, q0, m0);
-        w1 = _mm512_fmsub_ps(d1, q1, m1);
-      } else {
-        w0 = _mm512_mul_ps(d0, q0);
-        w1 = _mm512_mul_ps(d1, q1);
-      }
-      for (int b = 0; b < NB; ++b) {
-        const float* xb = x + static_cast<std::size_t>(b) * w.cols + 32 * g;
-        acc0[b] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xb), acc0[b]);
-        acc1[b] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + 16), acc1[b]);
+    for (int k = 0; k < blocks; ++k) {
+      const std::uint8_t* blk = row + static_cast<std::size_t>(k) * Decoder::kBytes;
+      alignas(64) float ds[16], ms[16];
+      Decoder::scales(blk, ds, ms);
+      for (int j = 0; j < Decoder::kGroups; ++j) {
+        // Software prefetch kPrefetchBytes ahead (rows are contiguous, so past the row end is the
+        // next row): the hardware prefetcher stops at every 4 KiB page (kernels_dispatch.h).
+        __builtin_prefetch(blk + j * kGroupBytes + kPrefetchBytes, 0, 2);
+        __m128i c0, c1;
+        Decoder::codes(blk, j, c0, c1);
+        const __m512 d0 = _mm512_set1_ps(ds[2 * j]);
+        const __m512 d1 = Decoder::kSplitScale ? _mm512_set1_ps(ds[2 * j + 1]) : d0;
+        const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c0));
+        const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c1));
+        __m512 w0, w1;
+        if constexpr (Decoder::kMin) {
+          const __m512 m0 = _mm512_set1_ps(ms[2 * j]);
+          const __m512 m1 = Decoder::kSplitScale ? _mm512_set1_ps(ms[2 * j + 1]) : m0;
+          w0 = _mm512_fmsub_ps(d0, q0, m0);
+          w1 = _mm512_fmsub_ps(d1, q1, m1);
+        } else {
+          w0 = _mm512_mul_ps(d0, q0);
+          w1 = _mm512_mul_ps(d1, q1);
+        }
+        const std::size_t col = static_cast<std::size_t>(k * Decoder::kGroups + j) * 32;
+        for (int b = 0; b < NB; ++b) {
+          const float* xb = x + static_cast<std::size_t>(b) * w.cols + col;
+          acc0[b] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xb), acc0[b]);
+          acc1[b] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xb + 16), acc1[b]);
+        }
       }
     }
     for (int b = 0; b < NB; ++b) y[static_cast<std::size_t>(b) * w.rows + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[b], acc1[b]));
