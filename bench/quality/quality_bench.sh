@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Issue 7's benchmark: items per second of `qmeter eval` against `qmeter serve` (stories260K), for
-# perplexity (documents of tinystories_val) and multiple choice (ARC-Easy, one request per choice),
-# at --concurrency 1 and 8.
+# Issues 7 and 18: items per second of `qmeter eval` against `qmeter serve` (stories260K), for
+# perplexity (documents of tinystories_val), multiple choice (ARC-Easy, one request per choice),
+# winogrande (2 requests per item), lambada (1 request, top-1 alternatives) and mmlu (5-shot, 4
+# requests per question, --limit per subject), at --concurrency 1 and 8. The scores on this model
+# are near chance; the figures are about speed.
 #   bench/quality/quality_bench.sh [build/src/cli/qmeter] [shared data folder] [server threads]
 set -euo pipefail
 QMETER="${1:-build/src/cli/qmeter}"
@@ -24,10 +26,15 @@ run() {  # name, concurrency, task, limit
   local ips secs
   ips=$(grep -o '"items_per_second": [0-9.e+-]*' "$OUT/$1.json" | head -1 | cut -d' ' -f2)
   secs=$(grep -o '"seconds": [0-9.e+-]*' "$OUT/$1.json" | head -1 | cut -d' ' -f2)
-  printf "%-24s concurrency %-2s %8.1f items/s  (%s items in %.2f s)\n" "$1" "$2" "$ips" "$4" "$secs"
+  local n
+  n=$(grep -o '"n": [0-9]*' "$OUT/$1.json" | head -1 | cut -d' ' -f2)
+  printf "%-24s concurrency %-2s %8.1f items/s  (%s items in %.2f s)\n" "$1" "$2" "$ips" "$n" "$secs"
 }
 echo "qmeter eval against qmeter serve (stories260K, $THREADS server threads, $(nproc) cores)"
 for c in 1 8; do
   run "perplexity-c$c" "$c" "perplexity:$DATA/eval/tinystories_val.txt" 200
   run "mc-arc-c$c" "$c" "mc:$DATA/eval/arc_easy_test.jsonl" 200
+  run "winogrande-c$c" "$c" "winogrande:$DATA/eval/winogrande_dev.jsonl" 200
+  run "lambada-c$c" "$c" "lambada:$DATA/eval/lambada_openai_test.jsonl" 200
+  run "mmlu-c$c" "$c" "mmlu:$DATA/eval/mmlu_test.jsonl" 2  # 2 per subject: 114 questions
 done
