@@ -63,6 +63,9 @@ DType gguf_preset_type(const GgufPreset& p, GgufTensor t, int layer, int n_layer
     else if (f == "q3_k_m") type = layer < 2 ? DType::kGgufQ5K : DType::kGgufQ4K;
     else if ((f == "iq4_nl" || f == "iq4_xs") && n_gqa >= 4) type = DType::kGgufQ5K;
     else if ((f == "q4_k_m" || f == "q5_k_m") && use_more_bits(layer, n_layers)) type = DType::kGgufQ6K;
+    // llama.cpp's 70B rule (its LLaMA / Qwen2 70B type is the 80-layer model): 8 query heads share
+    // each kv head, so attn_v is small and gets more bits.
+    if (n_layers == 80 && (type == DType::kGgufQ3K || type == DType::kGgufQ4K)) type = DType::kGgufQ5K;
   } else if (t == GgufTensor::kFfnDown) {
     if (f == "q2_k") type = DType::kGgufQ3K;
     else if (f == "q3_k_m") type = layer < n_layers / 16 ? DType::kGgufQ5K : DType::kGgufQ4K;

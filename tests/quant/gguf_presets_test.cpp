@@ -300,6 +300,11 @@ TEST(GgufPresets, MixtureOnTinyLlamaShape) {
   EXPECT_EQ(type_of("q8_0", GgufTensor::kOutput, 0, n, gqa, false, 2048), DType::kGgufQ8_0);
   // Tied: the embedding is the classifier and takes its rule.
   EXPECT_EQ(type_of("q4_k_m", GgufTensor::kTokenEmbedding, 0, n, gqa, true, 2048), DType::kGgufQ6K);
+  // The 80-layer (70B) rule: attn_v of q3_K / q4_K becomes q5_K; q6_K stays.
+  EXPECT_EQ(type_of("q2_k", GgufTensor::kAttnV, 40, 80, 8, false, 8192), DType::kGgufQ5K);
+  EXPECT_EQ(type_of("q4_k_m", GgufTensor::kAttnV, 40, 80, 8, false, 8192), DType::kGgufQ5K);  // 40: not a more-bits layer
+  EXPECT_EQ(type_of("q4_k_m", GgufTensor::kAttnV, 0, 80, 8, false, 8192), DType::kGgufQ6K);
+  EXPECT_EQ(type_of("q3_k_m", GgufTensor::kAttnQ, 40, 80, 8, false, 8192), DType::kGgufQ3K);
   // A 2-query-per-kv-head model keeps q3_K for q2_k's attn_v and the base type for iq4_nl's.
   EXPECT_EQ(type_of("q2_k", GgufTensor::kAttnV, 3, n, 2, false, 2048), DType::kGgufQ3K);
   EXPECT_EQ(type_of("iq4_nl", GgufTensor::kAttnV, 3, n, 2, false, 2048), DType::kGgufIQ4NL);

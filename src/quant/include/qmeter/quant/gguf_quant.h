@@ -70,6 +70,7 @@ GgufQuantized quantize_gguf_matrix(engine::DType want, const float* w, int rows,
 //   q4_k_m / q5_k_m: attn_v and ffn_down q6_K in the use_more_bits layers (the first and last
 //           eighth and every third layer between);
 //   iq4_nl / iq4_xs: attn_v q5_K if n_heads / n_kv_heads >= 4; ffn_down q5_K in the first eighth;
+//   an 80-layer model (llama.cpp's 70B type): an attn_v of q3_K or q4_K becomes q5_K;
 // then gguf_storage_dtype()'s fallback per tensor. "q4_k" is qmeter's pure variant (every linear
 // q4_K, embedding and classifier bf16), not a mixture.
 struct GgufPreset {
