@@ -43,6 +43,12 @@ PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, c
   d.input_len = w.input_len;
   d.output_len = w.output_len;
   d.range_ratio = w.range_ratio;
+  // Multi-turn, shared-prefix and trace workloads (issue #20); 0 / "" keeps the dataset's default.
+  if (w.turns > 0) d.turns = w.turns;
+  d.think_time_s = w.think_time_s;
+  if (w.num_prefixes > 0) d.num_prefixes = w.num_prefixes;
+  if (w.prefix_len > 0) d.prefix_len = w.prefix_len;
+  if (!w.trace_window.empty()) workload::parse_trace_window(w.trace_window, d, "trace_window");
   d.seed = run.seed + static_cast<std::uint64_t>(run.repeat) * 1000003ULL;
   workload::ArrivalOptions a;
   a.seed = d.seed;
