@@ -197,6 +197,7 @@ class HfLoader {
     std::string type = str(field(n, "type", where + ".type"), where + ".type");
     if (type == "Sequence") {
       const json& list = field(n, "normalizers", where + ".normalizers");
+      if (!list.is_array()) fail(where + ".normalizers is not an array");
       for (std::size_t i = 0; i < list.size(); ++i) add_normalizer(list[i], where + ".normalizers[" + std::to_string(i) + "]");
     } else if (type == "Prepend") {
       TextStep step{TextStep::Kind::kPrepend};
@@ -222,6 +223,7 @@ class HfLoader {
     std::string type = str(field(p, "type", where + ".type"), where + ".type");
     if (type == "Sequence") {
       const json& list = field(p, "pretokenizers", where + ".pretokenizers");
+      if (!list.is_array()) fail(where + ".pretokenizers is not an array");
       for (std::size_t i = 0; i < list.size(); ++i)
         add_pre_tokenizer(list[i], where + ".pretokenizers[" + std::to_string(i) + "]");
     } else if (type == "Split") {
@@ -299,6 +301,7 @@ class HfLoader {
     std::string type = str(field(d, "type", where + ".type"), where + ".type");
     if (type == "Sequence") {
       const json& list = field(d, "decoders", where + ".decoders");
+      if (!list.is_array()) fail(where + ".decoders is not an array");
       for (std::size_t i = 0; i < list.size(); ++i) read_decoder(list[i], where + ".decoders[" + std::to_string(i) + "]");
     } else if (type == "Metaspace") {
       std::string scheme;
@@ -317,6 +320,7 @@ class HfLoader {
     std::string type = str(field(p, "type", where + ".type"), where + ".type");
     if (type == "Sequence") {
       const json& list = field(p, "processors", where + ".processors");
+      if (!list.is_array()) fail(where + ".processors is not an array");
       for (std::size_t i = 0; i < list.size(); ++i)
         read_post_processor(list[i], where + ".processors[" + std::to_string(i) + "]");
     } else if (type == "TemplateProcessing") {
@@ -325,12 +329,18 @@ class HfLoader {
       std::string name = str(field(single[0]["SpecialToken"], "id", where + ".single[0].SpecialToken.id"),
                              where + ".single[0].SpecialToken.id");
       int id = -1;
-      if (p.contains("special_tokens") && p["special_tokens"].contains(name)) {
-        const json& ids = p["special_tokens"][name]["ids"];
-        if (ids.is_array() && ids.size() == 1) id = integer(ids[0], where + ".special_tokens." + name + ".ids[0]");
+      const std::string ids_where = where + ".special_tokens." + name + ".ids[0]";
+      if (auto st = p.find("special_tokens"); st != p.end() && st->is_object()) {
+        if (auto e = st->find(name); e != st->end() && e->is_object()) {
+          if (auto ids = e->find("ids"); ids != e->end() && ids->is_array() && ids->size() == 1) id = integer((*ids)[0], ids_where);
+        }
       }
       if (id < 0) id = lookup(name);
       if (id < 0) fail(where + ": template token '" + name + "' is not in the vocabulary");
+      // An id past the vocabulary would come out of every encode (found by fuzz_hf_tokenizer).
+      if (id >= static_cast<int>(cfg_.pieces.size()))
+        fail(ids_where + ": token id " + std::to_string(id) + " is not in the vocabulary (" +
+             std::to_string(cfg_.pieces.size()) + " tokens)");
       template_bos_ = id;
     }
   }
