@@ -70,11 +70,21 @@ struct Server {
   server::ApiContext ctx{model.get(), &scheduler, &metrics, "tiny", "", /*max_model_len=*/24};
 };
 
+Server& the_server() {
+  static Server server;  // one model and scheduler for the process; stopped at exit
+  return server;
+}
+
 }  // namespace
 
+// Made before fuzzing starts: libFuzzer's per-input leak check must not see its allocations.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  (void)the_server();
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static Server server_once;  // one model and scheduler for the process; stopped at exit
-  Server* server = &server_once;
+  Server* server = &the_server();
   if (size == 0) return 0;
   static const char* const kRoutes[] = {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"};
   net::HttpRequest req;

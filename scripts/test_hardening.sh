@@ -14,12 +14,12 @@ start=$(date +%s)
 
 case "$step" in
   fuzz)
-    CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQMETER_FUZZ=ON >/dev/null
+    CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=None -DQMETER_FUZZ=ON >/dev/null
     cmake --build build-fuzz -j"$JOBS" --target qmeter_fuzzers
     QMETER_FUZZ_JOBS="$JOBS" bench/fuzz/run.sh "${QMETER_FUZZ_SECONDS:-10}" build-fuzz
     ;;
   tsan)
-    cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQMETER_TSAN=ON -DQMETER_BUILD_BENCH=OFF \
+    cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=None -DQMETER_TSAN=ON -DQMETER_BUILD_BENCH=OFF \
       -DQMETER_EXTERNAL_BIN="$PWD/build/src/cli/qmeter" >/dev/null
     # name:filter of each binary: the streaming client loop, the HTTP server, the serving scheduler
     # (in-process `qmeter serve`), the engine thread pool and the telemetry sessions.
@@ -28,7 +28,7 @@ case "$step" in
       "tests/client/test_client:*"
       "tests/server/test_server:Serve.*:ServeApi.*"
       "tsan_thread_pool:*"
-      "tests/telemetry/test_telemetry:*"
+      "tests/telemetry/test_telemetry:*:-EnergyVerb.*"
     )
     targets=()
     for r in "${runs[@]}"; do targets+=("$(basename "${r%%:*}")"); done
