@@ -50,6 +50,8 @@ void block_rows(const Matrix& w, const float* x, float* y, int r0, int r1) {
       const std::uint8_t* blk = row + static_cast<std::size_t>(k) * Decoder::kBytes;
       alignas(32) float ds[16], ms[16];
       Decoder::scales(blk, ds, ms);
+      // Unrolled: each group's bit positions become constants (immediate shifts and masks).
+#pragma GCC unroll 8
       for (int j = 0; j < Decoder::kGroups; ++j) {
         __builtin_prefetch(blk + j * kGroupBytes + kPrefetchBytes, 0, 2);
         __m128i c0, c1;

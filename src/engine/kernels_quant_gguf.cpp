@@ -68,6 +68,8 @@ void block_rows(const Matrix& w, const float* x, float* y, int r0, int r1) {
       const std::uint8_t* blk = row + static_cast<std::size_t>(k) * Decoder::kBytes;
       alignas(64) float ds[16], ms[16];
       Decoder::scales(blk, ds, ms);
+      // Unrolled: each group's bit positions become constants (immediate shifts and masks).
+#pragma GCC unroll 8
       for (int j = 0; j < Decoder::kGroups; ++j) {
         // Software prefetch kPrefetchBytes ahead (rows are contiguous, so past the row end is the
         // next row): the hardware prefetcher stops at every 4 KiB page (kernels_dispatch.h).
