@@ -95,6 +95,7 @@ void run_eval(EvalArgs& a) {
     nlohmann::json config = {{"scorer", scorer->describe()},     {"limit", a.opts.limit},
                              {"concurrency", a.opts.concurrency}, {"ppl_mode", a.opts.ppl_mode},
                              {"max_length", a.opts.max_length},   {"truncate", a.opts.truncate},
+                             {"apply_chat_template", a.opts.apply_chat_template},
                              {"num_fewshot", a.opts.num_fewshot}, {"top_logprobs", a.opts.top_logprobs},
                              {"capabilities", nlohmann::json::parse(a.opts.capabilities.json())}};
     std::ofstream out(a.output_json, std::ios::binary);
@@ -130,6 +131,11 @@ void add_eval_verb(CLI::App& app) {
   cmd->add_option("--num-fewshot", args->opts.num_fewshot, "gsm8k exemplars and mmlu shots (default 5)");
   cmd->add_option("--fewshot-file", args->opts.fewshot_path, "gsm8k exemplars file (default: the first items)");
   cmd->add_option("--fewshot-split", args->opts.fewshot_split, "mmlu: the dev file of few-shot examples (default: mmlu_dev.jsonl beside the test file)");
+  cmd->add_flag("--apply-chat-template", args->opts.apply_chat_template,
+               "gsm8k: few-shot as chat turns through the model's chat template (--chat-template, else the server's "
+               "/v1/chat/completions renders it)");
+  cmd->add_option("--chat-template", args->opts.chat_template_path,
+                  "the chat template: tokenizer_config.json or a file with the template text");
   cmd->add_option("--preprocess", args->opts.preprocess, "mc: 'hellaswag' applies lm-eval's HellaSwag preprocessing");
   cmd->add_option("--max-gen-tokens", args->opts.max_gen_tokens, "generation budget for gsm8k");
   cmd->add_option("--top-logprobs", args->opts.top_logprobs, "kl through servers: top-N log-probabilities (1..20)");

@@ -69,6 +69,9 @@ class EngineScorer final : public Scorer {
   int context_length() override { return model_->config.max_seq_len; }
 
   std::string generate(const GenerateRequest& g) override {
+    if (!g.messages.empty())
+      throw UsageError("--apply-chat-template in-process needs the model's template: --chat-template FILE "
+                       "(tokenizer_config.json or the template text)");
     std::lock_guard lock(mu_);
     const auto& tok = *model_->tokenizer;
     std::vector<int> prompt = g.prompt_tokens.empty() ? tok.encode(g.prompt, tok.add_bos_by_default()) : g.prompt_tokens;

@@ -85,15 +85,24 @@ class ServerScorer final : public Scorer {
 
   std::string generate(const GenerateRequest& g) override {
     json body = {{"model", o_.model}, {"max_tokens", g.max_tokens}, {"temperature", 0}};
-    if (g.prompt_tokens.empty()) body["prompt"] = g.prompt;
-    else body["prompt"] = g.prompt_tokens;
+    const bool chat = !g.messages.empty();
+    if (chat) {
+      body["messages"] = json::array();
+      for (const auto& m : g.messages) body["messages"].push_back({{"role", m.role}, {"content", m.content}});
+    } else if (g.prompt_tokens.empty()) {
+      body["prompt"] = g.prompt;
+    } else {
+      body["prompt"] = g.prompt_tokens;
+    }
     if (!g.stop.empty()) body["stop"] = g.stop;
-    const json r = call("/v1/completions", body, "generation");
+    const char* path = chat ? "/v1/chat/completions" : "/v1/completions";
+    const json r = call(path, body, "generation");
     std::string text;
     try {
-      text = r.at("choices").at(0).at("text").get<std::string>();
+      text = chat ? r.at("choices").at(0).at("message").at("content").get<std::string>()
+                  : r.at("choices").at(0).at("text").get<std::string>();
     } catch (const std::exception&) {
-      throw Error(fmt::format("{}/v1/completions replied without choices[0].text: {}", o_.base_url, r.dump().substr(0, 200)));
+      throw Error(fmt::format("{}{} replied without the generated text: {}", o_.base_url, path, r.dump().substr(0, 200)));
     }
     // Servers that ignore `stop` are cut here, so every server is scored on the same text.
     for (const auto& s : g.stop)

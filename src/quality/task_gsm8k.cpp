@@ -9,7 +9,10 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include <optional>
+
 #include "qmeter/core/error.h"
+#include "qmeter/quality/chat_template.h"
 #include "qmeter/workload/schedule.h"
 #include "task_common.h"
 
@@ -133,10 +136,23 @@ TaskResult run_gsm8k(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o)
   std::vector<Problem> scored(problems.begin() + static_cast<std::ptrdiff_t>(first), problems.end());
   if (o.limit > 0 && static_cast<int>(scored.size()) > o.limit) scored.resize(static_cast<std::size_t>(o.limit));
   std::vector<std::string> replies(scored.size());
+  // --apply-chat-template: lm-eval's few-shot as multi-turn ("Question: q\nAnswer:" user turns,
+  // the answers as assistant turns), rendered here by the model's template or by the server.
+  std::optional<ChatTemplate> tmpl;
+  if (o.apply_chat_template && !o.chat_template_path.empty()) tmpl = ChatTemplate::load(o.chat_template_path);
+  std::vector<std::pair<std::string, std::string>> chat_shots;
+  for (const auto& [q, a] : shots) chat_shots.emplace_back("Question: " + q + "\nAnswer:", a);
   for_each_item(static_cast<int>(scored.size()), std::min(o.concurrency, scorer.max_concurrency()),
                 [&](int i) {
                   GenerateRequest g;
-                  g.prompt = workload::gsm8k_fewshot_prompt(shots, scored[static_cast<std::size_t>(i)].question);
+                  const auto& question = scored[static_cast<std::size_t>(i)].question;
+                  if (o.apply_chat_template) {
+                    const auto messages = fewshot_messages(chat_shots, "Question: " + question + "\nAnswer:");
+                    if (tmpl) g.prompt = tmpl->render(messages, true);
+                    else g.messages = messages;
+                  } else {
+                    g.prompt = workload::gsm8k_fewshot_prompt(shots, question);
+                  }
                   g.max_tokens = o.max_gen_tokens;
                   g.stop = kGsm8kStops;
                   replies[static_cast<std::size_t>(i)] = generate_fitting(scorer, g);

@@ -28,6 +28,7 @@ enum Need : unsigned {
   kPromptLogprobs = 1,  // echo + logprobs
   kTopLogprobs = 2,
   kTokenize = 4,
+  kChat = 8,
 };
 
 struct TaskEntry {
@@ -91,8 +92,12 @@ TaskSpec parse_task_spec(const std::string& text) {
 std::string unsupported_reason(const TaskSpec& spec, const EvalOptions& options, const Capabilities& caps) {
   unsigned needs = find_task(spec.kind).needs;
   if (spec.kind == "perplexity" && options.ppl_mode == "window") needs |= kTokenize;
-  const std::pair<unsigned, const Capability*> checks[] = {
-      {kPromptLogprobs, &caps.prompt_logprobs}, {kTopLogprobs, &caps.top_logprobs}, {kTokenize, &caps.tokenize}};
+  // A chat prompt without a local template is rendered by the server's chat endpoint.
+  if (spec.kind == "gsm8k" && options.apply_chat_template && options.chat_template_path.empty()) needs |= kChat;
+  const std::pair<unsigned, const Capability*> checks[] = {{kPromptLogprobs, &caps.prompt_logprobs},
+                                                           {kTopLogprobs, &caps.top_logprobs},
+                                                           {kTokenize, &caps.tokenize},
+                                                           {kChat, &caps.chat}};
   for (const auto& [need, cap] : checks)
     if ((needs & need) && !cap->supported) return cap->reason;
   return "";

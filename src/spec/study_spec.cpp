@@ -465,7 +465,7 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
         static const std::vector<std::string> kQualityOptions = {
             "limit", "concurrency", "ppl_mode", "window", "num_fewshot", "fewshot", "max_gen_tokens",
             "top_logprobs", "text", "baseline", "baseline_model", "threads", "max_length", "truncate",
-            "apply_chat_template", "preprocess", "fewshot_split"};
+            "apply_chat_template", "chat_template", "preprocess", "fewshot_split"};
         for (const auto& kv : n) {
           const std::string key = kv.first.Scalar();
           if (key == "task") continue;

@@ -31,6 +31,8 @@ struct Script {
   std::vector<json> generate_bodies;
   std::set<std::string> greedy;        // prompts whose continuation tokens are each the top-1
   std::vector<std::string> echo_prompts;  // every echo request's prompt, in arrival order
+  std::vector<json> chat_bodies;          // /v1/chat/completions requests
+  std::string chat_reply = "#### 5";
 };
 
 class ScriptedServer {
@@ -46,6 +48,13 @@ class ScriptedServer {
  private:
   void handle(const net::HttpRequest& r, const net::ResponseWriterPtr& w) {
     net::HttpResponse resp;
+    if (r.path == "/v1/chat/completions") {
+      std::lock_guard lock(script_.mu);
+      script_.chat_bodies.push_back(json::parse(r.body));
+      resp.body = json{{"choices", {{{"message", {{"role", "assistant"}, {"content", script_.chat_reply}}}}}}}.dump();
+      w->respond(resp);
+      return;
+    }
     if (r.path != "/v1/completions") {
       resp.status = 404;
       resp.body = R"({"error":{"message":"not found"}})";

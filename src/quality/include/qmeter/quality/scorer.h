@@ -36,8 +36,15 @@ struct Capabilities {
   std::string json() const;    // {"prompt_logprobs": {"supported": b, "reason": s}, ...}
 };
 
+struct ChatMessage {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
 struct GenerateRequest {
   std::string prompt;
+  // When set, sent to /v1/chat/completions instead (the server renders its chat template).
+  std::vector<ChatMessage> messages;
   std::vector<int> prompt_tokens;  // when set, sent instead of `prompt` (already fitted to the context)
   int max_tokens = 256;
   std::vector<std::string> stop;
