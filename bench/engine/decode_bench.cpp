@@ -8,7 +8,7 @@
 //                [--prefill 128[,512...]] [--context 32] [--no-b1]
 //   decode_bench --suite tinyllama [--threads 2]
 // --suite tinyllama is the speed-target run of issue #17 on synthetic:tinyllama-1.1b: batch-1
-// decode and prefill of 64 and 512 tokens for f16, q8_0, q4_0, q4_k (ratios to f16), then decode
+// decode and prefill of 64 and 512 tokens for f16, q8_0, q4_0, q4_k, q6_k (ratios to f16), then decode
 // at batch 16 for bf16, w4a16, w8a16 (ratios to bf16). Quantized types are built directly in
 // their format (loader_synthetic.cpp), one model at a time (peak ~2.3 GB, the f16 model).
 #include <fmt/format.h>
@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
   }
   if (suite) {
     const std::string m = "synthetic:tinyllama-1.1b";
-    a.tables = {Table{m, {"f16", "q8_0", "q4_0", "q4_k"}, true, 0, {64, 512}},
+    a.tables = {Table{m, {"f16", "q8_0", "q4_0", "q4_k", "q6_k"}, true, 0, {64, 512}},
                 Table{m, {"bf16", "w4a16", "w8a16"}, false, 16, {}}};
   }
   if (a.tables.front().dtypes.empty()) {

@@ -73,6 +73,53 @@ void int8_decode_q4_k(const Matrix& w, int row, std::uint8_t* u, float* a, float
   }
 }
 
+// q4_1 / q5_0 / q5_1: nibbles (+ a 5th bit from the little-endian u32 qh) with scale d and, for
+// the _1 types, min m: x = d * q + m, or d * (q - 16) for q5_0.
+void int8_decode_q4q5(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const GgufBlockTraits& t = gguf_block_traits(w.dtype);
+  const bool five = w.dtype != DType::kGgufQ4_1;
+  const int blocks = w.cols / 32;
+  const int qs_at = (t.min_at >= 0 ? 4 : 2) + (five ? 4 : 0);
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * blocks * t.block_bytes;
+  for (int b = 0; b < blocks; ++b, p += t.block_bytes) {
+    const float d = int8_half(p + t.scale_at);
+    std::uint32_t h = 0;
+    if (five) std::memcpy(&h, p + qs_at - 4, 4);
+    for (int i = 0; i < 16; ++i) {
+      u[32 * b + i] = static_cast<std::uint8_t>((p[qs_at + i] & 15) | ((h >> i) & 1) << 4);
+      u[32 * b + 16 + i] = static_cast<std::uint8_t>((p[qs_at + i] >> 4) | ((h >> (i + 16)) & 1) << 4);
+    }
+    int8_block_scales(a, m, b, d, t.min_at >= 0 ? int8_half(p + t.min_at) : -16.0f * d);
+  }
+}
+
+// q6_K: 6-bit codes q, int8 scale per 16: x = (d * sc) * (q - 32) (gguf_blocks.h for the bit order).
+void int8_decode_q6_k(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const int supers = w.cols / kQ6KBlock;
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * supers * kQ6KBytes;
+  for (int s = 0; s < supers; ++s, p += kQ6KBytes) {
+    const float d = int8_half(p + 208);
+    for (int half = 0; half < 2; ++half) {
+      const std::uint8_t* ql = p + 64 * half;
+      const std::uint8_t* qh = p + 128 + 32 * half;
+      const auto* sc = reinterpret_cast<const std::int8_t*>(p + 192 + 8 * half);
+      std::uint8_t* o = u + 256 * s + 128 * half;
+      for (int l = 0; l < 32; ++l) {
+        o[l] = static_cast<std::uint8_t>((ql[l] & 15) | (qh[l] & 3) << 4);
+        o[l + 32] = static_cast<std::uint8_t>((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4);
+        o[l + 64] = static_cast<std::uint8_t>((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
+        o[l + 96] = static_cast<std::uint8_t>((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
+      }
+      for (int g = 0; g < 8; ++g) {  // 16-weight groups: 4 lanes of scale, one offset
+        const float ds = d * static_cast<float>(sc[g]);
+        const int at = (256 * s + 128 * half + 16 * g);
+        for (int l = 0; l < 4; ++l) a[at / 4 + l] = ds;
+        m[at / 16] = -32.0f * ds;
+      }
+    }
+  }
+}
+
 // kQ8Row (w8a16): codes [rows][row_stride], then f32 scales [rows].
 void int8_decode_q8_row(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
   const PackedHeader& h = packed_header(w);
@@ -135,6 +182,10 @@ const Int8WeightType kTypes[] = {
     {DType::kGgufQ8_0, scalar::int8_decode_q8_0, avx512::int8_decode_q8_0_simd, f32_gguf, 32, nullptr},
     {DType::kGgufQ4_0, scalar::int8_decode_q4_0, avx512::int8_decode_q4_0_simd, f32_gguf, 32, nullptr},
     {DType::kGgufQ4K, scalar::int8_decode_q4_k, avx512::int8_decode_q4_k_simd, f32_gguf, 32, nullptr},
+    {DType::kGgufQ4_1, scalar::int8_decode_q4q5, nullptr, f32_gguf, 32, nullptr},
+    {DType::kGgufQ5_0, scalar::int8_decode_q4q5, nullptr, f32_gguf, 32, nullptr},
+    {DType::kGgufQ5_1, scalar::int8_decode_q4q5, nullptr, f32_gguf, 32, nullptr},
+    {DType::kGgufQ6K, scalar::int8_decode_q6_k, nullptr, f32_gguf, 32, nullptr},
     {DType::kQ8Row, scalar::int8_decode_q8_row, avx512::int8_decode_q8_row_simd, avx512::matmul_q8_row, 128, span_q8_row},
     {DType::kQ4Group, scalar::int8_decode_q4_group, avx512::int8_decode_q4_group_simd, avx512::matmul_q4_group, 128,
      span_q4_group},

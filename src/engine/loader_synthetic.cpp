@@ -7,7 +7,7 @@
 // that a 1B model never exists in f32 (4.4 GB) on the way: random codes and scales chosen so the
 // weights span about the same +-a as the dense ones (the kernels' speed does not depend on the
 // values, only the activations' scale must stay sane):
-//   q8_0, q4_0, q4_k  llama.cpp blocks for every matrix, embedding and classifier included (what
+//   q8_0, q4_0, q4_k, q6_k  llama.cpp blocks for every matrix, embedding and classifier included (what
 //                     llama-quantize --pure writes);
 //   w8a16, w4a16      qmeter's int8 per-row and 4-bit group-128 formats for the layer matrices,
 //                     embedding and classifier bf16 (what `qmeter quantize` keeps by default).
@@ -90,7 +90,9 @@ void put_f16(std::uint8_t* p, float v) {
   std::memcpy(p, &h, 2);
 }
 
-bool has_gguf_generator(DType d) { return d == DType::kGgufQ8_0 || d == DType::kGgufQ4_0 || d == DType::kGgufQ4K; }
+bool has_gguf_generator(DType d) {
+  return d == DType::kGgufQ8_0 || d == DType::kGgufQ4_0 || d == DType::kGgufQ4K || d == DType::kGgufQ6K;
+}
 
 // One row of llama.cpp blocks with weights in about [-a, a] (gguf_blocks.h for the layouts); a
 // type without a case here is refused by has_gguf_generator before any thread runs this.
@@ -111,6 +113,9 @@ void random_gguf_row(DType dtype, float a, std::uint64_t& s, int cols, std::uint
       case DType::kGgufQ4K:  // (d * sc) * q - dmin * m, random 6-bit sc and m: mean about 0, |w| <= 2a
         put_f16(blk, 2.0f * a / (15.0f * 63.0f));
         put_f16(blk + 2, a / 63.0f);
+        break;
+      case DType::kGgufQ6K:  // (d * sc) * (q - 32), random int8 sc: |w| <= 2a
+        put_f16(blk + 208, a / 2048.0f);
         break;
       default: break;
     }
@@ -181,7 +186,8 @@ Matrix random_matrix(WeightBuilder& wb, DType dtype, int rows, int cols, std::ui
 // The DTYPE of a synthetic spec: a dense type (parse_dtype) or a quantized one (file comment).
 DType synthetic_dtype(const std::string& name, const std::string& spec) {
   static const std::map<std::string, DType> kQuantized = {{"q8_0", DType::kGgufQ8_0}, {"q4_0", DType::kGgufQ4_0},
-                                                          {"q4_k", DType::kGgufQ4K},  {"w8a16", DType::kQ8Row},
+                                                          {"q4_k", DType::kGgufQ4K},  {"q6_k", DType::kGgufQ6K},
+                                                          {"w8a16", DType::kQ8Row},
                                                           {"w4a16", DType::kQ4Group}};
   const auto it = kQuantized.find(lowercase(name));
   if (it != kQuantized.end()) return it->second;
@@ -189,7 +195,7 @@ DType synthetic_dtype(const std::string& name, const std::string& spec) {
     return parse_dtype(name, "model '" + spec + "'");
   } catch (const UsageError&) {
     throw UsageError(fmt::format("model '{}': unknown synthetic weight type '{}' (expected f32, bf16, f16, q8_0, q4_0, "
-                                 "q4_k, w8a16 or w4a16)", spec, name));
+                                 "q4_k, q6_k, w8a16 or w4a16)", spec, name));
   }
 }
 

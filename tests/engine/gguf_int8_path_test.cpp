@@ -60,11 +60,9 @@ TestMatrix random_matrix(DType dtype, int rows, int cols, std::mt19937& rng, int
     t.m = packed_matrix(dtype, rows, cols, t.blob.data());
     return t;
   }
-  // GGUF blocks: random bytes, then each block's f16 fields (offsets per type) set to scales.
-  std::vector<int> f16_fields;
-  if (dtype == DType::kGgufQ8_0 || dtype == DType::kGgufQ4_0) f16_fields = {0};
-  else if (dtype == DType::kGgufQ4K) f16_fields = {0, 2};
-  else ADD_FAILURE() << "no test generator for " << dtype_name(dtype) << ": add its f16 field offsets here";
+  // GGUF blocks: random bytes, then each block's f16 fields (the traits' offsets) set to scales.
+  std::vector<int> f16_fields = {gguf_block_traits(dtype).scale_at};
+  if (gguf_block_traits(dtype).min_at >= 0) f16_fields.push_back(gguf_block_traits(dtype).min_at);
   t.blob.resize(static_cast<std::size_t>(rows) * gguf_row_bytes(dtype, cols));
   for (auto& b : t.blob) b = static_cast<std::byte>(rng());
   for (std::size_t off = 0; off < t.blob.size(); off += static_cast<std::size_t>(gguf_block_bytes(dtype)))
