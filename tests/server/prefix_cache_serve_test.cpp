@@ -3,11 +3,7 @@
 // f32 and int8 KV; the hit counter is the shared whole blocks, computed here from the prompts'
 // lengths and the block size; a tiny KV pool evicts and preempts without changing a reply; every
 // block reference is given back when requests end, disconnected clients included.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <random>
@@ -231,18 +227,9 @@ TEST(ServePrefixCache, ClientsThatDisconnectMidStreamGiveBackEveryReference) {
   ASSERT_EQ(complete(s.base, w.warmups[0], 4, false).status, 200);  // caches the 2 whole prefix blocks
   std::vector<int> fds;
   for (const auto& p : w.prompts) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(s.server->port()));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     const std::string body = json{{"prompt", p}, {"max_tokens", 400}, {"stream", true}, {"ignore_eos", true}}.dump();
-    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body;
-    ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
-    char buf[512];
-    ASSERT_GT(read(fd, buf, sizeof buf), 0);  // the stream has started
+    const int fd = qmeter::testing::open_completion_stream(s.server->port(), body);
+    ASSERT_GE(fd, 0);  // the stream has started
     fds.push_back(fd);
   }
   const Nanos admit_deadline = steady_now_ns() + s_to_ns(10);

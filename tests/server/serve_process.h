@@ -1,7 +1,11 @@
 #pragma once
 // Helpers of the tests that run the `qmeter serve` binary: one blocking HTTP request (libcurl's
 // easy interface) and a server on a free port, waited for until /health answers.
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -41,6 +45,25 @@ inline std::pair<long, std::string> http_fetch(const std::string& url, const std
 // GET `url`, or POST when a body is given.
 inline std::pair<long, std::string> http_fetch(const std::string& url, const std::string& body = "") {
   return http_fetch(url, body, !body.empty());
+}
+
+// POSTs `body` to /v1/completions on 127.0.0.1:`port` over a raw socket and returns the socket
+// once the reply has started (-1 on failure), so a test can close it mid-stream: a client gone.
+inline int open_completion_stream(int port, const std::string& body) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
+  char buf[512];
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size()) || read(fd, buf, sizeof buf) <= 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 // The value of the Prometheus line "NAME{...} VALUE" in a /metrics text, or -1 when absent.

@@ -202,18 +202,9 @@ TEST(Serve, ClientsThatDisconnectFreeTheirKvBlocks) {
   const int port = f.server->port();
   std::vector<int> fds;
   for (int i = 0; i < 8; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    const std::string body = R"({"prompt":"Once upon a time","max_tokens":400,"stream":true,"ignore_eos":true})";
-    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body;
-    ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
-    char buf[512];
-    ASSERT_GT(read(fd, buf, sizeof buf), 0);  // the stream has started
+    const int fd = qmeter::testing::open_completion_stream(
+        port, R"({"prompt":"Once upon a time","max_tokens":400,"stream":true,"ignore_eos":true})");
+    ASSERT_GE(fd, 0);
     fds.push_back(fd);
   }
   // The headers go out before the engine admits the sequences: wait until their blocks are held.
