@@ -50,48 +50,10 @@ namespace {
 
 constexpr std::size_t kMaxBufferedPipelineBytes = 64 * 1024;
 constexpr std::size_t kWatchReadBytes = 4096;
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<int>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
-std::string error_json(int status, std::string_view message) {
-  return fmt::format(R"({{"error":{{"message":"{}","type":"{}","code":{}}}}})", json_escape(message),
-                     status >= 500 ? "InternalServerError" : "BadRequestError", status);
-}
+// A connection over the limit only gets to ask for /health: a short time to send it.
+constexpr double kOverLimitRequestTimeoutS = 5;
 
 std::string_view to_std(boost::beast::string_view s) { return {s.data(), s.size()}; }
-
-std::string status_line(int status) {
-  std::string_view reason = to_std(http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status))));
-  if (reason.empty() || reason.front() == '<') reason = "Unknown";
-  return fmt::format("HTTP/1.1 {} {}\r\n", status, reason);
-}
-
-void append_headers(std::string& out, const std::vector<HttpHeader>& headers) {
-  for (const auto& h : headers) {
-    out += h.name;
-    out += ": ";
-    out += h.value;
-    out += "\r\n";
-  }
-}
 
 // A Beast parse error (as opposed to the peer closing or a socket error).
 bool is_http_parse_error(const boost::system::error_code& ec) {
@@ -162,7 +124,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool on_thread() { return worker_.ioc.get_executor().running_in_this_thread(); }
   HttpServer::Impl& server() { return *server_; }
 
-  void start() {
+  void start(bool over_limit) {
+    over_limit_ = over_limit;
     worker_.connections.insert(this);
     read_request();
   }
@@ -226,6 +189,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void maybe_complete();
   void on_response_complete();
   void reply_error_and_close(int status, std::string_view message);
+  void arm_deadline(std::optional<Timer>& timer, double timeout_s, std::uint64_t& epoch,
+                    void (Connection::*on_expiry)(std::uint64_t));
+  double request_timeout_s() const;
+  void on_request_deadline(std::uint64_t epoch);
+  void on_write_deadline(std::uint64_t epoch);
   std::string head(int status, std::string_view content_type, const std::vector<HttpHeader>& extra);
 
   std::shared_ptr<HttpServer::Impl> server_;
@@ -245,6 +213,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool watching_ = false;
   bool reading_request_ = false;
   bool writing_ = false;
+  bool over_limit_ = false;        // opened beyond max_connections: /health only, then closed
+  std::uint64_t read_epoch_ = 0;   // which wait for a request a deadline belongs to
+  std::uint64_t write_epoch_ = 0;  // which asynchronous write a stall deadline belongs to
+  std::optional<Timer> read_deadline_, write_deadline_;
   std::vector<std::string> pending_;
   std::vector<std::string> inflight_;
   std::vector<asio::const_buffer> buffers_;
@@ -344,6 +316,7 @@ class Exchange final : public ResponseWriter, public std::enable_shared_from_thi
 void Connection::read_request() {
   if (closed_) return;
   reading_request_ = true;
+  arm_deadline(read_deadline_, request_timeout_s(), read_epoch_, &Connection::on_request_deadline);
   parser_.emplace();
   parser_->body_limit(server_->options.max_body_bytes);
   parser_->header_limit(64 * 1024);
@@ -364,6 +337,47 @@ void Connection::on_header(const boost::system::error_code& ec) {
   if (iequals(to_std(parser_->get()[http::field::expect]), "100-continue")) queue("HTTP/1.1 100 Continue\r\n\r\n");
   http::async_read(socket_, buffer_, *parser_,
                    [self = shared_from_this()](const boost::system::error_code& e, std::size_t) { self->on_body(e); });
+}
+
+// One timer per connection and purpose, re-armed per request or write (a keep-alive connection
+// serving thousands of requests must not pile up thousands of pending timers). Re-arming cancels
+// the previous wait; the epoch tells a stale expiry from a live one.
+void Connection::arm_deadline(std::optional<Timer>& timer, double timeout_s, std::uint64_t& epoch,
+                              void (Connection::*on_expiry)(std::uint64_t)) {
+  if (timeout_s <= 0 || closed_) return;
+  if (!timer) timer.emplace(worker_.ioc);
+  const std::uint64_t e = ++epoch;
+  timer->expires_after(std::chrono::nanoseconds(s_to_ns(timeout_s)));
+  timer->async_wait([self = shared_from_this(), e, on_expiry](const boost::system::error_code& ec) {
+    if (!ec && !self->closed_) ((*self).*on_expiry)(e);
+  });
+}
+
+double Connection::request_timeout_s() const {
+  const double t = server_->options.request_timeout_s;
+  if (!over_limit_) return t;
+  return t > 0 ? std::min(t, kOverLimitRequestTimeoutS) : kOverLimitRequestTimeoutS;
+}
+
+void Connection::on_request_deadline(std::uint64_t epoch) {
+  // Waiting for a request means no response in progress (the wait may be a watch read, idle
+  // on a keep-alive connection, or the parser's read of a request begun).
+  if (exchange_active_ || epoch != read_epoch_) return;
+  // Part of a request came: say why (best effort: the client may not read), then close; the
+  // parser holds half a request, so the read cannot go on.
+  if (buffer_.size() > 0 || (parser_ && parser_->got_some())) {
+    const std::string body = error_json(408, fmt::format("the request did not arrive within {:g} s", request_timeout_s()));
+    const std::string out = status_line(408) + "Content-Type: application/json\r\nConnection: close\r\n" +
+                            fmt::format("Content-Length: {}\r\n\r\n", body.size()) + body;
+    (void)!::send(socket_.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  close();
+}
+
+void Connection::on_write_deadline(std::uint64_t epoch) {
+  // The same write still waits for the client: it stopped reading. Closing ends the stream
+  // (on_close callbacks free what the request held, e.g. its KV cache).
+  if (writing_ && epoch == write_epoch_) close();
 }
 
 void Connection::on_body(const boost::system::error_code& ec) {
@@ -406,6 +420,12 @@ void Connection::dispatch_request(Nanos arrival_ns) {
   req.connection_id = id_;
   req.sequence_on_connection = gen_;
   parser_.reset();
+  if (over_limit_ && !(req.method == "GET" && req.path == "/health")) {
+    reply_error_and_close(503, fmt::format("too many connections: the server accepts {} at once; retry later",
+                                           server_->options.max_connections));
+    return;
+  }
+  if (over_limit_) close_after_response_ = true;
 
   ++gen_;
   reply_ = Reply::kNone;
@@ -551,6 +571,7 @@ void Connection::flush() {
   buffers_.clear();
   for (const auto& s : inflight_) buffers_.emplace_back(s.data(), s.size());
   writing_ = true;
+  arm_deadline(write_deadline_, server_->options.write_stall_timeout_s, write_epoch_, &Connection::on_write_deadline);
   asio::async_write(socket_, buffers_,
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) { self->on_written(ec); });
 }
@@ -587,7 +608,10 @@ void Connection::on_response_complete() {
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     close();
-  } else if (!watching_ && !reading_request_) {
+    return;
+  }
+  arm_deadline(read_deadline_, request_timeout_s(), read_epoch_, &Connection::on_request_deadline);
+  if (!watching_ && !reading_request_) {
     read_request();
   } else if (watching_ && buffer_.size() > 0) {
     // A pipelined request is already buffered while the watch read waits for more bytes that may
@@ -647,6 +671,8 @@ void Connection::close() {
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   for (auto& t : timers_) t.timer.cancel();
+  if (read_deadline_) read_deadline_->cancel();
+  if (write_deadline_) write_deadline_->cancel();
   worker_.connections.erase(this);
   server_->open_connections.fetch_sub(1);
   if (was_active) {
@@ -696,9 +722,10 @@ void HttpServer::Impl::adopt(Worker& worker, Socket socket) {
     return;
   }
   socket.set_option(tcp::no_delay(true), ignored);  // every SSE chunk goes out at once
-  open_connections.fetch_add(1);
+  const bool over_limit = options.max_connections > 0 && open_connections.fetch_add(1) >= options.max_connections;
+  if (options.max_connections == 0) open_connections.fetch_add(1);
   auto conn = std::make_shared<Connection>(shared_from_this(), worker, std::move(socket), next_connection_id.fetch_add(1));
-  conn->start();
+  conn->start(over_limit);
 }
 
 void HttpServer::Impl::run_on_all(const std::function<void(Worker&, std::size_t)>& fn) {

@@ -1,6 +1,10 @@
 #pragma once
 // Small text helpers shared by the net module's sources.
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "qmeter/net/http_server.h"
 
 namespace qmeter::net {
 
@@ -15,5 +19,12 @@ inline bool iequals(std::string_view a, std::string_view b) {
   }
   return true;
 }
+
+// The HTTP server's response framing (http_text.cpp).
+std::string json_escape(std::string_view s);
+// An OpenAI-style error body: {"error": {"message", "type", "code"}}.
+std::string error_json(int status, std::string_view message);
+std::string status_line(int status);  // "HTTP/1.1 404 Not Found\r\n"
+void append_headers(std::string& out, const std::vector<HttpHeader>& headers);
 
 }  // namespace qmeter::net

@@ -111,6 +111,17 @@ struct HttpServerOptions {
   int io_threads = 1;              // each owns an event loop; connections are spread round-robin
   int listen_backlog = 65535;      // the kernel caps it at net.core.somaxconn
   std::size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
+  // Hostile or broken clients. A request (headers and body) must arrive whole within
+  // request_timeout_s of the moment the server starts waiting for it, keep-alive idleness
+  // included; otherwise the connection closes (with a 408 when part of a request came), so a
+  // client trickling bytes holds nothing for long. 0 = no limit.
+  double request_timeout_s = 60;
+  // A response the client does not read for this long closes the connection (and so ends its
+  // stream: qmeter serve then frees the request's KV cache). 0 = no limit.
+  double write_stall_timeout_s = 30;
+  // Connections open beyond this many are answered 503 and closed after one request, except
+  // GET /health, so a flood cannot hide the server's health from its supervisor. 0 = no limit.
+  std::size_t max_connections = 0;
 };
 
 // Raises this process's open-file soft limit to its hard limit (every connection is a file
