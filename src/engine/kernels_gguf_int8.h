@@ -87,8 +87,9 @@ void int8_act_prepare_avx512(const float* x, int batch, int cols, int block, voi
 // Rows of the kernel table: batch >= 2 of every GGUF type in int8_weight_types() (appended to
 // gguf_matmul_kernels()), and of kQ8Row / kQ4Group (QMETER_INT8_ACT_PACKED_ROWS in kMatmulKernels).
 // kQ4Group's row is at the kAvx512 level only: where the CPU has AVX512_BF16 its VDPBF16PS kernel
-// (kernels_quant_q4_bf16.cpp) stays, which measured faster at batch 16 (decode_bench --suite
-// tinyllama: w4a16 0.68x bf16 with it, 0.48x with this path; w8a16 went from 0.25x to 0.50x).
+// (kernels_quant_q4_bf16.cpp) stays: end to end it was as fast or faster at batch 16 (TinyLlama
+// shape, 2 threads, A/B on one machine: 26-29 tokens/s with it, 24-25 with this path), although
+// the matmul alone is faster here (batched_matmul_bench). w8a16 gains: 0.25x -> 0.50x bf16.
 std::span<const MatmulKernel> gguf_int8_act_kernel_rows();
 #define QMETER_INT8_ACT_PACKED_ROWS                                                                                    \
   {Isa::kAvx512, DType::kQ8Row, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare_b128},           \
