@@ -1,3 +1,4 @@
+#include "qmeter/net/request_body.h"
 #include "openai_api.h"
 
 #include <fmt/core.h>
@@ -27,7 +28,9 @@ json error_body(const std::string& message, const std::string& type, const std::
 void reply_json(const net::ResponseWriterPtr& w, int status, const json& body) {
   net::HttpResponse r;
   r.status = status;
-  r.body = body.dump();
+  // replace: an error message may quote the client's bytes (a JSON parse error names the bad
+  // byte), which need not be UTF-8; a strict dump threw out of the handler (fuzz_serve_request).
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   w->respond(std::move(r));
 }
 
@@ -285,6 +288,7 @@ std::vector<int> parse_prompt(const ApiContext& ctx, const json& body, std::stri
 
 void handle_generation(const ApiContext& ctx, const net::HttpRequest& req, const net::ResponseWriterPtr& w, bool chat) {
   json body;
+  if (auto problem = net::json_body_problem(req.body)) return reply_error(w, 400, *problem);
   try {
     body = json::parse(req.body);
   } catch (const json::exception& e) {
@@ -311,8 +315,12 @@ void handle_generation(const ApiContext& ctx, const net::HttpRequest& req, const
           content = m["content"].get<std::string>();
         } else if (m.contains("content") && m["content"].is_array()) {
           for (const auto& part : m["content"]) {
-            if (part.is_object() && part.value("type", "") == "text") content += part.value("text", "");
+            if (part.is_object() && part.value("type", "") == "text" && part.contains("text") && part["text"].is_string()) {
+              content += part["text"].get<std::string>();
+            }
           }
+        } else if (m.contains("content") && !m["content"].is_null()) {
+          throw BadRequest{"a message's 'content' must be a string or a list of parts", "messages"};
         }
         msgs.push_back({m["role"].get<std::string>(), content});
       }
@@ -326,7 +334,17 @@ void handle_generation(const ApiContext& ctx, const net::HttpRequest& req, const
       g->echo = field<bool>(body, "echo", false);
     }
     if (g->logprobs > 20) throw BadRequest{"'logprobs' must be at most 20", "logprobs"};
-    int max_tokens = field<int>(body, chat && body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens", -1);
+    const char* max_key = chat && body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+    // Absent: as many as the context leaves. Given: a whole number, 0 (echo scoring) or more; a
+    // value that would not fit an int must not wrap around into a plausible one.
+    int max_tokens = -1;
+    if (auto it = body.find(max_key); it != body.end() && !it->is_null()) {
+      if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<std::uint64_t>() > 1u << 30) ||
+          (!it->is_number_unsigned() && (it->get<std::int64_t>() < 0 || it->get<std::int64_t>() > 1 << 30))) {
+        throw BadRequest{fmt::format("'{}' must be a whole number >= 0 (got {})", max_key, it->dump()), max_key};
+      }
+      max_tokens = static_cast<int>(it->get<std::int64_t>());
+    }
     const int ctx_len = ctx.max_model_len;
     const int plen = static_cast<int>(g->prompt.size());
     if (plen >= ctx_len && !(g->echo && max_tokens == 0 && plen <= ctx_len)) {
@@ -404,6 +422,7 @@ void handle_generation(const ApiContext& ctx, const net::HttpRequest& req, const
 }
 
 void handle_tokenize(const ApiContext& ctx, const net::HttpRequest& req, const net::ResponseWriterPtr& w) {
+  if (auto problem = net::json_body_problem(req.body)) return reply_error(w, 400, *problem);
   try {
     auto body = json::parse(req.body);
     const auto& tok = *ctx.model->tokenizer;
@@ -425,6 +444,7 @@ void handle_tokenize(const ApiContext& ctx, const net::HttpRequest& req, const n
 }
 
 void handle_detokenize(const ApiContext& ctx, const net::HttpRequest& req, const net::ResponseWriterPtr& w) {
+  if (auto problem = net::json_body_problem(req.body)) return reply_error(w, 400, *problem);
   try {
     auto body = json::parse(req.body);
     auto ids = field<std::vector<int>>(body, "tokens", {});
