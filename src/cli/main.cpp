@@ -9,6 +9,22 @@
 
 namespace qmeter::cli {
 
+void add_connection_limit_flags(CLI::App* sub, net::ConnectionLimits& limits) {
+  sub->add_option("--request-timeout-s", limits.request_timeout_s,
+                  "a request (headers and body) must arrive whole within this many seconds of the server waiting "
+                  "for it, keep-alive idleness included; else the connection is closed (408 when part came); 0: none")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--write-stall-timeout-s", limits.write_stall_timeout_s,
+                  "a client that reads nothing of its response for this many seconds is disconnected (its "
+                  "request cancelled); 0: none")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--max-connections", limits.max_connections,
+                  "connections beyond this many get HTTP 503 (GET /health still answers); 0: no limit")
+      ->capture_default_str();
+}
+
 int& verb_exit_code() {
   static int code = 0;
   return code;

@@ -64,6 +64,7 @@ void add_mock_server_verb(CLI::App& app) {
       "SIGINT/SIGTERM stop it.");
   sub->add_option("--host", c.host, "Address to bind")->capture_default_str();
   sub->add_option("--port", c.port, "Port to bind (0: pick a free one, printed on start)")->capture_default_str();
+  add_connection_limit_flags(sub, c.connection_limits);
   sub->add_option("--ttft-ms", c.ttft_ms, "Time from request arrival to the first token chunk (ms)")->capture_default_str();
   sub->add_option("--itl-ms", c.itl_ms, "Mean gap between consecutive token chunks (ms)")->capture_default_str();
   sub->add_option("--itl-dist", flags->itl_dist, "Gap distribution: constant | exponential | lognormal")

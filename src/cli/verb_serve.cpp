@@ -37,6 +37,7 @@ void add_serve_verb(CLI::App& app) {
   }
   sub->add_option("--host", o->host, "address to bind (default 127.0.0.1)");
   sub->add_option("--port", o->port, "port (0: a free one)")->check(CLI::Range(0, 65535));
+  add_connection_limit_flags(sub, o->connection_limits);
   sub->add_option("--threads", o->scheduler.threads, "engine compute threads")->check(CLI::Range(1, 1024));
   sub->add_option("--max-num-seqs", o->scheduler.max_num_seqs, "most sequences in one batch")->check(CLI::Range(1, 100000));
   sub->add_option("--max-num-batched-tokens", o->scheduler.max_num_batched_tokens, "most tokens in one step")

@@ -5,7 +5,12 @@
 // sets the process exit code through VerbResult when it wants a non-zero code of its own.
 #include <CLI/CLI.hpp>
 
+#include "qmeter/net/http_server.h"
+
 namespace qmeter::cli {
+
+// The flags of the servers' client limits (qmeter serve and mock-server name them alike).
+void add_connection_limit_flags(CLI::App* sub, net::ConnectionLimits& limits);
 
 // The exit code a verb asks for (for example `qmeter energy` passes its child's status through).
 int& verb_exit_code();

@@ -424,6 +424,7 @@ void MockServer::start() {
   opts.host = m.config.host;
   opts.port = m.config.port;
   opts.io_threads = m.config.io_threads;
+  opts.limits = m.config.connection_limits;
   m.server = std::make_unique<net::HttpServer>(opts, [&m](const net::HttpRequest& req, const net::ResponseWriterPtr& w) {
     m.handle(req, w);
   });

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qmeter/net/request_body.h"
+
 namespace qmeter::mockserver {
 
 using nlohmann::json;
@@ -89,6 +91,7 @@ std::string count_messages(const json& messages, int& tokens) {
 
 std::string parse_generation_request(std::string_view body, bool chat, const std::string& default_model,
                                      GenerationRequest& out) {
+  if (auto problem = net::json_body_problem(body)) return *problem;
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return "the request body is not valid JSON";
   if (!j.is_object()) return "the request body must be a JSON object";

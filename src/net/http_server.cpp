@@ -354,7 +354,7 @@ void Connection::arm_deadline(std::optional<Timer>& timer, double timeout_s, std
 }
 
 double Connection::request_timeout_s() const {
-  const double t = server_->options.request_timeout_s;
+  const double t = server_->options.limits.request_timeout_s;
   if (!over_limit_) return t;
   return t > 0 ? std::min(t, kOverLimitRequestTimeoutS) : kOverLimitRequestTimeoutS;
 }
@@ -422,7 +422,7 @@ void Connection::dispatch_request(Nanos arrival_ns) {
   parser_.reset();
   if (over_limit_ && !(req.method == "GET" && req.path == "/health")) {
     reply_error_and_close(503, fmt::format("too many connections: the server accepts {} at once; retry later",
-                                           server_->options.max_connections));
+                                           server_->options.limits.max_connections));
     return;
   }
   if (over_limit_) close_after_response_ = true;
@@ -571,7 +571,7 @@ void Connection::flush() {
   buffers_.clear();
   for (const auto& s : inflight_) buffers_.emplace_back(s.data(), s.size());
   writing_ = true;
-  arm_deadline(write_deadline_, server_->options.write_stall_timeout_s, write_epoch_, &Connection::on_write_deadline);
+  arm_deadline(write_deadline_, server_->options.limits.write_stall_timeout_s, write_epoch_, &Connection::on_write_deadline);
   asio::async_write(socket_, buffers_,
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) { self->on_written(ec); });
 }
@@ -722,8 +722,8 @@ void HttpServer::Impl::adopt(Worker& worker, Socket socket) {
     return;
   }
   socket.set_option(tcp::no_delay(true), ignored);  // every SSE chunk goes out at once
-  const bool over_limit = options.max_connections > 0 && open_connections.fetch_add(1) >= options.max_connections;
-  if (options.max_connections == 0) open_connections.fetch_add(1);
+  const std::uint64_t open_before = open_connections.fetch_add(1);
+  const bool over_limit = options.limits.max_connections > 0 && open_before >= options.limits.max_connections;
   auto conn = std::make_shared<Connection>(shared_from_this(), worker, std::move(socket), next_connection_id.fetch_add(1));
   conn->start(over_limit);
 }

@@ -91,6 +91,7 @@ void InferenceServer::start() {
   ho.host = impl_->options.host;
   ho.port = impl_->options.port;
   ho.io_threads = impl_->options.io_threads;
+  ho.limits = impl_->options.connection_limits;
   const ApiContext* ctx = &impl_->ctx;
   impl_->http = std::make_unique<net::HttpServer>(
       ho, [ctx](const net::HttpRequest& r, const net::ResponseWriterPtr& w) { handle_request(*ctx, r, w); });

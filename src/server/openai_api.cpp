@@ -1,4 +1,3 @@
-#include "qmeter/net/request_body.h"
 #include "openai_api.h"
 
 #include <fmt/core.h>
@@ -8,6 +7,7 @@
 
 #include "qmeter/core/clock.h"
 #include "qmeter/engine/tokenizer.h"
+#include "qmeter/net/request_body.h"
 
 namespace qmeter::server {
 

@@ -78,7 +78,7 @@ double percentile(std::vector<double> v, double q) {
 
 TEST(HostileClients, TrickledHeadersAre408AfterTheTimeoutAndDoNotSlowAStreamBeside) {
   HttpServerOptions o;
-  o.request_timeout_s = 1.0;
+  o.limits.request_timeout_s = 1.0;
   StreamingServer s(o);
   const auto alone = tick_gaps(s.port());
   ASSERT_EQ(alone.size(), 39u);
@@ -118,7 +118,7 @@ TEST(HostileClients, TrickledHeadersAre408AfterTheTimeoutAndDoNotSlowAStreamBesi
 
 TEST(HostileClients, AnIdleKeepAliveConnectionIsClosedSilently) {
   HttpServerOptions o;
-  o.request_timeout_s = 0.5;
+  o.limits.request_timeout_s = 0.5;
   StreamingServer s(o);
   RawHttpConnection c(s.port());
   c.send_request("GET", "/x");
@@ -131,7 +131,7 @@ TEST(HostileClients, AnIdleKeepAliveConnectionIsClosedSilently) {
 
 TEST(HostileClients, AReaderThatNeverReadsIsClosedAndItsStreamEnded) {
   HttpServerOptions o;
-  o.write_stall_timeout_s = 0.5;
+  o.limits.write_stall_timeout_s = 0.5;
   StreamingServer s(o);
   RawHttpConnection stalled(s.port());
   stalled.send_request("GET", "/flood");  // and never read
@@ -147,7 +147,7 @@ TEST(HostileClients, AReaderThatNeverReadsIsClosedAndItsStreamEnded) {
 
 TEST(HostileClients, AFloodBeyondMaxConnectionsIsRefused503WhileHealthStillAnswers) {
   HttpServerOptions o;
-  o.max_connections = 8;
+  o.limits.max_connections = 8;
   StreamingServer s(o);
   std::vector<std::unique_ptr<RawHttpConnection>> flood;
   for (int i = 0; i < 8; ++i) flood.push_back(std::make_unique<RawHttpConnection>(s.port()));

@@ -38,6 +38,8 @@
 #include <string_view>
 #include <vector>
 
+#include "qmeter/net/http_server.h"
+
 namespace qmeter::mockserver {
 
 // What goes wrong with a request chosen for a fault (see docs in mock_server.cpp's header comment
@@ -76,6 +78,7 @@ struct MockServerConfig {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: pick a free port (MockServer::port() tells which)
   int io_threads = 2;
+  net::ConnectionLimits connection_limits;
   double ttft_ms = 0;  // request arrival -> first token chunk
   double itl_ms = 0;   // mean gap between consecutive token chunks
   ItlDistribution itl_dist = ItlDistribution::kConstant;

@@ -105,16 +105,12 @@ class ResponseWriter {
 using ResponseWriterPtr = std::shared_ptr<ResponseWriter>;
 using HttpHandler = std::function<void(const HttpRequest& request, const ResponseWriterPtr& writer)>;
 
-struct HttpServerOptions {
-  std::string host = "127.0.0.1";  // address or name to bind ("0.0.0.0", "::", "localhost")
-  int port = 0;                    // 0: the kernel picks a free port; see HttpServer::port()
-  int io_threads = 1;              // each owns an event loop; connections are spread round-robin
-  int listen_backlog = 65535;      // the kernel caps it at net.core.somaxconn
-  std::size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
-  // Hostile or broken clients. A request (headers and body) must arrive whole within
-  // request_timeout_s of the moment the server starts waiting for it, keep-alive idleness
-  // included; otherwise the connection closes (with a 408 when part of a request came), so a
-  // client trickling bytes holds nothing for long. 0 = no limit.
+// What a client may hold of a server, so that hostile or broken clients cannot stall it.
+struct ConnectionLimits {
+  // A request (headers and body) must arrive whole within this long of the moment the server
+  // starts waiting for it, keep-alive idleness included; otherwise the connection closes (with
+  // a 408 when part of a request came), so a client trickling bytes holds nothing for long.
+  // 0 = no limit.
   double request_timeout_s = 60;
   // A response the client does not read for this long closes the connection (and so ends its
   // stream: qmeter serve then frees the request's KV cache). 0 = no limit.
@@ -122,6 +118,15 @@ struct HttpServerOptions {
   // Connections open beyond this many are answered 503 and closed after one request, except
   // GET /health, so a flood cannot hide the server's health from its supervisor. 0 = no limit.
   std::size_t max_connections = 0;
+};
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";  // address or name to bind ("0.0.0.0", "::", "localhost")
+  int port = 0;                    // 0: the kernel picks a free port; see HttpServer::port()
+  int io_threads = 1;              // each owns an event loop; connections are spread round-robin
+  int listen_backlog = 65535;      // the kernel caps it at net.core.somaxconn
+  std::size_t max_body_bytes = 64u << 20;  // larger request bodies get 413
+  ConnectionLimits limits;
 };
 
 // Raises this process's open-file soft limit to its hard limit (every connection is a file

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "qmeter/engine/model.h"
+#include "qmeter/net/http_server.h"
 #include "qmeter/server/scheduler.h"
 
 namespace qmeter::server {
@@ -27,6 +28,7 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8000;                // 0: pick a free port
   int io_threads = 1;
+  net::ConnectionLimits connection_limits;
   std::string api_key;            // non-empty: requests need "Authorization: Bearer KEY"
   std::string served_model_name;  // "" = the model spec's last path component
   int max_model_len = 0;          // caps the context (0 = the model's)
