@@ -14,7 +14,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static const qmeter::mockserver::MockServerConfig config;
     qmeter::mockserver::GenerationRequest request;
     const std::string error = qmeter::mockserver::parse_generation_request(body, chat, config.model_name, request);
-    if (!error.empty()) return;
+    if (!error.empty()) {
+      (void)qmeter::mockserver::openai_error_body(400, error, "invalid_request_error");  // the 400 reply's body
+      return;
+    }
     const auto plan = qmeter::mockserver::plan_response(config, 0, request.plan, request.include_usage);
     (void)plan;
   });

@@ -37,6 +37,8 @@ run_one() {
   echo $? >"$dir/rc"
 }
 
+# LeakSanitizer suppressions, each with its reason (fuzz/lsan.supp).
+export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export -f run_one
 export BUILD OUT SECONDS_EACH
 missing=0
