@@ -17,4 +17,11 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQMETER_SANITIZE=ON 
 cmake --build build-asan -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$JOBS" --timeout 900 -LE timing
-echo "qmeter: all tests passed (optimized and ASan+UBSan builds)"
+
+# Hardening (issue #21): every fuzz target for 10 s from its seed corpus (clang + libFuzzer), and
+# the concurrent modules' tests under ThreadSanitizer (a small target set; see the script).
+./scripts/test_hardening.sh fuzz
+./scripts/test_hardening.sh tsan
+# Nothing the tests started may outlive them (servers, mock servers, the test Slurm daemons).
+./scripts/check-leftovers.sh
+echo "qmeter: all tests passed (optimized, ASan+UBSan, fuzz and TSan builds)"
