@@ -339,6 +339,7 @@ void handle_generation(const ApiContext& ctx, const net::HttpRequest& req, const
     // value that would not fit an int must not wrap around into a plausible one.
     int max_tokens = -1;
     if (auto it = body.find(max_key); it != body.end() && !it->is_null()) {
+      if (!it->is_number()) throw BadRequest{fmt::format("'{}' has the wrong type ({})", max_key, it->type_name()), max_key};
       if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<std::uint64_t>() > 1u << 30) ||
           (!it->is_number_unsigned() && (it->get<std::int64_t>() < 0 || it->get<std::int64_t>() > 1 << 30))) {
         throw BadRequest{fmt::format("'{}' must be a whole number >= 0 (got {})", max_key, it->dump()), max_key};
