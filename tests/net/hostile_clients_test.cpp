@@ -21,6 +21,18 @@ namespace {
 using qmeter::testing::RawHttpConnection;
 using qmeter::testing::RawResponse;
 
+// Writes 256 KiB chunks every 5 ms until its client goes away. Owned only by its pending timer,
+// so it goes when the connection's timers do (no reference cycle).
+struct FloodPump : std::enable_shared_from_this<FloodPump> {
+  explicit FloodPump(ResponseWriterPtr writer) : w(std::move(writer)) {}
+  void pump() {
+    if (w->is_closed()) return;
+    w->write_chunk(std::string(256 * 1024, 'x'));
+    w->run_after(ms_to_ns(5), [self = shared_from_this()] { self->pump(); });
+  }
+  ResponseWriterPtr w;
+};
+
 // /tick: 40 chunks 10 ms apart (a token stream at 100 tok/s); /flood: 256 KiB chunks as fast as
 // the socket takes them, until the client goes away (counted in `flood_closed`); /health: 200.
 struct StreamingServer {
@@ -44,13 +56,7 @@ struct StreamingServer {
       } else if (req.path == "/flood") {
         w->start_stream();
         w->on_close([this] { flood_closed.fetch_add(1); });
-        auto pump = std::make_shared<std::function<void()>>();
-        *pump = [w, pump] {
-          if (w->is_closed()) return;
-          w->write_chunk(std::string(256 * 1024, 'x'));
-          w->run_after(ms_to_ns(5), *pump);
-        };
-        (*pump)();
+        std::make_shared<FloodPump>(w)->pump();
       } else {
         w->respond({200, "text/plain", "hello", {}});
       }
