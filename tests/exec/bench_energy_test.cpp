@@ -43,12 +43,14 @@ TEST(BenchServeEnergy, ModelledEnergyJoinsTheJsonOutput) {
   // Attribution splits the window's energy over the requests; what it cannot place is reported as
   // unattributed, so the two together hold the window's energy. The window total is the counter
   // estimate with edge corrections and the attribution splits power-shaped intervals, so the two
-  // estimators agree to within a fraction of a percent, not bit for bit.
+  // estimators agree to within a fraction of a percent on a quiet machine, not bit for bit; under
+  // a loaded CI machine a late 20 ms sample reshapes an interval and the gap reached 1.4%, so the
+  // bound is 2.5% (a lost or doubled request would be 1/30 = 3.3%).
   const double attributed = jpt * 30 * 16;
   const double unattributed = j["unattributed_energy_j"].get<double>();
   EXPECT_GE(unattributed, 0);
-  EXPECT_NEAR(attributed + unattributed, total, total * 0.01);
-  EXPECT_LE(attributed, total * 1.01);
+  EXPECT_NEAR(attributed + unattributed, total, total * 0.025);
+  EXPECT_LE(attributed, total * 1.025);
   EXPECT_GT(j["avg_power_w"].get<double>(), 0);
   // Over the steady-state window: its energy per output token of the requests completed in it
   // (29 of them after the first, 16 tokens each), and its mean power.
