@@ -112,8 +112,8 @@ TEST(HostileClients, TrickledHeadersAre408AfterTheTimeoutAndDoNotSlowAStreamBesi
   EXPECT_EQ(got_408, kSlow);
   ASSERT_EQ(beside.size(), 39u);
   // The stream beside them keeps its 10 ms pace (loose bounds: a 2-core machine under test load).
-  EXPECT_NEAR(percentile(beside, 0.5), 10.0, 3.0);
-  EXPECT_LT(percentile(beside, 0.9), percentile(alone, 0.9) + 15.0);
+  EXPECT_NEAR(percentile(beside, 0.5), 10.0, 4.0);
+  EXPECT_LT(percentile(beside, 0.9), percentile(alone, 0.9) + 25.0);
   std::cout << "[ hostile ] inter-chunk gap p50/p90/max ms: alone " << percentile(alone, 0.5) << "/"
             << percentile(alone, 0.9) << "/" << percentile(alone, 1.0) << ", beside " << kSlow << " slow clients "
             << percentile(beside, 0.5) << "/" << percentile(beside, 0.9) << "/" << percentile(beside, 1.0) << "\n";
