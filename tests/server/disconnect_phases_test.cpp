@@ -63,6 +63,16 @@ void expect_pool_empty(const server::Scheduler& s) {
           << s.stats().kv_block_refs << ", usage " << s.stats().kv_usage;
 }
 
+// Cancels every request and checks each ends `cancelled` (wrap in ASSERT_NO_FATAL_FAILURE).
+void cancel_all_expecting_cancelled(server::Scheduler& s, const std::vector<std::int64_t>& ids,
+                                    const std::vector<std::shared_ptr<Tracked>>& t) {
+  for (auto id : ids) s.cancel(id);
+  for (const auto& x : t) {
+    ASSERT_TRUE(wait_until([&] { return x->finished.load(); }));
+    EXPECT_EQ(x->reason.load(), static_cast<int>(server::FinishReason::kCancelled));
+  }
+}
+
 class DisconnectPhases : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -134,12 +144,8 @@ TEST_F(DisconnectPhases, Decoding) {
     }
     return true;
   }));
-  for (auto id : ids) s.cancel(id);
-  for (const auto& x : t) {
-    ASSERT_TRUE(wait_until([&] { return x->finished.load(); }));
-    EXPECT_EQ(x->reason.load(), static_cast<int>(server::FinishReason::kCancelled));
-    EXPECT_LT(x->tokens.load(), 400);
-  }
+  ASSERT_NO_FATAL_FAILURE(cancel_all_expecting_cancelled(s, ids, t));
+  for (const auto& x : t) EXPECT_LT(x->tokens.load(), 400);
   expect_pool_empty(s);
 }
 
@@ -148,8 +154,9 @@ TEST_F(DisconnectPhases, Preempted) {
   // 12 blocks of 16 positions for 6 sequences that each grow past 48: the pool runs out mid-decode
   // and the newest running sequences go back to the queue (recompute preemption).
   o.block_size = 16;
-  const auto probe = std::make_unique<server::Scheduler>(*model_, o);
-  const double bytes_per_block = static_cast<double>(o.kv_cache_bytes) / probe->total_kv_blocks();
+  // A block's size in bytes, from a default pool (gone before the test's own is made).
+  const double bytes_per_block =
+      static_cast<double>(o.kv_cache_bytes) / server::Scheduler(*model_, o).total_kv_blocks();
   o.kv_cache_bytes = static_cast<std::size_t>(bytes_per_block * 12 + 1);
   server::Scheduler s(*model_, o);
   ASSERT_EQ(s.total_kv_blocks(), 12);
@@ -164,10 +171,6 @@ TEST_F(DisconnectPhases, Preempted) {
     const auto st = s.stats();
     return st.preemptions > 0 && st.waiting > 0;
   })) << "no preemption happened";
-  for (auto id : ids) s.cancel(id);
-  for (const auto& x : t) {
-    ASSERT_TRUE(wait_until([&] { return x->finished.load(); }));
-    EXPECT_EQ(x->reason.load(), static_cast<int>(server::FinishReason::kCancelled));
-  }
+  ASSERT_NO_FATAL_FAILURE(cancel_all_expecting_cancelled(s, ids, t));
   expect_pool_empty(s);
 }
