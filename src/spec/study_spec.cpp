@@ -349,33 +349,7 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
       s.name = scalar(n["name"], cs.sub("name"));
     }
   }
-  if (!root["models"]) c.fail(root, "missing section 'models'");
-  for_list(root["models"], c.sub("models"), [&](const YAML::Node& n, const Ctx& cm) {
-    ModelSpec m;
-    if (n.IsScalar()) {
-      m.path = scalar(n, cm);
-      m.name = m.path.substr(m.path.find_last_of('/') + 1);
-    } else {
-      check_keys(n, cm, {"name", "path"});
-      if (!n["path"]) cm.fail(n, "a model needs a 'path' (a folder or file, or synthetic:SHAPE)");
-      m.path = scalar(n["path"], cm.sub("path"));
-      m.name = n["name"] ? scalar(n["name"], cm.sub("name")) : m.path.substr(m.path.find_last_of('/') + 1);
-    }
-    // Only the embedded engine reads the path here; a command backend may take a hub id.
-    const bool embedded = !root["backend"] || !root["backend"]["kind"] || root["backend"]["kind"].Scalar() == "embedded";
-    const bool generated = m.path.rfind("synthetic:", 0) == 0;
-    if (embedded && !generated && !std::ifstream(m.path)) cm.fail(n.IsMap() ? n["path"] : n, "model path not found: " + m.path);
-    s.models.push_back(m);
-  });
-  if (!root["methods"]) c.fail(root, "missing section 'methods'");
-  // Method names are the embedded engine's registry; a command backend's are the user's own
-  // labels (they select server flags through {opt.*} placeholders).
-  const bool embedded_backend =
-      !root["backend"] || !root["backend"]["kind"] || root["backend"]["kind"].Scalar() == "embedded";
-  const KnownNames method_check = embedded_backend ? known : KnownNames{{}, known.quality_tasks};
-  for_list(root["methods"], c.sub("methods"),
-           [&](const YAML::Node& n, const Ctx& cm) { s.methods.push_back(parse_method(n, cm, method_check)); });
-
+  // The backend comes first: which checks apply to models and methods depends on its kind.
   if (root["backend"]) {
     const auto n = root["backend"];
     const Ctx cb = c.sub("backend");
@@ -396,6 +370,32 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
     if (s.backend.kind == "command" && s.backend.argv.empty()) cb.fail(n, "a command backend needs 'argv'");
     if (s.backend.kind == "url" && s.backend.url.empty()) cb.fail(n, "a url backend needs 'url'");
   }
+  if (!root["models"]) c.fail(root, "missing section 'models'");
+  for_list(root["models"], c.sub("models"), [&](const YAML::Node& n, const Ctx& cm) {
+    ModelSpec m;
+    if (n.IsScalar()) {
+      m.path = scalar(n, cm);
+      m.name = m.path.substr(m.path.find_last_of('/') + 1);
+    } else {
+      check_keys(n, cm, {"name", "path"});
+      if (!n["path"]) cm.fail(n, "a model needs a 'path' (a folder or file, or synthetic:SHAPE)");
+      m.path = scalar(n["path"], cm.sub("path"));
+      m.name = n["name"] ? scalar(n["name"], cm.sub("name")) : m.path.substr(m.path.find_last_of('/') + 1);
+    }
+    // Only the embedded engine reads the path here; a command backend may take a hub id.
+    const bool embedded = s.backend.kind == "embedded";
+    const bool generated = m.path.rfind("synthetic:", 0) == 0;
+    if (embedded && !generated && !std::ifstream(m.path)) cm.fail(n.IsMap() ? n["path"] : n, "model path not found: " + m.path);
+    s.models.push_back(m);
+  });
+  if (!root["methods"]) c.fail(root, "missing section 'methods'");
+  // Method names are the embedded engine's registry; a command backend's are the user's own
+  // labels (they select server flags through {opt.*} placeholders).
+  const bool embedded_backend = s.backend.kind == "embedded";
+  const KnownNames method_check = embedded_backend ? known : KnownNames{{}, known.quality_tasks};
+  for_list(root["methods"], c.sub("methods"),
+           [&](const YAML::Node& n, const Ctx& cm) { s.methods.push_back(parse_method(n, cm, method_check)); });
+
   if (root["parallelism"]) {
     const auto n = root["parallelism"];
     check_keys(n, c.sub("parallelism"), {"tp"});

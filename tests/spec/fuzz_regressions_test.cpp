@@ -31,5 +31,20 @@ TEST(SpecFuzzRegressions, InvalidUtf8InAnOptionKeyIsAUsageErrorNamingIt) {
   }
 }
 
+// A backend given as a scalar ("backend: stud") used to escape as yaml-cpp's BadSubscript from the
+// model-path check, which looked up backend.kind before the backend section was validated.
+TEST(SpecFuzzRegressions, ScalarBackendIsAUsageErrorNamingTheSection) {
+  const std::string text = "study: x\nmodels: [\"synthetic:tiny\"]\nmethods: [fp32]\nbackend: stud\n";
+  try {
+    (void)parse_study_spec_text(text, "s.yaml");
+    FAIL() << "a scalar backend was accepted";
+  } catch (const UsageError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("s.yaml:4"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("backend"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("expected a mapping"), std::string::npos) << msg;
+  }
+}
+
 }  // namespace
 }  // namespace qmeter::spec
