@@ -63,5 +63,16 @@ for t in "${targets[@]}"; do
   fi
   printf '%-18s %12s %10s %8s  %s\n' "$t" "${execs:-?}" "${cpu:-?}" "$findings" "$result"
 done
+# A finding's reason and input go to the output as well, so a CI log alone says what to fix.
+for t in "${targets[@]}"; do
+  dir="$OUT/$t"
+  for f in $(find "$dir/findings" -type f | head -3); do
+    echo "--- $t: $(basename "$f")"
+    grep -m8 -E 'escaped the parser|ERROR|runtime error|SUMMARY|#[0-9]+ 0x.* in qmeter' "$dir/log" | cut -c1-300
+    echo "--- input (first 2 KiB, cat -v):"
+    head -c 2048 "$f" | cat -v
+    echo
+  done
+done
 echo "fuzz: outputs in $OUT"
 exit "$status"
