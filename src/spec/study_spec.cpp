@@ -12,6 +12,7 @@
 #include "qmeter/core/error.h"
 #include "qmeter/core/paths.h"
 #include "qmeter/workload/schedule.h"
+#include "command_templates.h"
 
 namespace qmeter::spec {
 
@@ -67,7 +68,14 @@ std::string expand_env(const std::string& s, const Ctx& c, const YAML::Node& n) 
   return out;
 }
 
+// A key looked up but absent gives yaml-cpp's invalid node, whose type queries throw InvalidNode:
+// every reader below checks this first, so an absent field is named instead.
+void require_present(const YAML::Node& n, const Ctx& c) {
+  if (!n.IsDefined()) c.fail(n, "missing (required here)");
+}
+
 std::string scalar(const YAML::Node& n, const Ctx& c) {
+  require_present(n, c);
   if (!n.IsScalar()) c.fail(n, "expected a scalar value");
   return expand_env(n.Scalar(), c, n);
 }
@@ -92,6 +100,7 @@ int integer(const YAML::Node& n, const Ctx& c) {
 }
 
 void check_keys(const YAML::Node& n, const Ctx& c, std::initializer_list<const char*> allowed) {
+  require_present(n, c);
   if (!n.IsMap()) c.fail(n, "expected a mapping");
   for (const auto& kv : n) {
     const std::string key = kv.first.Scalar();
@@ -105,6 +114,7 @@ void check_keys(const YAML::Node& n, const Ctx& c, std::initializer_list<const c
 
 template <class F>
 void for_list(const YAML::Node& n, const Ctx& c, F f) {
+  require_present(n, c);
   if (n.IsScalar()) {
     f(n, c.at(0));
     return;
@@ -114,6 +124,7 @@ void for_list(const YAML::Node& n, const Ctx& c, F f) {
 }
 
 std::map<std::string, std::string> string_map(const YAML::Node& n, const Ctx& c) {
+  require_present(n, c);
   if (!n.IsMap()) c.fail(n, "expected a mapping");
   std::map<std::string, std::string> out;
   for (const auto& kv : n) out[kv.first.Scalar()] = scalar(kv.second, c.sub(kv.first.Scalar()));
@@ -137,7 +148,11 @@ MethodSpec parse_method(const YAML::Node& n, const Ctx& c, const KnownNames& kno
     m.name = scalar(n["name"], c.sub("name"));
     for (const auto& kv : n) {
       const std::string k = kv.first.Scalar();
-      if (k != "name") m.options[k] = scalar(kv.second, c.sub(k));
+      if (k == "checkpoints") {
+        m.checkpoints = string_map(kv.second, c.sub(k));  // model names are checked with the backend's templates
+      } else if (k != "name") {
+        m.options[k] = scalar(kv.second, c.sub(k));
+      }
     }
   } else {
     c.fail(n, "a method is a name or a mapping with 'name' and options");
@@ -395,6 +410,9 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
   const KnownNames method_check = embedded_backend ? known : KnownNames{{}, known.quality_tasks};
   for_list(root["methods"], c.sub("methods"),
            [&](const YAML::Node& n, const Ctx& cm) { s.methods.push_back(parse_method(n, cm, method_check)); });
+  check_command_templates(s, root, [&](const YAML::Node& n, const std::string& field, const std::string& what) {
+    c.sub(field).fail(n, what);
+  });
 
   if (root["parallelism"]) {
     const auto n = root["parallelism"];
@@ -514,33 +532,6 @@ std::uint64_t fnv1a64(const std::string& s) {
     h *= 1099511628211ULL;
   }
   return h;
-}
-
-std::string expand_template(const std::string& arg, const std::map<std::string, std::string>& vars) {
-  std::string out;
-  for (std::size_t i = 0; i < arg.size(); ++i) {
-    if (arg[i] == '{') {
-      auto end = arg.find('}', i);
-      if (end != std::string::npos) {
-        const std::string name = arg.substr(i + 1, end - i - 1);
-        if (auto it = vars.find(name); it != vars.end()) {
-          out += it->second;
-          i = end;
-          continue;
-        }
-        bool ident = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
-          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.';
-        });
-        if (ident) {
-          std::string known;
-          for (const auto& [k, v] : vars) known += (known.empty() ? "" : ", ") + k;
-          throw UsageError("backend argv: unknown placeholder {" + name + "} in '" + arg + "' (known: " + known + ")");
-        }
-      }
-    }
-    out += arg[i];
-  }
-  return out;
 }
 
 }  // namespace qmeter::spec

@@ -46,5 +46,19 @@ TEST(SpecFuzzRegressions, ScalarBackendIsAUsageErrorNamingTheSection) {
   }
 }
 
+// "parallelism: {}" used to escape as yaml-cpp's InvalidNode: the absent 'tp' was read as a list.
+TEST(SpecFuzzRegressions, AnAbsentRequiredFieldIsAUsageErrorNamingIt) {
+  const std::string text = "study: x\nmodels: [\"synthetic:tiny\"]\nmethods: [fp32]\nparallelism: {}\n";
+  try {
+    (void)parse_study_spec_text(text, "s.yaml");
+    FAIL() << "a parallelism section without 'tp' was accepted";
+  } catch (const UsageError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("s.yaml"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("parallelism.tp"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
+  }
+}
+
 }  // namespace
 }  // namespace qmeter::spec
