@@ -26,6 +26,17 @@ std::string json_escape(const std::string& s) {
   return o;
 }
 
+// The values of a run's placeholders (spec::run_placeholders() and opt.NAME).
+std::map<std::string, std::string> placeholders(const RunContext& ctx, int port) {
+  std::map<std::string, std::string> vars = {
+      {"model", ctx.model_name}, {"model_path", ctx.model_path},
+      {"checkpoint", ctx.checkpoint.empty() ? ctx.model_path : ctx.checkpoint},
+      {"method", ctx.method}, {"tp", std::to_string(ctx.tp)}, {"port", std::to_string(port)},
+      {"host", ctx.host}, {"run_id", ctx.run_id}};
+  for (const auto& [k, v] : ctx.method_options) vars["opt." + k] = v;
+  return vars;
+}
+
 class CommandBackend : public Backend {
  public:
   explicit CommandBackend(spec::BackendSpec spec) : spec_(std::move(spec)) {}
@@ -35,17 +46,13 @@ class CommandBackend : public Backend {
     port_ = pick_free_port();
     host_ = ctx.host;
     log_path_ = ctx.log_path;
-    std::map<std::string, std::string> vars = {
-        {"model", ctx.model_name}, {"model_path", ctx.model_path}, {"method", ctx.method},
-        {"tp", std::to_string(ctx.tp)}, {"port", std::to_string(port_)}, {"host", ctx.host},
-        {"run_id", ctx.run_id}};
-    for (const auto& [k, v] : ctx.method_options) vars["opt." + k] = v;
+    LaunchCommand launch = command_line(spec_, ctx, port_);
     SpawnOptions opts;
-    for (const auto& a : spec_.argv) opts.argv.push_back(spec::expand_template(a, vars));
-    for (const auto& [k, v] : spec_.env) opts.env[k] = spec::expand_template(v, vars);
+    opts.argv = launch.argv;
+    opts.env = std::move(launch.env);
     opts.log_path = ctx.log_path;
     argv_ = opts.argv;
-    served_ = spec_.served_model.empty() ? ctx.model_name : spec::expand_template(spec_.served_model, vars);
+    served_ = spec_.served_model.empty() ? ctx.model_name : spec::expand_template(spec_.served_model, placeholders(ctx, port_));
     record_path_ = ctx.process_record_path;
     if (!record_path_.empty() && stop_recorded_process_group(record_path_)) {
       std::ofstream(log_path_, std::ios::app) << "qmeter: stopped a server left running by an earlier, killed run\n";
@@ -115,6 +122,23 @@ class UrlBackend : public Backend {
 };
 
 }  // namespace
+
+RunContext run_context(const spec::RunConfig& run) {
+  RunContext ctx;
+  ctx.run_id = run.id;
+  ctx.model_name = run.model.name;
+  ctx.model_path = run.model.path;
+  ctx.checkpoint = run.checkpoint;
+  ctx.method = run.method.name;
+  ctx.method_options = run.method.options;
+  ctx.tp = run.tp;
+  return ctx;
+}
+
+LaunchCommand command_line(const spec::BackendSpec& spec, const RunContext& ctx, int port) {
+  const auto vars = placeholders(ctx, port);
+  return {spec::expand_argv(spec.argv, vars), spec::expand_env_template(spec.env, vars)};
+}
 
 std::unique_ptr<Backend> make_command_backend(const spec::BackendSpec& spec) {
   if (spec.argv.empty()) throw UsageError("backend.argv: a command backend needs an argv template");

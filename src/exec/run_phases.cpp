@@ -143,13 +143,7 @@ std::string server_process_record(const std::string& out_dir, const std::string&
 RunOutcome execute_run(const spec::RunConfig& run, store::Store& db, const StudyOptions& o) {
   const std::string run_dir = (std::filesystem::path(o.out_dir) / run.id).string();
   std::filesystem::create_directories(run_dir);
-  backend::RunContext ctx;
-  ctx.run_id = run.id;
-  ctx.model_name = run.model.name;
-  ctx.model_path = run.model.path;
-  ctx.method = run.method.name;
-  ctx.method_options = run.method.options;
-  ctx.tp = run.tp;
+  backend::RunContext ctx = backend::run_context(run);
   ctx.log_path = run_dir + "/server.log";
   ctx.process_record_path = server_process_record(o.out_dir, run.id);
 

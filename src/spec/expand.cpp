@@ -89,6 +89,8 @@ std::vector<RunConfig> expand_runs(const StudySpec& s) {
             r.study = s.name;
             r.model = model;
             r.method = method;
+            const auto checkpoint = method.checkpoints.find(model.name);
+            r.checkpoint = checkpoint == method.checkpoints.end() ? model.path : checkpoint->second;
             r.tp = tp;
             r.hardware = hw;
             r.repeat = rep;
@@ -114,6 +116,8 @@ std::vector<RunConfig> expand_runs(const StudySpec& s) {
                       {"seed", s.seed}};
             // Only a partition factor adds the key: earlier studies keep their run ids.
             if (!hw.partition.empty()) j["hardware"]["partition"] = hw.partition;
+            // The weights served are what is measured; present only when a method names them.
+            if (checkpoint != method.checkpoints.end()) j["method"]["checkpoint"] = checkpoint->second;
             if (std::string bad = non_utf8_field(j, ""); !bad.empty())
               throw UsageError("study '" + s.name + "': " + bad + ": not valid UTF-8 text (a YAML spec must be UTF-8)");
             r.normalized_json = j.dump();

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "qmeter/spec/study_spec.h"
 
@@ -15,6 +16,7 @@ struct RunContext {
   std::string run_id;
   std::string model_name;
   std::string model_path;
+  std::string checkpoint;                      // what to serve ({checkpoint}); "" = model_path
   std::string method;                          // registry name
   std::map<std::string, std::string> method_options;
   int tp = 1;
@@ -48,6 +50,18 @@ class Backend {
   virtual std::string describe() const = 0;      // JSON: kind, argv/url, pid, ...
   virtual std::string log_tail() const { return ""; }
 };
+
+// The context of one expanded run: the fields its spec decides (the caller adds log_path and
+// process_record_path).
+RunContext run_context(const spec::RunConfig& run);
+
+// What a command backend launches for a run on `port`: argv and extra environment with every
+// placeholder filled and optional {?...} entries kept or dropped. No process is started.
+struct LaunchCommand {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;
+};
+LaunchCommand command_line(const spec::BackendSpec& spec, const RunContext& ctx, int port);
 
 using BackendFactory = std::function<std::unique_ptr<Backend>(const spec::BackendSpec&)>;
 

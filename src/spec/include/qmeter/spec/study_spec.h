@@ -20,6 +20,9 @@ struct ModelSpec {
 struct MethodSpec {
   std::string name;                           // a quantization registry name ("fp32", "gptq", ...)
   std::map<std::string, std::string> options;  // e.g. bits=4, group_size=128
+  // Command backend: the checkpoint to serve per model name (a pre-quantized AWQ/GPTQ/FP8
+  // repository or GGUF file), filling {checkpoint}; a model not named here serves its own path.
+  std::map<std::string, std::string> checkpoints;
   std::string label() const;                  // "gptq(bits=4,group_size=128)" or just the name
 };
 
@@ -128,6 +131,7 @@ struct RunConfig {
   std::string study;
   ModelSpec model;
   MethodSpec method;
+  std::string checkpoint;  // what {checkpoint} serves: the method's checkpoint for this model, else model.path
   int tp = 1;
   HardwareSetting hardware;
   int repeat = 0;
@@ -159,6 +163,24 @@ std::vector<RunConfig> expand_runs(const StudySpec& spec);
 // Replaces {placeholders} (model, model_path, method, tp, port, host, run_id, and method options
 // as {opt.NAME}) in one template argument; unknown placeholders are an error naming them.
 std::string expand_template(const std::string& arg, const std::map<std::string, std::string>& vars);
+
+// The placeholders every run of a command backend fills: model, model_path, checkpoint, method,
+// tp, port, host, run_id (method options add opt.NAME).
+const std::vector<std::string>& run_placeholders();
+// A whole argv template, one entry per argument, except an entry `{?WORD... NAME}` (e.g.
+// `{?--quantization opt.quant}`): it becomes WORD... VALUE when NAME has a non-empty value and
+// disappears otherwise, so a flag is passed only by the methods that have a value for it.
+std::vector<std::string> expand_argv(const std::vector<std::string>& argv, const std::map<std::string, std::string>& vars);
+// Environment templates; a value written `{?NAME}` leaves the variable unset when NAME has no value.
+std::map<std::string, std::string> expand_env_template(const std::map<std::string, std::string>& env,
+                                                       const std::map<std::string, std::string>& vars);
+// The placeholders one template argument uses (parse-time checks); throws UsageError for a
+// malformed optional entry.
+struct TemplatePlaceholder {
+  std::string name;
+  bool optional = false;  // inside {?...}: may have no value
+};
+std::vector<TemplatePlaceholder> template_placeholders(const std::string& arg);
 
 std::uint64_t fnv1a64(const std::string& s);
 
