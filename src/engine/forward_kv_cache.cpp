@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/random.h"
 #include "qmeter/engine/kv_cache.h"
 #include "qmeter/engine/kv_kernels.h"
 #include "qmeter/engine/model.h"
@@ -44,14 +45,9 @@ void check_layout(const KvLayout& l) {
 std::size_t aligned_block_bytes(const KvLayout& l) { return (l.block_bytes() + 63) / 64 * 64; }
 
 
-// splitmix64's finalizer: every input bit reaches every output bit, so chained block hashes of
+// splitmix64_hash: every input bit reaches every output bit, so chained block hashes of
 // prefixes that differ in one token differ everywhere.
-std::uint64_t mix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+constexpr auto mix64 = splitmix64_hash;
 }  // namespace
 
 KvBlockHash kv_prefix_root_hash(const KvLayout& l) {

@@ -21,6 +21,8 @@
 
 #include "loader_common.h"
 #include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
+#include "qmeter/core/random.h"
 #include "qmeter/engine/gguf_blocks.h"
 #include "qmeter/engine/packed_formats.h"
 
@@ -63,24 +65,17 @@ const std::map<std::string, ModelConfig>& shapes() {
   return kShapes;
 }
 
-std::uint64_t splitmix64(std::uint64_t& s) {
-  std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // Row r of tensor `tensor_id`: its own generator stream, so the weights do not depend on the
 // thread count.
-std::uint64_t row_stream(std::uint64_t seed, std::uint64_t tensor_id, int r) {
-  std::uint64_t s = seed * 0x100000001B3ull ^ (tensor_id << 32) ^ static_cast<std::uint64_t>(r);
-  for (int k = 0; k < 4; ++k) splitmix64(s);
-  return s;
+SplitMix64 row_stream(std::uint64_t seed, std::uint64_t tensor_id, int r) {
+  SplitMix64 rng(seed * 0x100000001B3ull ^ (tensor_id << 32) ^ static_cast<std::uint64_t>(r));
+  for (int k = 0; k < 4; ++k) rng.next();
+  return rng;
 }
 
-void random_bytes(std::uint64_t& s, std::uint8_t* p, std::size_t n) {
+void random_bytes(SplitMix64& rng, std::uint8_t* p, std::size_t n) {
   for (std::size_t i = 0; i < n; i += 8) {
-    const std::uint64_t v = splitmix64(s);
+    const std::uint64_t v = rng.next();
     std::memcpy(p + i, &v, std::min<std::size_t>(8, n - i));
   }
 }
@@ -96,12 +91,12 @@ bool has_gguf_generator(DType d) {
 
 // One row of llama.cpp blocks with weights in about [-a, a] (gguf_blocks.h for the layouts); a
 // type without a case here is refused by has_gguf_generator before any thread runs this.
-void random_gguf_row(DType dtype, float a, std::uint64_t& s, int cols, std::uint8_t* out) {
+void random_gguf_row(DType dtype, float a, SplitMix64& rng, int cols, std::uint8_t* out) {
   const int blocks = cols / gguf_block_elems(dtype);
   const int bytes = gguf_block_bytes(dtype);
   for (int b = 0; b < blocks; ++b) {
     std::uint8_t* blk = out + static_cast<std::size_t>(b) * bytes;
-    random_bytes(s, blk, static_cast<std::size_t>(bytes));  // codes (and q4_K's packed scales)
+    random_bytes(rng, blk, static_cast<std::size_t>(bytes));  // codes (and q4_K's packed scales)
     switch (dtype) {
       case DType::kGgufQ8_0:  // d * q, q in [-127, 127]
         put_f16(blk, a / 127.0f);
@@ -127,9 +122,9 @@ std::vector<std::byte> random_packed(DType dtype, int rows, int cols, float a, s
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(rows) * cols);
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < rows; ++r) {
-    std::uint64_t s = row_stream(seed, tensor_id, r);
+    SplitMix64 rng = row_stream(seed, tensor_id, r);
     std::uint8_t* c = codes.data() + static_cast<std::size_t>(r) * cols;
-    random_bytes(s, c, static_cast<std::size_t>(cols));
+    random_bytes(rng, c, static_cast<std::size_t>(cols));
     for (int i = 0; i < cols; ++i) c[i] = dtype == DType::kQ8Row ? (c[i] == 0x80 ? 0x81 : c[i]) : (c[i] & 15);
   }
   if (dtype == DType::kQ8Row) {
@@ -154,8 +149,8 @@ Matrix random_matrix(WeightBuilder& wb, DType dtype, int rows, int cols, std::ui
     auto* data = reinterpret_cast<std::uint8_t*>(wb.allocate(rb * static_cast<std::size_t>(rows)));
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; ++r) {
-      std::uint64_t s = row_stream(seed, tensor_id, r);
-      random_gguf_row(dtype, a, s, cols, data + rb * static_cast<std::size_t>(r));
+      SplitMix64 rng = row_stream(seed, tensor_id, r);
+      random_gguf_row(dtype, a, rng, cols, data + rb * static_cast<std::size_t>(r));
     }
     return packed_matrix(dtype, rows, cols, reinterpret_cast<std::byte*>(data));
   }
@@ -168,9 +163,9 @@ Matrix random_matrix(WeightBuilder& wb, DType dtype, int rows, int cols, std::ui
   std::byte* data = wb.allocate(dense_bytes(dtype, static_cast<std::size_t>(rows) * cols));
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < rows; ++r) {
-    std::uint64_t s = row_stream(seed, tensor_id, r);
+    SplitMix64 rng = row_stream(seed, tensor_id, r);
     for (int c = 0; c < cols; ++c) {
-      const float u = static_cast<float>(splitmix64(s) >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+      const float u = static_cast<float>(rng.next() >> 40) * (1.0f / 16777216.0f);  // [0, 1)
       const float v = (2.0f * u - 1.0f) * a;
       const std::size_t i = static_cast<std::size_t>(r) * cols + c;
       switch (dtype) {
@@ -246,15 +241,7 @@ std::unique_ptr<Model> make_synthetic_model(const std::string& spec, const LoadO
   // Embedding and classifier: bf16 beside qmeter's packed formats (file comment).
   const DType table_dtype = dtype == DType::kQ8Row || dtype == DType::kQ4Group ? DType::kBF16 : dtype;
   std::uint64_t seed = 1;
-  if (parts.size() == 4) {
-    try {
-      std::size_t used = 0;
-      seed = std::stoull(parts[3], &used);
-      if (used != parts[3].size()) throw std::invalid_argument("trailing");
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("model '{}': seed '{}' is not a non-negative integer", spec, parts[3]));
-    }
-  }
+  if (parts.size() == 4) seed = parse_uint_field(parts[3], fmt::format("model '{}': seed", spec));
   auto model = std::make_unique<Model>();
   model->format = "synthetic";
   model->source = spec;

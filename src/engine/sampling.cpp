@@ -39,19 +39,12 @@ double token_logprob(std::span<const float> logits, int token) {
   return static_cast<double>(logits[static_cast<std::size_t>(token)]) - log_sum_exp(logits);
 }
 
-Sampler::Sampler(const SamplingParams& params) : params_(params), state_(params.seed ^ 0x5DEECE66Dull) {
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed ^ 0x5DEECE66Dull) {
   if (!(params.top_p > 0.0f) || params.top_p > 1.0f)
     throw UsageError(fmt::format("top_p must be in (0, 1], got {}", params.top_p));
   if (params.top_k < 0) throw UsageError(fmt::format("top_k must be >= 0, got {}", params.top_k));
 }
 
-double Sampler::uniform() {
-  std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
-}
 
 int Sampler::sample(std::span<const float> logits) {
   if (params_.temperature <= 0.0f) return argmax(logits);
@@ -89,7 +82,7 @@ int Sampler::sample(std::span<const float> logits) {
     n = keep;
     total = cum;
   }
-  const double r = uniform() * total;
+  const double r = rng_.uniform() * total;
   double cum = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     cum += candidates_[i].first;

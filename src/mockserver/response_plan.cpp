@@ -6,37 +6,27 @@
 #include <string>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/random.h"
 
 namespace qmeter::mockserver {
 
 namespace {
 
-// SplitMix64: a tiny, well-mixed generator whose output is the same on every platform (the
-// standard library's distributions are not), so a seed means the same schedule everywhere.
-class RequestRng {
- public:
-  RequestRng(std::uint64_t seed, std::uint64_t index) : state_(mix(seed) ^ mix(index + 0x632BE59BD9B4E019ull)) {}
-  std::uint64_t next() { return mix(state_ += 0x9E3779B97F4A7C15ull); }
-  // Uniform in [0, 1).
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  // Uniform in (0, 1): safe for log().
-  double uniform_open() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
-  double standard_normal() {  // Box-Muller
-    double u1 = uniform_open(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  }
+// Request `index`'s own generator (core SplitMix64: the same draws on every platform, which the
+// standard library's distributions are not), so a seed means the same schedule everywhere and a
+// request's timings do not depend on the others. The seed is one increment past the mixed
+// (seed, index) pair: the stream the mock has always drawn (tests/mockserver/golden_plan_test.cpp).
+SplitMix64 request_rng(std::uint64_t seed, std::uint64_t index) {
+  return SplitMix64((splitmix64_hash(seed) ^ splitmix64_hash(index + 0x632BE59BD9B4E019ull)) + kSplitMix64Gamma);
+}
 
- private:
-  static std::uint64_t mix(std::uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  std::uint64_t state_;
-};
+// N(0, 1): Box-Muller on (0, 1) then [0, 1).
+double standard_normal(SplitMix64& rng) {
+  const double u1 = rng.uniform_open();
+  return box_muller(u1, rng.uniform());
+}
 
-Nanos sample_gap(const MockServerConfig& c, RequestRng& rng) {
+Nanos sample_gap(const MockServerConfig& c, SplitMix64& rng) {
   const double mean = c.itl_ms;
   double ms = mean;
   switch (c.itl_dist) {
@@ -48,7 +38,7 @@ Nanos sample_gap(const MockServerConfig& c, RequestRng& rng) {
     case ItlDistribution::kLognormal: {
       // mu chosen so that the mean is itl_ms: E[X] = exp(mu + sigma^2 / 2).
       const double sigma = c.itl_lognormal_sigma;
-      ms = mean <= 0 ? 0 : std::exp(std::log(mean) - 0.5 * sigma * sigma + sigma * rng.standard_normal());
+      ms = mean <= 0 ? 0 : std::exp(std::log(mean) - 0.5 * sigma * sigma + sigma * standard_normal(rng));
       break;
     }
   }
@@ -79,7 +69,7 @@ std::string token_text(int first, int count) {
 }
 
 FaultKind choose_fault(const MockServerConfig& config, std::uint64_t index) {
-  RequestRng rng(config.seed, index);
+  SplitMix64 rng = request_rng(config.seed, index);
   const double u = rng.uniform();  // the request's first draw decides its fault
   double cumulative = 0;
   for (const auto& f : config.faults) {
@@ -91,7 +81,7 @@ FaultKind choose_fault(const MockServerConfig& config, std::uint64_t index) {
 
 ResponsePlan plan_response(const MockServerConfig& config, std::uint64_t index, const PlanRequest& request,
                            bool include_usage) {
-  RequestRng rng(config.seed, index);
+  SplitMix64 rng = request_rng(config.seed, index);
   rng.uniform();  // the fault draw (choose_fault repeats it)
   ResponsePlan plan;
   plan.index = index;

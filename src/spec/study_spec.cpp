@@ -10,6 +10,7 @@
 #include <set>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/hash.h"
 #include "qmeter/core/paths.h"
 #include "qmeter/workload/schedule.h"
 #include "command_templates.h"
@@ -525,13 +526,8 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
   return s;
 }
 
-std::uint64_t fnv1a64(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char ch : s) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
+// Core FNV-1a from the offset basis 1469598103934665603: the standard basis with its last digit
+// lost. Every stored run id carries this basis, so it stays (tests/spec/golden_run_id_test.cpp).
+std::uint64_t fnv1a64(const std::string& s) { return qmeter::fnv1a64(s, 1469598103934665603ULL); }
 
 }  // namespace qmeter::spec

@@ -9,6 +9,8 @@
 #include <iterator>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/hash.h"
+#include "qmeter/core/text.h"
 #include "qmeter/train/train.h"
 
 namespace qmeter::train {
@@ -21,13 +23,6 @@ std::string read_text_file(const std::string& path) {
   if (text.find('\0') != std::string::npos)
     throw UsageError(fmt::format("--corpus: '{}' is not a text file (contains NUL bytes)", path));
   return text;
-}
-
-std::string trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n\f\v");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n\f\v");
-  return std::string(s.substr(first, last - first + 1));
 }
 
 // Feeds lines to the SentencePiece trainer without writing a temporary file.
@@ -47,12 +42,12 @@ class LineIterator : public sentencepiece::SentenceIterator {
 }  // namespace
 
 std::uint64_t corpus_fingerprint(const std::vector<std::string>& paths) {
-  std::uint64_t h = fnv1a64("corpus", 6);
+  std::uint64_t h = fnv1a64("corpus");
   for (const auto& p : paths) {
     const std::string text = read_text_file(p);
     const std::uint64_t n = text.size();
-    h = fnv1a64(&n, sizeof n, h);
-    h = fnv1a64(text.data(), text.size(), h);
+    h = fnv1a64_bytes(&n, sizeof n, h);
+    h = fnv1a64(text, h);
   }
   return h;
 }
@@ -67,7 +62,7 @@ CorpusSplit load_corpus(const std::vector<std::string>& paths) {
     std::size_t kept = 0, pos = 0;
     while (pos <= text.size()) {
       const std::size_t end = std::min(text.find('\n', pos), text.size());
-      std::string line = trim(std::string_view(text).substr(pos, end - pos));
+      std::string line(trim(std::string_view(text).substr(pos, end - pos)));
       if (!line.empty()) {
         lines.push_back(std::move(line));
         ++kept;

@@ -59,19 +59,6 @@ const ParamTensor& ParamLayout::find(const std::string& name) const {
   throw Error("no parameter tensor named " + name);
 }
 
-std::uint64_t SplitMix64::next() {
-  std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-double SplitMix64::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-double SplitMix64::normal() {
-  const double u1 = 1.0 - uniform(), u2 = uniform();
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-}
-std::uint64_t SplitMix64::below(std::uint64_t n) { return n == 0 ? 0 : next() % n; }
-
 // Everything the backward pass reads, kept from the forward pass (one set per layer).
 template <typename T>
 struct Transformer<T>::Activations {

@@ -17,6 +17,7 @@
 #include "optimizer.h"
 #include "qmeter/core/clock.h"
 #include "qmeter/core/error.h"
+#include "qmeter/core/hash.h"
 #include "qmeter/core/paths.h"
 #include "qmeter/train/train.h"
 
@@ -141,22 +142,13 @@ class Progress {
 
 }  // namespace
 
-std::uint64_t fnv1a64(const void* data, std::size_t n, std::uint64_t h) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 std::string cache_folder(const std::string& cache_dir, const std::vector<std::string>& corpus_paths,
                          const std::string& preset, std::uint64_t seed, int steps) {
   const TrainPreset p = find_preset(preset);
   const int total = steps > 0 ? steps : p.steps;
   std::uint64_t h = corpus_fingerprint(corpus_paths);
   const std::string key = identity_json(p, p.model, seed, total, h) + "|format=2";  // 2: held-out chunks of max_seq_len - 2
-  h = fnv1a64(key.data(), key.size(), h);
+  h = fnv1a64(key, h);
   return (fs::path(cache_dir) / fmt::format("{}-{:016x}", preset, h)).string();
 }
 

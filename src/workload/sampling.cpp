@@ -4,18 +4,17 @@
 #include <limits>
 #include <numbers>
 
+#include "qmeter/core/random.h"
+
 namespace qmeter::workload {
 
 std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) {
-  // SplitMix64 finalizer over a combination of the two; constants from Steele et al. (2014).
-  std::uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
+  // The (stream + 1)-th output of a SplitMix64 generator seeded `seed`.
+  return splitmix64_hash(seed + kSplitMix64Gamma * stream);
 }
 
 double SeededRng::uniform01() {
-  return static_cast<double>(engine_() >> 11) * 0x1.0p-53;
+  return unit_interval(engine_());
 }
 
 std::int64_t SeededRng::uniform_int(std::int64_t lo, std::int64_t hi) {
@@ -37,8 +36,7 @@ double SeededRng::exponential(double rate) {
 
 double SeededRng::standard_normal() {
   const double u1 = 1.0 - uniform01();  // (0, 1]
-  const double u2 = uniform01();
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+  return box_muller(u1, uniform01());
 }
 
 double SeededRng::gamma(double shape, double scale) {

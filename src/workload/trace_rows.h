@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dataset_input.h"
+#include "qmeter/core/text.h"
 #include "qmeter/workload/registry.h"
 
 namespace qmeter::workload::detail {
@@ -65,9 +66,9 @@ class CsvTrace {
   std::vector<std::string_view> header_;
 };
 
-// CSV plumbing (no quoting: the trace files have none).
-std::string_view trim(std::string_view s);
-std::vector<std::string_view> split_commas(std::string_view line);
-bool iequals(std::string_view a, std::string_view b);
+// CSV plumbing (no quoting: the trace files have none): core's trim / split / iequals.
+using qmeter::iequals;
+using qmeter::trim;
+inline std::vector<std::string_view> split_commas(std::string_view line) { return qmeter::split(line, ','); }
 
 }  // namespace qmeter::workload::detail

@@ -5,6 +5,8 @@
 #include <span>
 #include <vector>
 
+#include "qmeter/core/random.h"
+
 namespace qmeter::engine {
 
 struct SamplingParams {
@@ -21,7 +23,7 @@ void log_softmax(std::span<const float> logits, std::span<float> out);
 // log p(token) under softmax(logits).
 double token_logprob(std::span<const float> logits, int token);
 
-// Draws tokens with its own seeded generator (splitmix64), so a seed gives the same tokens on
+// Draws tokens with its own seeded generator (core SplitMix64), so a seed gives the same tokens on
 // every platform and standard library.
 class Sampler {
  public:
@@ -30,9 +32,8 @@ class Sampler {
   const SamplingParams& params() const { return params_; }
 
  private:
-  double uniform();  // [0, 1)
   SamplingParams params_;
-  std::uint64_t state_;
+  SplitMix64 rng_;
   std::vector<std::pair<float, int>> candidates_;
 };
 

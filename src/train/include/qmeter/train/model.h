@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "qmeter/core/random.h"
+
 namespace qmeter::train {
 
 struct ModelConfig {
@@ -93,17 +95,8 @@ class Transformer {
   std::unique_ptr<Activations> acts_;
 };
 
-// Deterministic, platform-independent random numbers (splitmix64 + Box-Muller), so that a
+// Deterministic, platform-independent random numbers (core SplitMix64 + Box-Muller), so that a
 // seed means the same weights and batches everywhere.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next();
-  double uniform();         // [0, 1)
-  double normal();          // N(0, 1)
-  std::uint64_t below(std::uint64_t n);  // [0, n)
- private:
-  std::uint64_t state_;
-};
+using SplitMix64 = qmeter::SplitMix64;
 
 }  // namespace qmeter::train

@@ -87,7 +87,4 @@ std::string cache_folder(const std::string& cache_dir, const std::vector<std::st
 // True when `dir` holds a finished model (training.json written last).
 bool is_complete_model_dir(const std::string& dir);
 
-// FNV-1a 64 (cache keys, corpus fingerprints).
-std::uint64_t fnv1a64(const void* data, std::size_t n, std::uint64_t h = 0xcbf29ce484222325ULL);
-
 }  // namespace qmeter::train
