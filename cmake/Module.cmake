@@ -4,17 +4,26 @@
 function(qmeter_module name)
   cmake_parse_arguments(M "" "" "DEPS;PRIVATE_DEPS" ${ARGN})
   file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
-  if(NOT srcs)
-    # A module whose sources are not written yet: a header-only interface library.
-    add_library(qmeter_${name} INTERFACE)
-    target_include_directories(qmeter_${name} INTERFACE ${CMAKE_CURRENT_SOURCE_DIR}/include)
-    target_link_libraries(qmeter_${name} INTERFACE ${M_DEPS})
-    return()
-  endif()
   add_library(qmeter_${name} STATIC ${srcs})
   target_include_directories(qmeter_${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
                                             PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
   target_link_libraries(qmeter_${name} PUBLIC ${M_DEPS} PRIVATE ${M_PRIVATE_DEPS})
+endfunction()
+
+# qmeter_check_module_order(module...): FATAL_ERROR unless every qmeter_<module> links (publicly or
+# privately) only modules listed before it.
+function(qmeter_check_module_order)
+  set(below "")
+  foreach(module ${ARGN})
+    get_target_property(deps qmeter_${module} LINK_LIBRARIES)
+    foreach(dep ${deps})
+      if(dep MATCHES "^qmeter_(.+)$" AND NOT CMAKE_MATCH_1 IN_LIST below)
+        message(FATAL_ERROR "module '${module}' links ${dep}, which is not below it in the module order "
+                            "(top-level CMakeLists.txt): move it, or drop the dependency")
+      endif()
+    endforeach()
+    list(APPEND below ${module})
+  endforeach()
 endfunction()
 
 # qmeter_test(NAME SOURCES... LIBS ...): one GoogleTest binary registered with CTest.

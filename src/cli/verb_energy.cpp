@@ -2,21 +2,20 @@
 // session and reports its duration, energy per source and device, average and peak power. The
 // command's exit status is passed through (128 + signal number when a signal ended it, 127 when
 // it could not be run). The report goes to stderr, so the command's stdout stays its own.
-#include <fcntl.h>
+// --gpu-power-limit / --gpu-lock-clocks that NVML refuses end qmeter (status 1) before the command
+// runs, as a refused hardware setting fails a `qmeter run` run (exec/hardware_settings.h).
 #include <fmt/core.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "qmeter/core/error.h"
-#include "qmeter/telemetry/nvml.h"
+#include "qmeter/core/process.h"
+#include "qmeter/exec/hardware_settings.h"
 #include "qmeter/telemetry/session.h"
 #include "verbs.h"
 
@@ -36,50 +35,30 @@ struct EnergyOptions {
   std::vector<std::string> command;
 };
 
-// Runs argv and waits; returns the status to pass through.
+// Runs argv (core's spawner) and waits; returns the status to pass through. The command stays
+// in qmeter's process group, in the terminal's foreground: Ctrl-C reaches it, while qmeter
+// ignores Ctrl-C until the command has ended, to report what it measured. (Ignored only after the
+// spawn: a child inherits an ignored SIGINT across exec.)
 int run_command(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  int errpipe[2];
-  if (pipe2(errpipe, O_CLOEXEC) != 0) throw Error(fmt::format("energy: pipe failed: {}", std::strerror(errno)));
-  // The terminal's Ctrl-C goes to the command; qmeter stays to report what it measured.
+  SpawnOptions so;
+  so.argv = argv;
+  so.own_process_group = false;
+  so.parent_death_signal = 0;  // like time(1): the command outlives a killed qmeter
+  ChildProcess child;
+  try {
+    child = ChildProcess::spawn(so);
+  } catch (const Error& e) {
+    fmt::print(stderr, "qmeter energy: {}\n", e.what());
+    return 127;
+  }
   struct sigaction ignore {}, old_int{}, old_quit{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGINT, &ignore, &old_int);
   sigaction(SIGQUIT, &ignore, &old_quit);
-  pid_t pid = fork();
-  if (pid < 0) {
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGQUIT, &old_quit, nullptr);
-    throw Error(fmt::format("energy: fork failed: {}", std::strerror(errno)));
-  }
-  if (pid == 0) {
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGQUIT, &old_quit, nullptr);
-    close(errpipe[0]);
-    execvp(args[0], args.data());
-    int e = errno;
-    ssize_t ignored = write(errpipe[1], &e, sizeof e);
-    (void)ignored;
-    _exit(127);
-  }
-  close(errpipe[1]);
-  int exec_errno = 0;
-  ssize_t got = read(errpipe[0], &exec_errno, sizeof exec_errno);
-  close(errpipe[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  const int status = child.wait().value_or(1);
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGQUIT, &old_quit, nullptr);
-  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
-    fmt::print(stderr, "qmeter energy: cannot run '{}': {}\n", argv[0], std::strerror(exec_errno));
-    return 127;
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
+  return status < 0 ? 1 : status;
 }
 
 std::pair<unsigned, unsigned> parse_clock_range(const std::string& text) {
@@ -104,33 +83,18 @@ void run_energy(const EnergyOptions& o) {
   auto samplers = telemetry::open_samplers(o.energy, config, notes);
   for (const auto& n : notes) fmt::print(stderr, "qmeter energy: {}\n", n);
 
-  // Hardware controls, applied to every GPU before the idle baseline; undone after the command.
-  std::vector<std::string> control_notes;
-  telemetry::NvmlSampler* nvml = nullptr;
-  for (auto& s : samplers)
-    if (auto* n = dynamic_cast<telemetry::NvmlSampler*>(s.get())) nvml = n;
-  if ((o.gpu_power_limit_w > 0 || clocks) && nvml == nullptr)
-    throw UsageError("--gpu-power-limit / --gpu-lock-clocks need NVML (--energy auto or nvml on an NVIDIA machine)");
-  std::vector<double> previous_limits;
-  std::vector<bool> clocks_locked;
-  if (nvml != nullptr) {
-    for (int d = 0; d < static_cast<int>(nvml->devices().size()); ++d) {
-      previous_limits.push_back(nvml->power_limit_w(d));
-      telemetry::ControlResult r;
-      if (o.gpu_power_limit_w > 0) {
-        r = nvml->set_power_limit(d, o.gpu_power_limit_w);
-        control_notes.push_back(r.message);
-      }
-      if (o.gpu_power_limit_w <= 0 || !r.ok) previous_limits.back() = telemetry::kNotMeasured;
-      bool locked = false;
-      if (clocks) {
-        auto c = nvml->lock_gpu_clocks(d, clocks->first, clocks->second);
-        control_notes.push_back(c.message);
-        locked = c.ok;
-      }
-      clocks_locked.push_back(locked);
-    }
-  }
+  // GPU controls (exec's AppliedHardwareSetting, as `qmeter run` applies a spec's hardware
+  // setting) hold from before the idle baseline until the command has ended. A refusal fails
+  // before the command runs: energy measured at another setting than asked is a wrong figure.
+  exec::GpuSettings gpu;
+  gpu.power_limit_w = o.gpu_power_limit_w;
+  if (clocks) std::tie(gpu.min_clock_mhz, gpu.max_clock_mhz) = *clocks;
+  std::string requested;
+  if (o.gpu_power_limit_w > 0) requested += fmt::format("--gpu-power-limit {:g}", o.gpu_power_limit_w);
+  if (clocks) requested += (requested.empty() ? "" : " ") + fmt::format("--gpu-lock-clocks {}", o.gpu_lock_clocks);
+  gpu.label = requested;
+  exec::AppliedHardwareSetting gpu_controls(gpu);
+  const std::vector<std::string> control_notes = gpu_controls.notes();
   for (const auto& n : control_notes) fmt::print(stderr, "qmeter energy: {}\n", n);
 
   telemetry::TelemetrySession session(std::move(samplers), {.interval_ns = ms_to_ns(o.interval_ms)});
@@ -145,13 +109,7 @@ void run_energy(const EnergyOptions& o) {
   Nanos t1 = steady_now_ns(), wall_t1 = wall_now_ns();
   session.stop();
 
-  if (nvml != nullptr) {
-    for (int d = 0; d < static_cast<int>(clocks_locked.size()); ++d) {
-      if (clocks_locked[d]) fmt::print(stderr, "qmeter energy: {}\n", nvml->reset_gpu_clocks(d).message);
-      if (telemetry::measured(previous_limits[d]))
-        fmt::print(stderr, "qmeter energy: restoring: {}\n", nvml->set_power_limit(d, previous_limits[d]).message);
-    }
-  }
+  for (const auto& line : gpu_controls.restore()) fmt::print(stderr, "qmeter energy: {}\n", line);
 
   telemetry::EnergyReport report = session.report(t0, t1);
   for (const auto& n : control_notes) report.notes.push_back(n);

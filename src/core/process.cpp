@@ -64,7 +64,7 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
   const pid_t pid = fork();
   if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
-    setpgid(0, 0);
+    if (opts.own_process_group) setpgid(0, 0);
     if (opts.parent_death_signal > 0) {
       prctl(PR_SET_PDEATHSIG, opts.parent_death_signal);
       if (getppid() != parent) _exit(127);  // the parent died before prctl took effect
@@ -85,7 +85,7 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
     (void)!write(pipefd[1], &e, sizeof e);
     _exit(127);
   }
-  setpgid(pid, pid);  // also from the parent, so the group exists before any stop()
+  if (opts.own_process_group) setpgid(pid, pid);  // also from the parent, so the group exists before any stop()
   close(pipefd[1]);
   if (log_fd >= 0) close(log_fd);
   if (err_fd >= 0) close(err_fd);
@@ -99,14 +99,18 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
   }
   ChildProcess p;
   p.pid_ = pid;
+  p.group_leader_ = opts.own_process_group;
   return p;
 }
 
-ChildProcess::ChildProcess(ChildProcess&& o) noexcept : pid_(o.pid_), status_(o.status_) { o.pid_ = -1; }
+ChildProcess::ChildProcess(ChildProcess&& o) noexcept : pid_(o.pid_), group_leader_(o.group_leader_), status_(o.status_) {
+  o.pid_ = -1;
+}
 ChildProcess& ChildProcess::operator=(ChildProcess&& o) noexcept {
   if (this != &o) {
     if (pid_ > 0 && !status_) stop(2.0);
     pid_ = o.pid_;
+    group_leader_ = o.group_leader_;
     status_ = o.status_;
     o.pid_ = -1;
   }
@@ -147,15 +151,17 @@ std::optional<int> ChildProcess::wait(double timeout_s) {
 
 int ChildProcess::stop(double grace_s) {
   if (pid_ <= 0) return status_.value_or(-1);
+  // A group leader is signalled with its group (-pid); a child in the caller's group alone.
+  const pid_t target = group_leader_ ? -pid_ : pid_;
   if (running()) {
-    kill(-pid_, SIGTERM);
+    kill(target, SIGTERM);
     if (!wait(grace_s)) {
-      kill(-pid_, SIGKILL);
+      kill(target, SIGKILL);
       wait();
     }
   }
   // Grandchildren that outlived the leader still belong to the group.
-  kill(-pid_, SIGKILL);
+  if (group_leader_) kill(-pid_, SIGKILL);
   return status_.value_or(-1);
 }
 

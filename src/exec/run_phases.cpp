@@ -12,7 +12,7 @@
 #include "qmeter/core/error.h"
 #include "qmeter/loadgen/loadgen.h"
 #include "qmeter/workload/schedule.h"
-#include "hardware_settings.h"
+#include "qmeter/exec/hardware_settings.h"
 #include "record_rows.h"
 #include "run_hooks.h"
 

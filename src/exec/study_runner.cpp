@@ -14,10 +14,10 @@
 #include "qmeter/core/process.h"
 #include "qmeter/loadgen/loadgen.h"
 #include "qmeter/report/report.h"
-#include "qmeter/server/inference_server.h"
 #include "qmeter/store/store.h"
 #include "qmeter/workload/schedule.h"
 #include "record_rows.h"
+#include "embedded_backend.h"
 #include "run_phases.h"
 
 namespace qmeter::exec {
@@ -105,7 +105,7 @@ std::string describe_plan(const spec::StudySpec& spec, const std::vector<spec::R
 }
 
 StudySummary run_study(const StudyOptions& o) {
-  server::register_embedded_backend();
+  register_embedded_backend();
   const auto spec = spec::parse_study_spec_file(o.spec_path, known_names());
   auto runs = spec::expand_runs(spec);
   if (!o.only_run.empty()) {

@@ -55,10 +55,15 @@ class AdditiveModel {
 }  // namespace
 
 SearchResult online_search(const std::vector<std::vector<std::string>>& factors,
-                           const std::vector<analysis::Objective>& objectives, int budget,
-                           const std::function<std::optional<std::vector<double>>(int, std::string*)>& measure) {
+                           const std::vector<analysis::Objective>& objectives, int budget, const MeasureFn& measure) {
+  return online_search(factors, objectives.size(), budget, measure, [&] { return objectives; });
+}
+
+SearchResult online_search(const std::vector<std::vector<std::string>>& factors, std::size_t objective_count, int budget,
+                           const MeasureFn& measure, const std::function<std::vector<analysis::Objective>()>& resolve) {
   if (budget < 1) throw UsageError("--budget: must be at least 1");
-  if (objectives.empty()) throw UsageError("--objectives: name at least one objective");
+  if (objective_count == 0) throw UsageError("--objectives: name at least one objective");
+  std::vector<analysis::Objective> objectives;  // resolved after the first successful measurement
   const int n = static_cast<int>(factors.size());
   const std::size_t nf = n ? factors[0].size() : 0;
   // Levels as small integers per factor.
@@ -83,8 +88,12 @@ SearchResult online_search(const std::vector<std::vector<std::string>>& factors,
     step.predicted_gap = gap;
     tried[c] = true;
     auto v = measure(c, &step.failure);
-    if (v && v->size() == objectives.size() &&
+    if (v && v->size() == objective_count &&
         std::all_of(v->begin(), v->end(), [](double x) { return std::isfinite(x); })) {
+      if (objectives.empty()) {
+        objectives = resolve();
+        if (objectives.size() != objective_count) throw Error("online_search: objectives() returned the wrong count");
+      }
       step.measured = true;
       step.values = *v;
       ok_rows.push_back(c);
@@ -116,7 +125,7 @@ SearchResult online_search(const std::vector<std::vector<std::string>>& factors,
       continue;
     }
     // Model step: predict every untried candidate in minimize-space (log where positive).
-    const std::size_t k = objectives.size();
+    const std::size_t k = objective_count;
     std::vector<bool> use_log(k, true);
     for (std::size_t j = 0; j < k; ++j)
       for (const auto& v : ok_values) use_log[j] = use_log[j] && v[j] > 0;
@@ -161,6 +170,7 @@ SearchResult online_search(const std::vector<std::vector<std::string>>& factors,
     run(pick, false, pick_gap);
   }
 
+  if (ok_values.empty()) return result;  // nothing measured: no front (and no directions needed)
   const auto front = analysis::pareto_front(ok_values, objectives).front;
   for (int i : front) result.front.push_back(ok_rows[i]);
   std::sort(result.front.begin(), result.front.end());

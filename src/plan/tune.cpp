@@ -49,6 +49,8 @@ double parse_double(const std::string& text, const std::string& what) {
   } catch (const std::exception&) {
   }
   throw UsageError(fmt::format("{}: '{}' is not a number", what, text));
+bool depends_on_load(const Quantity& q) { return uses_load(q); }
+
 }
 
 bool uses_load(const Quantity& q) {

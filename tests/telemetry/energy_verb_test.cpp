@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -49,7 +50,7 @@ TEST(EnergyVerb, ACommandThatCannotRunGives127AndSaysWhy) {
   std::string dir = qmeter::testing::test_output_dir("energy_verb_missing");
   QmeterRun r = run_qmeter(dir, "", "energy --energy none -- /nonexistent/program --flag");
   EXPECT_EQ(r.status, 127);
-  EXPECT_NE(r.err.find("cannot run '/nonexistent/program': No such file or directory"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot start '/nonexistent/program': No such file or directory"), std::string::npos) << r.err;
 }
 
 TEST(EnergyVerb, ReportsCounterAndIntegratedEnergyOfAFakeGpuAsJson) {
@@ -86,14 +87,29 @@ TEST(EnergyVerb, ReportsCounterAndIntegratedEnergyOfAFakeGpuAsJson) {
   EXPECT_NE(r.err.find("total energy:"), std::string::npos) << r.err;
 }
 
-TEST(EnergyVerb, RefusedGpuControlsAreReportedAndTheRunGoesOn) {
+TEST(EnergyVerb, RefusedGpuControlsFailBeforeTheCommandRuns) {
   std::string dir = qmeter::testing::test_output_dir("energy_verb_controls");
+  // Refused (as `qmeter run` fails a run whose hardware setting is refused): energy measured at
+  // another setting than the one asked for would be a wrong figure, so the command never runs.
   std::string env = kFakeEnv + " QMETER_FAKE_NVML_NO_PERMISSION=1";
   QmeterRun r = run_qmeter(dir, env,
-                     "energy --energy nvml --gpu-power-limit 250 --gpu-lock-clocks 900,1200 -- /bin/sh -c 'exit 0'");
-  EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.err.find("setting the power limit to 250 W on GPU 0 was refused"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("locking GPU clocks to 900..1200 MHz on GPU 0 was refused"), std::string::npos) << r.err;
+                     "energy --energy nvml --gpu-power-limit 250 --gpu-lock-clocks 900,1200 -- /bin/sh -c 'touch " +
+                         dir + "/ran'");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("--gpu-power-limit 250 --gpu-lock-clocks 900,1200: nvml: setting the power limit to 250 W on GPU 0 was refused"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/ran")) << "the command ran at a setting it did not ask for";
+  // Out of the card's range (the fake allows 100..700 W): refused too, and nothing was changed.
+  // (A refusal after part was applied restores that part: exec's HardwareSettings tests.)
+  r = run_qmeter(dir, kFakeEnv + " QMETER_FAKE_NVML_CONTROL_LOG=" + dir + "/nvml.log",
+                 "energy --energy nvml --gpu-power-limit 800 -- /bin/sh -c 'touch " + dir + "/ran'");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("--gpu-power-limit 800: nvml: setting the power limit to 800 W on GPU 0 failed: Invalid Argument"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/ran"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/nvml.log")) << "nothing was changed";
   // Allowed: applied, then undone after the command.
   r = run_qmeter(dir, kFakeEnv, "energy --energy nvml --gpu-power-limit 250 --gpu-lock-clocks 900,1200 -- /bin/true");
   EXPECT_EQ(r.status, 0) << r.err;

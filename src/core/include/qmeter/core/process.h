@@ -21,6 +21,10 @@ struct SpawnOptions {
   std::string stderr_path;                 // set: stderr goes here instead (truncated), stdout to log_path
   std::string cwd;                         // "" = the parent's
   int parent_death_signal = 15;            // SIGTERM to the child when its parent dies; 0 = none
+  // false: the child stays in the caller's process group, so the terminal's Ctrl-C reaches it as
+  // it reaches the caller (`qmeter energy -- CMD` runs CMD as a shell would, in the foreground);
+  // stop() then signals the child alone.
+  bool own_process_group = true;
 };
 
 class ChildProcess {
@@ -43,6 +47,7 @@ class ChildProcess {
 
  private:
   pid_t pid_ = -1;
+  bool group_leader_ = true;  // SpawnOptions::own_process_group
   std::optional<int> status_;
 };
 

@@ -36,8 +36,15 @@ struct SearchResult {
 
 // factors[c][f]: candidate c's level of factor f (every candidate has the same number of factors).
 // measure(c): the objective values of candidate c, or nullopt with *failure set.
+using MeasureFn = std::function<std::optional<std::vector<double>>(int candidate, std::string* failure)>;
 SearchResult online_search(const std::vector<std::vector<std::string>>& factors,
-                           const std::vector<analysis::Objective>& objectives, int budget,
-                           const std::function<std::optional<std::vector<double>>(int candidate, std::string* failure)>& measure);
+                           const std::vector<analysis::Objective>& objectives, int budget, const MeasureFn& measure);
+
+// The same search for objectives whose directions are known only once something has been measured
+// (`qmeter tune` resolves each name against what the study stores, plan::resolve_quantity):
+// objectives() is called once, after the first successful measurement and before anything uses a
+// direction, and returns objective_count objectives.
+SearchResult online_search(const std::vector<std::vector<std::string>>& factors, std::size_t objective_count, int budget,
+                           const MeasureFn& measure, const std::function<std::vector<analysis::Objective>()>& objectives);
 
 }  // namespace qmeter::plan

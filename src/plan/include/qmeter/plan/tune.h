@@ -29,6 +29,8 @@ struct Quantity {
 
 // "p99_tpot", "acc:max", "perplexity:min". UsageError naming what the study does store.
 Quantity resolve_quantity(const analysis::StudyView& study, const std::string& text);
+// True for the quantities read at a request rate (load-point metrics, energy, power).
+bool depends_on_load(const Quantity& q);
 
 struct Constraint {
   Quantity quantity;

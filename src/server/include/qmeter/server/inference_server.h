@@ -57,7 +57,4 @@ class InferenceServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Registers the `embedded` backend kind (qmeter serve in-process on a free loopback port).
-void register_embedded_backend();
-
 }  // namespace qmeter::server

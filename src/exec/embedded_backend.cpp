@@ -1,0 +1,73 @@
+#include "embedded_backend.h"
+
+#include <nlohmann/json.hpp>
+
+#include "qmeter/backend/backend.h"
+#include "qmeter/quant/quantize.h"
+#include "qmeter/server/inference_server.h"
+
+namespace qmeter::exec {
+
+namespace {
+
+// The spec's `backend.options` (strings) become server::ServeOptions; the model is loaded (and
+// quantized) through the quantization registry, so every method, plain dtypes included, serves.
+class EmbeddedBackend : public backend::Backend {
+ public:
+  explicit EmbeddedBackend(spec::BackendSpec spec) : spec_(std::move(spec)) {}
+  void start(const backend::RunContext& ctx) override {
+    server::ServeOptions o;
+    o.model = ctx.model_path;
+    o.port = 0;
+    o.served_model_name = ctx.model_name;
+    auto opt = [&](const char* k) -> const std::string* {
+      auto it = spec_.options.find(k);
+      return it == spec_.options.end() ? nullptr : &it->second;
+    };
+    try {
+      if (auto v = opt("threads")) o.scheduler.threads = std::stoi(*v);
+      if (auto v = opt("max_num_seqs")) o.scheduler.max_num_seqs = std::stoi(*v);
+      if (auto v = opt("max_num_batched_tokens")) o.scheduler.max_num_batched_tokens = std::stoi(*v);
+      if (auto v = opt("kv_cache_mb")) o.scheduler.kv_cache_bytes = static_cast<std::size_t>(std::stod(*v) * (1 << 20));
+      if (auto v = opt("max_model_len")) o.max_model_len = std::stoi(*v);
+      if (auto v = opt("enable_prefix_caching")) {
+        if (*v != "true" && *v != "false")
+          throw backend::BackendError("backend.options.enable_prefix_caching: '" + *v + "' is not true or false", "");
+        o.scheduler.enable_prefix_caching = *v == "true";
+      }
+    } catch (const backend::BackendError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw backend::BackendError(std::string("backend.options: not a number: ") + e.what(), "");
+    }
+    // The method comes from the quantization registry (plain dtypes included); calibration text
+    // is the method option `calib` when given, else the registry's default.
+    try {
+      std::shared_ptr<const engine::Model> model = quant::load_quantized_from_options(ctx.model_path, ctx.method, ctx.method_options);
+      server_ = std::make_unique<server::InferenceServer>(o, model);
+      server_->start();
+    } catch (const std::exception& e) {
+      throw backend::BackendError(e.what(), "");
+    }
+    description_ = server_->model().description;
+  }
+  std::string base_url() const override { return server_->base_url(); }
+  std::string served_model() const override { return server_->served_model_name(); }
+  bool alive() override { return server_ != nullptr; }
+  void stop() override { server_.reset(); }
+  // JSON through nlohmann: a model description may hold quotes or backslashes (a path).
+  std::string describe() const override { return nlohmann::json{{"kind", "embedded"}, {"model", description_}}.dump(); }
+
+ private:
+  spec::BackendSpec spec_;
+  std::unique_ptr<server::InferenceServer> server_;
+  std::string description_;
+};
+
+}  // namespace
+
+void register_embedded_backend() {
+  backend::register_backend("embedded", [](const spec::BackendSpec& s) { return std::make_unique<EmbeddedBackend>(s); });
+}
+
+}  // namespace qmeter::exec
