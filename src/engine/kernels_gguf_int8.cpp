@@ -55,20 +55,77 @@ void int8_decode_q4_0(const Matrix& w, int row, std::uint8_t* u, float* a, float
   }
 }
 
-void int8_decode_q4_k(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
-  const int supers = w.cols / kQ4KBlock;
-  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * supers * kQ4KBytes;
-  for (int s = 0; s < supers; ++s, p += kQ4KBytes) {
+// q4_K / q5_K: u = the 4 (5) bit code (q5_K: bit j of qh[l] as bit 4), A = d * sc[j],
+// M = -(dmin * m[j]) per sub-block j of 32.
+void int8_decode_q45_k(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const bool five = w.dtype == DType::kGgufQ5K;
+  const int bytes = five ? kQ5KBytes : kQ4KBytes, supers = w.cols / kQ4KBlock;
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * supers * bytes;
+  for (int s = 0; s < supers; ++s, p += bytes) {
     const float dd = int8_half(p), dmin = int8_half(p + 2);
     for (int j = 0; j < 8; ++j) {
       std::uint8_t sc, mn;
       q4k_scale_min(j, p + 4, sc, mn);
-      const std::uint8_t* q = p + 16 + 32 * (j / 2);
+      const std::uint8_t* q = p + (five ? 48 : 16) + 32 * (j / 2);
       const int shift = 4 * (j % 2);
       std::uint8_t* o = u + 256 * s + 32 * j;
-      for (int l = 0; l < 32; ++l) o[l] = (q[l] >> shift) & 15;
+      for (int l = 0; l < 32; ++l) o[l] = static_cast<std::uint8_t>(((q[l] >> shift) & 15) | (five ? ((p[16 + l] >> j) & 1) << 4 : 0));
       // As the reference: d1 = d * sc and m1 = dmin * m, each exact (11 x 6 significant bits).
       int8_block_scales(a, m, 8 * s + j, dd * static_cast<float>(sc), -(dmin * static_cast<float>(mn)));
+    }
+  }
+}
+
+// Per 16-weight group g of a 256-weight block s: 4 lanes of scale, one offset.
+void int8_group_scales(float* a, float* m, int s, int g, float scale, float offset) {
+  for (int l = 0; l < 4; ++l) a[64 * s + 4 * g + l] = scale;
+  m[16 * s + g] = offset;
+}
+
+// q3_K: u = low 2 bits + 4 * high bit, A = d * (sc[g] - 32), M = -4 A (x = A * (low - (high ? 0 : 4))).
+// q2_K: u = the 2-bit code, A = d * (sc[g] & 15), M = -(dmin * (sc[g] >> 4)).
+// Weight 128 n + 32 k + l has its bits at 2k of qs[32 n + l] (and q3_K's high bit 4n + k of hmask[l]).
+void int8_decode_q23_k(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const bool three = w.dtype == DType::kGgufQ3K;
+  const int bytes = three ? kQ3KBytes : kQ2KBytes, supers = w.cols / 256;
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * supers * bytes;
+  for (int s = 0; s < supers; ++s, p += bytes) {
+    const std::uint8_t* qs = p + (three ? 32 : 16);
+    for (int g = 0; g < 16; ++g) {
+      if (three) {
+        const float ds = int8_half(p + 108) * static_cast<float>(q3k_scale(g, p + 96) - 32);
+        int8_group_scales(a, m, s, g, ds, -4.0f * ds);
+      } else {
+        int8_group_scales(a, m, s, g, int8_half(p + 80) * static_cast<float>(p[g] & 15),
+                          -(int8_half(p + 82) * static_cast<float>(p[g] >> 4)));
+      }
+    }
+    for (int c = 0; c < 256; ++c) {
+      const int n = c / 128, k = c % 128 / 32, l = c % 32;
+      const int low = (qs[32 * n + l] >> (2 * k)) & 3;
+      u[256 * s + c] = static_cast<std::uint8_t>(three ? low + 4 * ((p[l] >> (4 * n + k)) & 1) : low);
+    }
+  }
+}
+
+// iq4_nl / iq4_xs: u = kIq4nlValues[q] + 128, A = d (iq4_xs: d * (ls[j] - 32)), M = -128 A.
+void int8_decode_iq4(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
+  const bool xs = w.dtype == DType::kGgufIQ4XS;
+  const int bytes = xs ? kIQ4XSBytes : kIQ4NLBytes, blocks = w.cols / (xs ? 256 : 32);
+  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * blocks * bytes;
+  for (int blk = 0; blk < blocks; ++blk, p += bytes) {
+    const float d = int8_half(p);
+    std::uint16_t scales_h = 0;
+    if (xs) std::memcpy(&scales_h, p + 2, 2);
+    for (int j = 0; j < (xs ? 8 : 1); ++j) {
+      const std::uint8_t* q = p + (xs ? 8 + 16 * j : 2);
+      const int b = (xs ? 8 : 1) * blk + j;  // the 32-weight block
+      for (int i = 0; i < 16; ++i) {
+        u[32 * b + i] = static_cast<std::uint8_t>(kIq4nlValues[q[i] & 15] + 128);
+        u[32 * b + 16 + i] = static_cast<std::uint8_t>(kIq4nlValues[q[i] >> 4] + 128);
+      }
+      const float scale = xs ? d * static_cast<float>(iq4xs_scale(j, scales_h, p + 4) - 32) : d;
+      int8_block_scales(a, m, b, scale, -128.0f * scale);
     }
   }
 }
@@ -155,9 +212,6 @@ void int8_decode_q4_group(const Matrix& w, int row, std::uint8_t* u, float* a, f
 }  // namespace scalar
 namespace avx512 {
 // Built by kernels_gguf_int8_avx512.cpp from the same source.
-void int8_decode_q8_0_simd(const Matrix&, int, std::uint8_t*, float*, float*);
-void int8_decode_q4_0_simd(const Matrix&, int, std::uint8_t*, float*, float*);
-void int8_decode_q4_k_simd(const Matrix&, int, std::uint8_t*, float*, float*);
 void int8_decode_q8_row_simd(const Matrix&, int, std::uint8_t*, float*, float*);
 void int8_decode_q4_group_simd(const Matrix&, int, std::uint8_t*, float*, float*);
 }  // namespace avx512
@@ -178,14 +232,21 @@ int span_q8_row(const Matrix&) { return 2; }
 // w4a16: A changes every group; groups of 128 (or a multiple) share it over 2 chunks.
 int span_q4_group(const Matrix& w) { return packed_header(w).group_size % 128 == 0 ? 2 : 1; }
 
+// The GGUF types: every one has the VNNI row decoder and batch-1 kernel of
+// kernels_gguf_int8_dot_avx512.cpp.
 const Int8WeightType kTypes[] = {
-    {DType::kGgufQ8_0, scalar::int8_decode_q8_0, avx512::int8_decode_q8_0_simd, f32_gguf, 32, nullptr},
-    {DType::kGgufQ4_0, scalar::int8_decode_q4_0, avx512::int8_decode_q4_0_simd, f32_gguf, 32, nullptr},
-    {DType::kGgufQ4K, scalar::int8_decode_q4_k, avx512::int8_decode_q4_k_simd, f32_gguf, 32, nullptr},
-    {DType::kGgufQ4_1, scalar::int8_decode_q4q5, nullptr, f32_gguf, 32, nullptr},
-    {DType::kGgufQ5_0, scalar::int8_decode_q4q5, nullptr, f32_gguf, 32, nullptr},
-    {DType::kGgufQ5_1, scalar::int8_decode_q4q5, nullptr, f32_gguf, 32, nullptr},
-    {DType::kGgufQ6K, scalar::int8_decode_q6_k, nullptr, f32_gguf, 32, nullptr},
+    {DType::kGgufQ8_0, scalar::int8_decode_q8_0, avx512::int8_decode_q8_0_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q8_0},
+    {DType::kGgufQ4_0, scalar::int8_decode_q4_0, avx512::int8_decode_q4_0_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q4_0},
+    {DType::kGgufQ4_1, scalar::int8_decode_q4q5, avx512::int8_decode_q4_1_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q4_1},
+    {DType::kGgufQ5_0, scalar::int8_decode_q4q5, avx512::int8_decode_q5_0_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q5_0},
+    {DType::kGgufQ5_1, scalar::int8_decode_q4q5, avx512::int8_decode_q5_1_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q5_1},
+    {DType::kGgufIQ4NL, scalar::int8_decode_iq4, avx512::int8_decode_iq4_nl_simd, f32_gguf, 32, nullptr, avx512::int8_dot_iq4_nl},
+    {DType::kGgufQ2K, scalar::int8_decode_q23_k, avx512::int8_decode_q2_k_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q2_k},
+    {DType::kGgufQ3K, scalar::int8_decode_q23_k, avx512::int8_decode_q3_k_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q3_k},
+    {DType::kGgufQ4K, scalar::int8_decode_q45_k, avx512::int8_decode_q4_k_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q4_k},
+    {DType::kGgufQ5K, scalar::int8_decode_q45_k, avx512::int8_decode_q5_k_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q5_k},
+    {DType::kGgufQ6K, scalar::int8_decode_q6_k, avx512::int8_decode_q6_k_simd, f32_gguf, 32, nullptr, avx512::int8_dot_q6_k},
+    {DType::kGgufIQ4XS, scalar::int8_decode_iq4, avx512::int8_decode_iq4_xs_simd, f32_gguf, 32, nullptr, avx512::int8_dot_iq4_xs},
     {DType::kQ8Row, scalar::int8_decode_q8_row, avx512::int8_decode_q8_row_simd, avx512::matmul_q8_row, 128, span_q8_row},
     {DType::kQ4Group, scalar::int8_decode_q4_group, avx512::int8_decode_q4_group_simd, avx512::matmul_q4_group, 128,
      span_q4_group},
@@ -262,7 +323,7 @@ std::span<const MatmulKernel> gguf_int8_act_kernel_rows() {
     std::vector<MatmulKernel> out;
     for (const Int8WeightType& t : kTypes)
       if (is_gguf_block(t.dtype))
-        out.push_back({Isa::kAvx512, t.dtype, 2, avx512::matmul_int8_act, int8_act_prepared_bytes,
+        out.push_back({Isa::kAvx512, t.dtype, t.dot_vnni ? 1 : 2, avx512::matmul_int8_act, int8_act_prepared_bytes,
                        t.act_block == 32 ? int8_act_prepare : int8_act_prepare_b128});
     return out;
   }();

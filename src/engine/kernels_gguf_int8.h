@@ -66,6 +66,9 @@ struct Int8WeightType {
   MatmulRowsFn f32_fallback;      // the f32-activation kernel used where the CPU has no VNNI
   int act_block;                  // 32 or 128: the prepare function of its kernel-table rows
   int (*span)(const Matrix& w);   // chunks sharing A and d (nullptr: 1); divides 4
+  // Batch 1 (decode) with VNNI: rows decoded in registers, never stored (nullptr: batch 1 keeps
+  // the f32-activation kernel). Bit-identical to scalar::matmul_int8_act.
+  MatmulRowsFn dot_vnni = nullptr;
 };
 // The types with an integer path (nullptr for others).
 const Int8WeightType* int8_weight_type(DType d);
@@ -82,6 +85,14 @@ void matmul_int8_act_vnni(const Matrix&, const float*, const void*, int, float*,
 // The table's row function: the VNNI kernel, or the type's f32-activation kernel without VNNI.
 void matmul_int8_act(const Matrix&, const float*, const void*, int, float*, int, int);
 void int8_act_prepare_avx512(const float* x, int batch, int cols, int block, void* out);
+// Per GGUF type (kernels_gguf_int8_dot_avx512.cpp, VNNI): int8_dot_<type>, the batch-1 kernel,
+// and int8_decode_<type>_simd, the row decoder of the batched kernel.
+#define QMETER_INT8_GGUF_TYPES(X) X(q8_0) X(q4_0) X(q4_1) X(q5_0) X(q5_1) X(iq4_nl) X(q2_k) X(q3_k) X(q4_k) X(q5_k) X(q6_k) X(iq4_xs)
+#define QMETER_INT8_DECLARE(t)                                                            \
+  void int8_dot_##t(const Matrix&, const float*, const void*, int, float*, int, int); \
+  void int8_decode_##t##_simd(const Matrix&, int, std::uint8_t*, float*, float*);
+QMETER_INT8_GGUF_TYPES(QMETER_INT8_DECLARE)
+#undef QMETER_INT8_DECLARE
 }  // namespace avx512
 
 // Rows of the kernel table: batch >= 2 of every GGUF type in int8_weight_types() (appended to

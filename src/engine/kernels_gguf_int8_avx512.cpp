@@ -46,47 +46,6 @@ inline void nibbles_to_bytes(const std::uint8_t* q, std::uint8_t* out) {
 
 }  // namespace
 
-void int8_decode_q8_0_simd(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
-  const int blocks = w.cols / kQ8_0Block;
-  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * blocks * kQ8_0Bytes;
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  for (int b = 0; b < blocks; ++b, p += kQ8_0Bytes) {
-    const float d = half(p);
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), _mm256_xor_si256(q, flip));
-    block_scales(a, m, b, d, -128.0f * d);
-  }
-}
-
-void int8_decode_q4_0_simd(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
-  const int blocks = w.cols / kQ4_0Block;
-  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * blocks * kQ4_0Bytes;
-  for (int b = 0; b < blocks; ++b, p += kQ4_0Bytes) {
-    const float d = half(p);
-    nibbles_to_bytes(p + 2, u + 32 * b);
-    block_scales(a, m, b, d, -8.0f * d);
-  }
-}
-
-void int8_decode_q4_k_simd(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
-  const int supers = w.cols / kQ4KBlock;
-  const auto* p = static_cast<const std::uint8_t*>(w.data) + static_cast<std::size_t>(row) * supers * kQ4KBytes;
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  for (int s = 0; s < supers; ++s, p += kQ4KBytes) {
-    const float dd = half(p), dmin = half(p + 2);
-    for (int k = 0; k < 4; ++k) {  // sub-blocks 2k (low nibbles) and 2k + 1 (high nibbles)
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 + 32 * k));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 256 * s + 64 * k), _mm256_and_si256(q, low4));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 256 * s + 64 * k + 32), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4));
-    }
-    for (int j = 0; j < 8; ++j) {
-      std::uint8_t sc, mn;
-      q4k_scale_min(j, p + 4, sc, mn);
-      block_scales(a, m, 8 * s + j, dd * static_cast<float>(sc), -(dmin * static_cast<float>(mn)));
-    }
-  }
-}
-
 void int8_decode_q8_row_simd(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
   const PackedHeader& h = packed_header(w);
   const auto* base = static_cast<const std::uint8_t*>(w.data) + sizeof(PackedHeader);
@@ -306,7 +265,11 @@ QMETER_KERNELS_END
 namespace qmeter::engine::kernels::avx512 {
 
 void matmul_int8_act(const Matrix& w, const float* x, const void* prepared, int batch, float* y, int row_begin, int row_end) {
-  if (has_vnni()) return matmul_int8_act_vnni(w, x, prepared, batch, y, row_begin, row_end);
+  if (has_vnni()) {
+    const Int8WeightType* t = int8_weight_type(w.dtype);
+    if (batch == 1 && t->dot_vnni) return t->dot_vnni(w, x, prepared, batch, y, row_begin, row_end);
+    return matmul_int8_act_vnni(w, x, prepared, batch, y, row_begin, row_end);
+  }
   int8_weight_type(w.dtype)->f32_fallback(w, x, prepared, batch, y, row_begin, row_end);
 }
 

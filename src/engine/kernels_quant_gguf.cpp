@@ -32,9 +32,13 @@ std::span<const MatmulKernel> gguf_matmul_kernels() {
     for (const GgufBlockTraits& t : gguf_block_types()) {
       out.push_back({Isa::kScalar, t.dtype, 1, t.matmul_scalar});
       if (t.matmul_avx2) out.push_back({Isa::kAvx2, t.dtype, 1, t.matmul_avx2});
-      if (t.matmul_avx512) out.push_back({Isa::kAvx512, t.dtype, 1, t.matmul_avx512});
+      // With a batch-1 int8 kernel, the int8 row serves batch 1 at this level (its f32 kernel is
+      // the fallback where the CPU has no VNNI).
+      const Int8WeightType* i8 = int8_weight_type(t.dtype);
+      if (t.matmul_avx512 && !(i8 && i8->dot_vnni)) out.push_back({Isa::kAvx512, t.dtype, 1, t.matmul_avx512});
     }
-    // Batch >= 2 with int8 activations where the type has that path (kernels_gguf_int8.h).
+    // Int8 activations where the type has that path (kernels_gguf_int8.h): batch >= 2, and batch 1
+    // where it has a batch-1 kernel.
     for (const MatmulKernel& k : gguf_int8_act_kernel_rows()) out.push_back(k);
     return out;
   }();

@@ -1,9 +1,10 @@
 // The integer-activation matmul path (src/engine/kernels_gguf_int8.h) of every type that has it:
 // hand-computed rows where the int8 rounding is exact, the activation conversion and the row
-// decoders SIMD == scalar byte for byte, the VNNI kernel == the scalar reference bit for bit, the
-// table's dispatch (batch >= 2, any thread split) == the reference, and the error against the
-// exact f32-activation product within a bound derived from the int8 rounding, for batch sizes
-// 2..33, odd row counts and widths of several blocks (with partial 64-column chunks).
+// decoders SIMD == scalar byte for byte, the VNNI kernels (batched, and batch-1 decoding in
+// registers) == the scalar reference bit for bit, the table's dispatch (batch >= 1, any thread
+// split) == the reference, and the error against the exact f32-activation product within a bound
+// derived from the int8 rounding, for batch sizes 1..33, odd row counts and widths of several
+// blocks (with partial 64-column chunks and, for 32-weight blocks, partial 256-column steps).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../../src/engine/kernels_dispatch.h"
 #include "../../src/engine/kernels_gguf_int8.h"
 #include "qmeter/engine/gguf_blocks.h"
 #include "qmeter/engine/kernels.h"
@@ -184,7 +186,7 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
       us.push_back(u), as.push_back(a), ms.push_back(m);
     }
 
-    for (int batch = 2; batch <= 33; ++batch) {
+    for (int batch = 1; batch <= 33; ++batch) {
       const std::vector<float> x = random_x(batch, cols, rng);
       const auto prepared = prepare(false, x, batch, cols, type.act_block);
       const k::Int8Activations v = k::int8_act_view(prepared.data(), batch, cols);
@@ -197,8 +199,16 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
         k::avx512::matmul_int8_act_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 0, 13);
         k::avx512::matmul_int8_act_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 13, rows);
         EXPECT_EQ(y, ref) << "batch " << batch;
-        matmul_isa(Isa::kAvx512, t.m, x.data(), batch, y2.data(), &pool);
-        EXPECT_EQ(y2, ref) << "batch " << batch;
+        if (type.dot_vnni) {  // the batch-1 kernel (any batch is one token at a time), also bit-identical
+          std::fill(y.begin(), y.end(), 0.0f);
+          type.dot_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 0, 6);
+          type.dot_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 6, rows);
+          EXPECT_EQ(y, ref) << "batch-1 kernel, batch " << batch;
+        }
+        if (batch >= 2 || type.dot_vnni) {  // w8a16 / w4a16 keep their f32 kernels at batch 1
+          matmul_isa(Isa::kAvx512, t.m, x.data(), batch, y2.data(), &pool);
+          EXPECT_EQ(y2, ref) << "batch " << batch;
+        }
       }
       // Error bound. With d = amax / 127 per block (32 or 128 values) and q = round(x * (1 / d)),
       // |x - d q| <= d (1/2 + 2^-22): the half step of rounding, plus 1 / d and x * (1 / d) each
@@ -236,17 +246,20 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
   }
 }
 
-TEST(GgufInt8Path, BatchOneKeepsTheF32ActivationKernel) {
-  // Decode (batch 1) is bound by the weight bytes: it keeps the exact f32-activation path, whose
-  // result equals the f32 kernel's at batch 1 (not the int8 one).
-  if (!isa_supported(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
-  std::mt19937 rng(5);
-  const TestMatrix t = random_matrix(DType::kGgufQ8_0, 33, 224, rng);
-  const std::vector<float> x = random_x(1, 224, rng);
-  std::vector<float> y(33), want(33);
-  matmul_isa(Isa::kAvx512, t.m, x.data(), 1, y.data(), nullptr);
-  gguf_block_traits(DType::kGgufQ8_0).matmul_avx512(t.m, x.data(), nullptr, 1, want.data(), 0, 33);
-  EXPECT_EQ(y, want);
+TEST(GgufInt8Path, EveryGgufTypeHasTheIntegerPathAtBatchOne) {
+  // Decode (batch 1) of every GGUF block type takes the int8 path where the CPU has VNNI (the
+  // f32-activation kernel was compute-bound there), so the table's batch-1 row is the int8 one.
+  for (const GgufBlockTraits& t : gguf_block_types()) {
+    const k::Int8WeightType* i8 = k::int8_weight_type(t.dtype);
+    ASSERT_NE(i8, nullptr) << dtype_name(t.dtype);
+    EXPECT_NE(i8->dot_vnni, nullptr) << dtype_name(t.dtype);
+    const k::MatmulKernel* row = k::find_matmul_kernel(Isa::kAvx512, t.dtype, 1);
+    ASSERT_NE(row, nullptr) << dtype_name(t.dtype);
+    EXPECT_EQ(row->rows, &k::avx512::matmul_int8_act) << dtype_name(t.dtype);
+    EXPECT_NE(row->prepare, nullptr) << dtype_name(t.dtype);
+    // Below AVX-512 batch 1 keeps the exact f32 kernels.
+    EXPECT_EQ(k::find_matmul_kernel(Isa::kAvx2, t.dtype, 1)->prepare, nullptr) << dtype_name(t.dtype);
+  }
 }
 
 }  // namespace

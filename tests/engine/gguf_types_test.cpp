@@ -422,11 +422,13 @@ float max_abs(const std::vector<float>& v) {
 
 // Every type as every kind of matrix (the token embedding included, dequantized row by row on
 // lookup): the file loads with its blocks in place and its logits equal those of the same file
-// dequantized to f32 at load. The weights are bit-identical in the two models, so only the f32
-// summation order of the matmuls differs: decode (batch 1, f32 activations on both sides) within
-// 1e-4 of the logit scale (measured: about 1e-6); prefill within 3e-2, because the batched GGUF
-// path may quantize activations to int8 per 32 values (relative error <= 2^-8 per value, measured
-// up to 1.3e-2 of the logit scale after two layers; kernels_gguf_int8.h).
+// dequantized to f32 at load. The weights are bit-identical in the two models; what differs is
+// that the GGUF matmuls quantize activations to int8 per 32 values where the CPU has AVX-512 VNNI
+// (decode and prefill alike; kernels_gguf_int8.h): relative error <= 2^-8 per value, which these
+// random weights amplify through two layers and the cache of 7 steps: measured up to 2.7e-2 of
+// the logit scale for decode and 1.3e-2 for prefill, so both are held to 5e-2 (a wrong decode of
+// any block gives errors of the order of the logit scale). Without VNNI the f32-activation
+// kernels give about 1e-6.
 TEST(GgufTypes, FileMixingEveryTypeGivesTheLogitsOfItsF32Copy) {
   const std::string dir = qmeter::testing::test_output_dir("gguf_types_mixed");
   std::mt19937 rng(2024);
@@ -448,9 +450,9 @@ TEST(GgufTypes, FileMixingEveryTypeGivesTheLogitsOfItsF32Copy) {
     ASSERT_EQ(got.size(), want.size());
     const float scale = max_abs(want);
     ASSERT_GT(scale, 0.0f);
-    EXPECT_LE(max_abs_diff(got, want), 1e-4f * scale) << "token_embd " << dtype_name(used[0]);
+    EXPECT_LE(max_abs_diff(got, want), 5e-2f * scale) << "token_embd " << dtype_name(used[0]);
     const std::vector<float> prefill = all_logits(*q, tokens);
-    EXPECT_LE(max_abs_diff(prefill, want), 3e-2f * scale) << "token_embd " << dtype_name(used[0]);
+    EXPECT_LE(max_abs_diff(prefill, want), 5e-2f * scale) << "token_embd " << dtype_name(used[0]);
   }
 }
 
