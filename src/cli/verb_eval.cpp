@@ -63,6 +63,10 @@ void run_eval(EvalArgs& a) {
   } else {
     scorer = quality::make_server_scorer({a.base_url, a.model, a.api_key, a.timeout_s});
   }
+  // --apply-chat-template in-process: the template of the model itself (its GGUF metadata or its
+  // folder's tokenizer_config.json) unless --chat-template names one.
+  if (a.opts.apply_chat_template && a.opts.chat_template_path.empty() && !a.engine_model.empty())
+    a.opts.chat_template_path = a.engine_model;
   fmt::print(stderr, "scoring {}\n", scorer->describe());
   // Once, before any task: what the server can serve decides which tasks run.
   a.opts.capabilities = scorer->probe_capabilities();
@@ -96,6 +100,7 @@ void run_eval(EvalArgs& a) {
                              {"concurrency", a.opts.concurrency}, {"ppl_mode", a.opts.ppl_mode},
                              {"max_length", a.opts.max_length},   {"truncate", a.opts.truncate},
                              {"apply_chat_template", a.opts.apply_chat_template},
+                             {"fewshot_as_multiturn", a.opts.fewshot_as_multiturn},
                              {"num_fewshot", a.opts.num_fewshot}, {"top_logprobs", a.opts.top_logprobs},
                              {"capabilities", nlohmann::json::parse(a.opts.capabilities.json())}};
     std::ofstream out(a.output_json, std::ios::binary);
@@ -132,10 +137,12 @@ void add_eval_verb(CLI::App& app) {
   cmd->add_option("--fewshot-file", args->opts.fewshot_path, "gsm8k exemplars file (default: the first items)");
   cmd->add_option("--fewshot-split", args->opts.fewshot_split, "mmlu: the dev file of few-shot examples (default: mmlu_dev.jsonl beside the test file)");
   cmd->add_flag("--apply-chat-template", args->opts.apply_chat_template,
-               "gsm8k: few-shot as chat turns through the model's chat template (--chat-template, else the server's "
-               "/v1/chat/completions renders it)");
+               "render prompts through the model's chat template, as lm-eval's --apply_chat_template (--chat-template; "
+               "default: --engine-model's own; gsm8k without one: the server's /v1/chat/completions)");
   cmd->add_option("--chat-template", args->opts.chat_template_path,
-                  "the chat template: tokenizer_config.json or a file with the template text");
+                  "the chat template: tokenizer_config.json, a model folder, a .gguf, or a file with the template text");
+  cmd->add_flag("--fewshot-as-multiturn", args->opts.fewshot_as_multiturn,
+               "with --apply-chat-template: each few-shot example a user and an assistant turn (default: one user turn)");
   cmd->add_option("--preprocess", args->opts.preprocess, "mc: 'hellaswag' applies lm-eval's HellaSwag preprocessing");
   cmd->add_option("--max-gen-tokens", args->opts.max_gen_tokens, "generation budget for gsm8k");
   cmd->add_option("--top-logprobs", args->opts.top_logprobs, "kl through servers: top-N log-probabilities (1..20)");

@@ -400,6 +400,11 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path, const LoadOption
   return model;
 }
 
+std::string read_gguf_string(const std::string& path, const std::string& key) {
+  auto file = MappedFile::open(path);
+  return parse_header(*file).string(key);
+}
+
 TokenizerVocab read_gguf_vocab(const std::string& path) {
   auto file = MappedFile::open(path);
   std::optional<TokenizerVocab> v = vocab_of(parse_header(*file));

@@ -4,7 +4,8 @@
 //
 // Task options (spec `quality[].options`): limit, concurrency, ppl_mode, window, max_length,
 // truncate, num_fewshot, fewshot_split (mmlu dev file), preprocess (mc: hellaswag),
-// apply_chat_template (true/false), chat_template (file),
+// apply_chat_template (true/false), chat_template (tokenizer_config.json, model folder, .gguf or
+// template file), fewshot_as_multiturn (true/false),
 // fewshot (exemplars file), max_gen_tokens, top_logprobs, text (kl: the text scored), baseline
 // (kl: a server URL, or a method name scored in-process; default fp32).
 //
@@ -96,10 +97,12 @@ void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, ba
     eo.fewshot_split = str_option(o, "fewshot_split");
     eo.preprocess = str_option(o, "preprocess");
     eo.chat_template_path = str_option(o, "chat_template");
-    if (const auto act = str_option(o, "apply_chat_template", "false"); act == "true" || act == "1" || act == "yes") {
-      eo.apply_chat_template = true;
-    } else if (act != "false" && act != "0" && act != "no") {
-      throw UsageError(fmt::format("quality task {}: option apply_chat_template = '{}' is not true or false", t.task, act));
+    for (auto [name, flag] : {std::pair{"apply_chat_template", &eo.apply_chat_template},
+                              std::pair{"fewshot_as_multiturn", &eo.fewshot_as_multiturn}}) {
+      const auto v = str_option(o, name, "false");
+      if (v != "true" && v != "1" && v != "yes" && v != "false" && v != "0" && v != "no")
+        throw UsageError(fmt::format("quality task {}: option {} = '{}' is not true or false", t.task, name, v));
+      *flag = v == "true" || v == "1" || v == "yes";
     }
     eo.max_gen_tokens = int_option(o, "max_gen_tokens", 256, t.task);
     eo.top_logprobs = int_option(o, "top_logprobs", 20, t.task);

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
 #include "task_common.h"
 
 namespace qmeter::quality::detail {
@@ -103,7 +104,13 @@ ChoiceItem parse_choice_item(const std::string& path, const JsonlLine& line, boo
     }
     const auto& label = j["label"];
     try {
-      item.gold = label.is_string() ? std::stoi(label.get<std::string>()) : label.get<int>();
+      if (label.is_string()) {
+        const auto gold = parse_int64(label.get<std::string>());  // "12abc" is no label
+        if (!gold || *gold != static_cast<int>(*gold)) throw std::invalid_argument("label");
+        item.gold = static_cast<int>(*gold);
+      } else {
+        item.gold = label.get<int>();
+      }
     } catch (const std::exception&) {
       throw UsageError(where("label") + " must be an integer (or its decimal string)");
     }
@@ -142,10 +149,15 @@ TaskResult run_multiple_choice(const TaskSpec& spec, Scorer& scorer, const EvalO
   if (!o.preprocess.empty() && o.preprocess != "hellaswag")
     throw UsageError(fmt::format("--preprocess '{}': the only preprocessing is 'hellaswag'", o.preprocess));
   for (const auto& l : lines) items.push_back(parse_choice_item(spec.arg, l, o.preprocess == "hellaswag"));
-  // One request per (item, choice), all in one pool.
+  // One request per (item, choice), all in one pool. Under a chat template (lm-eval's
+  // --apply_chat_template) the context is the user turn of a rendered prompt that ends with the
+  // assistant's header, and the choice follows it without the " " target delimiter.
+  const auto chat = loglik_chat_template(o, "mc");
   std::vector<LoglikRequest> requests;
-  for (const auto& item : items)
-    for (const auto& c : item.choices) requests.push_back({item.context, " " + c});
+  for (const auto& item : items) {
+    const std::string context = chat ? chat->prompt({{"user", item.context}}, true) : item.context;
+    for (const auto& c : item.choices) requests.push_back({context, (chat ? "" : " ") + c});
+  }
   const auto scored = score_logliks(scorer, requests, o, false, "multiple-choice request");
   std::vector<std::vector<double>> ll(items.size());
   for (std::size_t i = 0, r = 0; i < items.size(); ++i)

@@ -220,6 +220,16 @@ Metric mean_metric(const std::string& name, const std::vector<double>& values) {
   return m;
 }
 
+std::optional<ChatTemplate> loglik_chat_template(const EvalOptions& o, const char* task) {
+  if (!o.apply_chat_template) return std::nullopt;
+  if (o.chat_template_path.empty())
+    throw UsageError(fmt::format("task {}: --apply-chat-template on a log-likelihood task needs the model's template "
+                                 "(--chat-template tokenizer_config.json | model folder | model.gguf | template file; "
+                                 "spec option chat_template): a server's chat endpoint returns no prompt log-probabilities",
+                                 task));
+  return ChatTemplate::load(o.chat_template_path);
+}
+
 std::string py_strip(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\n\r\f\v");
   if (b == std::string::npos) return "";

@@ -1,9 +1,11 @@
 #pragma once
 // Shared by the task implementations: item-parallel execution, standard errors, file reading.
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "qmeter/quality/chat_template.h"
 #include "qmeter/quality/eval.h"
 
 namespace qmeter::quality::detail {
@@ -61,6 +63,11 @@ int first_argmax(const std::vector<double>& v);
 Metric mean_metric(const std::string& name, const std::vector<double>& values);
 // Generates; where the prompt does not fit with max_tokens, keeps its last tokens that do.
 std::string generate_fitting(Scorer& scorer, const GenerateRequest& request);
+
+// --apply-chat-template on a log-likelihood task: the template (loaded once per task), or nullopt
+// when the option is off. A UsageError naming `task` where there is no local template: a server's
+// chat endpoint returns no log-probabilities of the prompt.
+std::optional<ChatTemplate> loglik_chat_template(const EvalOptions& o, const char* task);
 
 // Python's str.strip(): leading and trailing ASCII whitespace removed.
 std::string py_strip(const std::string& s);

@@ -136,19 +136,23 @@ TaskResult run_gsm8k(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o)
   std::vector<Problem> scored(problems.begin() + static_cast<std::ptrdiff_t>(first), problems.end());
   if (o.limit > 0 && static_cast<int>(scored.size()) > o.limit) scored.resize(static_cast<std::size_t>(o.limit));
   std::vector<std::string> replies(scored.size());
-  // --apply-chat-template: lm-eval's few-shot as multi-turn ("Question: q\nAnswer:" user turns,
-  // the answers as assistant turns), rendered here by the model's template or by the server.
+  // --apply-chat-template: lm-eval's chat prompt (the few-shot block and the question as one user
+  // turn, or each shot as a user and an assistant turn with --fewshot-as-multiturn), rendered here
+  // by the model's template or by the server's chat endpoint.
   std::optional<ChatTemplate> tmpl;
   if (o.apply_chat_template && !o.chat_template_path.empty()) tmpl = ChatTemplate::load(o.chat_template_path);
   std::vector<std::pair<std::string, std::string>> chat_shots;
   for (const auto& [q, a] : shots) chat_shots.emplace_back("Question: " + q + "\nAnswer:", a);
+  const std::string fewshot_block = workload::gsm8k_fewshot_prompt(shots, "");
+  const std::string block = fewshot_block.substr(0, fewshot_block.size() - std::string("Question: \nAnswer:").size());
   for_each_item(static_cast<int>(scored.size()), std::min(o.concurrency, scorer.max_concurrency()),
                 [&](int i) {
                   GenerateRequest g;
                   const auto& question = scored[static_cast<std::size_t>(i)].question;
                   if (o.apply_chat_template) {
-                    const auto messages = fewshot_messages(chat_shots, "Question: " + question + "\nAnswer:");
-                    if (tmpl) g.prompt = tmpl->render(messages, true);
+                    const auto messages = lm_eval_chat_messages("", chat_shots, block, "Question: " + question + "\nAnswer:",
+                                                                o.fewshot_as_multiturn);
+                    if (tmpl) g.prompt = tmpl->prompt(messages, true);
                     else g.messages = messages;
                   } else {
                     g.prompt = workload::gsm8k_fewshot_prompt(shots, question);

@@ -61,14 +61,33 @@ std::string question_text(const MmluItem& it) {
 
 }  // namespace
 
-std::string mmlu_prompt(const std::string& subject, const std::vector<std::string>& fewshot_texts,
-                        const std::vector<char>& fewshot_letters, const std::string& question) {
+std::string mmlu_description(const std::string& subject) {
   std::string subj = subject;
   for (char& c : subj)
     if (c == '_') c = ' ';
-  std::string p = "The following are multiple choice questions (with answers) about " + subj + ".\n\n";
+  return "The following are multiple choice questions (with answers) about " + subj + ".\n\n";
+}
+
+std::string mmlu_fewshot_block(const std::vector<std::string>& fewshot_texts, const std::vector<char>& fewshot_letters) {
+  std::string p;
   for (std::size_t i = 0; i < fewshot_texts.size(); ++i) p += fewshot_texts[i] + " " + fewshot_letters[i] + "\n\n";
-  return p + question;
+  return p;
+}
+
+std::string mmlu_prompt(const std::string& subject, const std::vector<std::string>& fewshot_texts,
+                        const std::vector<char>& fewshot_letters, const std::string& question) {
+  return mmlu_description(subject) + mmlu_fewshot_block(fewshot_texts, fewshot_letters) + question;
+}
+
+// Under a chat template, as lm-eval's fewshot_context builds it: the description as the system
+// turn, the shots' block and the question as one user turn (or, with --fewshot-as-multiturn, each
+// shot's question a user turn and its letter an assistant turn).
+std::string mmlu_chat_prompt(const ChatTemplate& t, const std::string& subject, const std::vector<std::string>& fewshot_texts,
+                             const std::vector<char>& fewshot_letters, const std::string& question, bool multiturn) {
+  std::vector<std::pair<std::string, std::string>> shots;
+  for (std::size_t i = 0; i < fewshot_texts.size(); ++i) shots.emplace_back(fewshot_texts[i], std::string(1, fewshot_letters[i]));
+  return t.prompt(lm_eval_chat_messages(mmlu_description(subject), shots, mmlu_fewshot_block(fewshot_texts, fewshot_letters),
+                                               question, multiturn), true);
 }
 
 TaskResult run_mmlu(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o) {
@@ -88,6 +107,7 @@ TaskResult run_mmlu(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o) 
   for (const auto& t : test)
     if (o.limit <= 0 || taken[t.subject]++ < o.limit) items.push_back(&t);
   std::vector<LoglikRequest> requests;
+  const auto chat = loglik_chat_template(o, "mmlu");
   for (const auto* it : items) {
     std::vector<std::string> shots;
     std::vector<char> letters;
@@ -98,6 +118,11 @@ TaskResult run_mmlu(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o) 
     for (int k = 0; k < o.num_fewshot; ++k) {
       shots.push_back(question_text(*pool[static_cast<std::size_t>(k)]));
       letters.push_back(static_cast<char>('A' + pool[static_cast<std::size_t>(k)]->answer));
+    }
+    if (chat) {  // the letters follow the assistant's header without the " " delimiter
+      const std::string context = mmlu_chat_prompt(*chat, it->subject, shots, letters, question_text(*it), o.fewshot_as_multiturn);
+      for (const char* letter : {"A", "B", "C", "D"}) requests.push_back({context, letter});
+      continue;
     }
     const std::string context = mmlu_prompt(it->subject, shots, letters, question_text(*it));
     for (const char* letter : {" A", " B", " C", " D"}) requests.push_back({context, letter});

@@ -14,6 +14,10 @@
 //   (true) mc1 answer is the most likely; mc2 = the normalized probability mass of the true mc2
 //   answers (those before the first 0 label): sum p(true) / (sum p(true) + sum p(false)).
 //
+// --apply-chat-template (lm-eval's --apply_chat_template): the context is rendered as one user turn
+// with the generation prompt; winogrande and truthfulqa_mc (multiple_choice in lm-eval) drop the
+// " " target delimiter, lambada (a plain loglikelihood task, target " word") keeps it.
+//
 // Standard errors: lm-eval's standard error of a mean (sample stddev / sqrt(n)); bootstrap for
 // lambada's perplexity.
 #include <fmt/format.h>
@@ -97,6 +101,7 @@ double truthfulqa_mc2(const std::vector<double>& ll, const std::vector<int>& lab
 
 TaskResult run_winogrande(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o) {
   const auto lines = limited(spec.arg, o.limit);
+  const auto chat = loglik_chat_template(o, "winogrande");
   std::vector<LoglikRequest> requests;
   std::vector<int> gold;
   for (const auto& l : lines) {
@@ -108,8 +113,13 @@ TaskResult run_winogrande(const TaskSpec& spec, Scorer& scorer, const EvalOption
     try {
       for (auto& r : winogrande_requests(field<std::string>(j, "sentence", spec.arg, l.line),
                                          field<std::string>(j, "option1", spec.arg, l.line),
-                                         field<std::string>(j, "option2", spec.arg, l.line)))
+                                         field<std::string>(j, "option2", spec.arg, l.line))) {
+        if (chat) {  // lm-eval: each filled-in context its own user turn; no " " before the rest
+          r.context = chat->prompt({{"user", r.context}}, true);
+          r.continuation.erase(0, 1);
+        }
         requests.push_back(std::move(r));
+      }
     } catch (const UsageError& e) {
       throw UsageError(fmt::format("{}:{}: field 'sentence': {}", spec.arg, l.line, e.what()));
     }
@@ -130,10 +140,13 @@ TaskResult run_winogrande(const TaskSpec& spec, Scorer& scorer, const EvalOption
 
 TaskResult run_lambada(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o) {
   const auto lines = limited(spec.arg, o.limit);
+  const auto chat = loglik_chat_template(o, "lambada");
   std::vector<LoglikRequest> requests;
   for (const auto& l : lines) {
     try {
       requests.push_back(lambada_request(field<std::string>(json::parse(l.json), "text", spec.arg, l.line)));
+      // lm-eval's lambada is a plain loglikelihood task: its target " word" keeps its space.
+      if (chat) requests.back().context = chat->prompt({{"user", requests.back().context}}, true);
     } catch (const UsageError& e) {
       throw UsageError(fmt::format("{}:{}: field 'text': {}", spec.arg, l.line, e.what()));
     }
@@ -172,9 +185,12 @@ TaskResult run_truthfulqa_mc(const TaskSpec& spec, Scorer& scorer, const EvalOpt
   };
   std::vector<Item> items;
   std::vector<LoglikRequest> requests;
+  const auto chat = loglik_chat_template(o, "truthfulqa_mc");
+  const std::string delimiter = chat ? "" : " ";
   for (const auto& l : lines) {
     const json j = json::parse(l.json);
-    const std::string context = truthfulqa_context(field<std::string>(j, "question", spec.arg, l.line));
+    std::string context = truthfulqa_context(field<std::string>(j, "question", spec.arg, l.line));
+    if (chat) context = chat->prompt({{"user", context}}, true);
     Item it;
     auto targets = [&](const char* name, std::vector<int>* labels) {
       const json t = field<json>(j, name, spec.arg, l.line);
@@ -183,7 +199,7 @@ TaskResult run_truthfulqa_mc(const TaskSpec& spec, Scorer& scorer, const EvalOpt
       if (choices.empty() || choices.size() != lab.size())
         throw UsageError(fmt::format("{}:{}: field '{}': choices and labels must be non-empty lists of one length", spec.arg, l.line, name));
       if (lab[0] != 1) throw UsageError(fmt::format("{}:{}: field '{}': the first choice must be a true one (label 1)", spec.arg, l.line, name));
-      for (const auto& c : choices) requests.push_back({context, " " + c});
+      for (const auto& c : choices) requests.push_back({context, delimiter + c});
       if (labels) *labels = lab;
       return choices.size();
     };

@@ -55,5 +55,7 @@ std::optional<TokenizerVocab> gguf_vocab_for_source(const Model& model, const st
                                                     std::string* why_none = nullptr);
 // The tokenizer.ggml.* vocabulary of a GGUF file (throws when it has none).
 TokenizerVocab read_gguf_vocab(const std::string& path);
+// A string metadata value of a GGUF file (e.g. tokenizer.chat_template); "" when absent.
+std::string read_gguf_string(const std::string& path, const std::string& key);
 
 }  // namespace qmeter::engine

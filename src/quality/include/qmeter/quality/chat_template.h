@@ -1,14 +1,15 @@
 #pragma once
-// Chat templates for instruct models (`--apply-chat-template`), as lm-evaluation-harness applies
-// them: few-shot examples become alternating user / assistant turns, the question the last user
-// turn, and the prompt ends with the assistant's header (add_generation_prompt).
+// Chat templates for instruct models (`--apply-chat-template`), rendered as Hugging Face
+// transformers' apply_chat_template(tokenize=False) renders them: the template's own Jinja text
+// (a Jinja2 subset, src/quality/jinja.h) with messages, add_generation_prompt and the tokenizer's
+// special tokens (bos_token, eos_token, unk_token, pad_token) as variables.
 //
-// qmeter has no Jinja interpreter: the template text (tokenizer_config.json's "chat_template", a
-// GGUF's tokenizer.chat_template, or a .jinja file) is recognized by its family's markers and
-// rendered by that family's rule. Known: ChatML (<|im_start|>), Llama-3 (<|start_header_id|>),
-// Llama-2 ([INST] with <<SYS>>), Mistral ([INST] without <<SYS>>), Gemma (<start_of_turn>). The
-// BOS token is left to the tokenizer (it adds it), so no template renders it. Without a local
-// template, a server renders its own: the messages go to /v1/chat/completions.
+// Where the template comes from (load()): tokenizer_config.json ("chat_template", a string or the
+// "default" entry of a list; special tokens from its *_token fields), a model folder holding one,
+// a GGUF file (tokenizer.chat_template; bos/eos the vocabulary's tokenizer.ggml.bos/eos_token_id
+// pieces), or a file with the template text itself. Without a local template a server renders
+// its own: generation tasks send the messages to /v1/chat/completions.
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,25 +17,44 @@
 
 namespace qmeter::quality {
 
+namespace jinja {
+class Template;
+}
+
 class ChatTemplate {
  public:
-  // From a template's text; UsageError naming `where` when no known family matches.
-  static ChatTemplate from_text(const std::string& jinja, const std::string& where);
-  // From tokenizer_config.json ("chat_template": text, or a list of {name, template}: "default"),
-  // or a file holding the template text itself.
+  // From a template's text; a syntax error is a UsageError naming `where` and the template line.
+  static ChatTemplate from_text(const std::string& jinja, const std::string& where, const std::string& bos_token = "",
+                                const std::string& eos_token = "");
   static ChatTemplate load(const std::string& path);
 
-  const std::string& family() const { return family_; }
-  // The prompt text, ending with the assistant's header when add_generation_prompt.
+  // The template's output for `messages`, exactly (a leading bos_token included where the
+  // template writes one). raise_exception() in the template is a UsageError naming the line.
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  // The prompt text for qmeter's scorers, as lm-eval's HF model renders it: where the template
+  // raises on system turns (Gemma's) it is rendered again without them; the leading bos_token is
+  // removed, since qmeter's tokenizers add BOS themselves (lm-eval renders it and adds no second
+  // one: the tokens are the same).
+  std::string prompt(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+
+  const std::string& bos_token() const { return bos_; }
+  const std::string& eos_token() const { return eos_; }
+  const std::string& where() const;
 
  private:
-  std::string family_;
+  std::shared_ptr<const jinja::Template> template_;
+  std::string bos_, eos_, unk_, pad_;
 };
 
-// lm-eval's few-shot-as-multiturn messages: each (question, answer) shot a user then an assistant
-// turn, then the question as the last user turn.
-std::vector<ChatMessage> fewshot_messages(const std::vector<std::pair<std::string, std::string>>& shots,
-                                          const std::string& question);
+// lm-evaluation-harness's messages for a prompt under --apply_chat_template (fewshot_context):
+// `system` (the task description; "" for none) as a system turn; the few-shot examples as one
+// user turn holding `fewshot_block` (their plain-text rendering: lm-eval's default) or, with
+// `multiturn` (--fewshot_as_multiturn), each (question, answer) of `shots` as a user and an
+// assistant turn; then `question` appended to the last user turn, or as a new user turn when the
+// last turn is not a user's.
+std::vector<ChatMessage> lm_eval_chat_messages(const std::string& system,
+                                               const std::vector<std::pair<std::string, std::string>>& shots,
+                                               const std::string& fewshot_block, const std::string& question,
+                                               bool multiturn);
 
 }  // namespace qmeter::quality

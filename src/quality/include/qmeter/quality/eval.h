@@ -35,7 +35,10 @@ struct EvalOptions {
   std::string preprocess;    // mc: "hellaswag" applies lm-eval's HellaSwag preprocessing
   std::string fewshot_split; // mmlu: the dev (few-shot) file; empty: mmlu_dev.jsonl beside the test file
   bool apply_chat_template = false;  // render prompts through the model's chat template
-  std::string chat_template_path;    // the template (tokenizer_config.json or text); empty: the server's chat endpoint
+  // The template: tokenizer_config.json, a model folder, a .gguf or a template file; empty: the
+  // server's chat endpoint (generation tasks only).
+  std::string chat_template_path;
+  bool fewshot_as_multiturn = false;  // chat: each shot a user + assistant turn (default: one user turn, as lm-eval)
   int top_logprobs = 20;     // kl through a server
   std::string kl_text;       // kl: the text scored by both models
   int bootstrap_resamples = 1000;
