@@ -2,7 +2,10 @@
 // server, ...). No shell: each template argument becomes exactly one argv entry.
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <string_view>
 #include <fstream>
 
 #include "qmeter/backend/backend.h"
@@ -27,11 +30,11 @@ std::string json_escape(const std::string& s) {
 }
 
 // The values of a run's placeholders (spec::run_placeholders() and opt.NAME).
-std::map<std::string, std::string> placeholders(const RunContext& ctx, int port) {
+std::map<std::string, std::string> placeholders(const RunContext& ctx, const std::string& port) {
   std::map<std::string, std::string> vars = {
       {"model", ctx.model_name}, {"model_path", ctx.model_path},
       {"checkpoint", ctx.checkpoint.empty() ? ctx.model_path : ctx.checkpoint},
-      {"method", ctx.method}, {"tp", std::to_string(ctx.tp)}, {"port", std::to_string(port)},
+      {"method", ctx.method}, {"tp", std::to_string(ctx.tp)}, {"port", port},
       {"host", ctx.host}, {"run_id", ctx.run_id}};
   for (const auto& [k, v] : ctx.method_options) vars["opt." + k] = v;
   return vars;
@@ -46,13 +49,13 @@ class CommandBackend : public Backend {
     port_ = pick_free_port();
     host_ = ctx.host;
     log_path_ = ctx.log_path;
-    LaunchCommand launch = command_line(spec_, ctx, port_);
+    LaunchCommand launch = command_line(spec_, ctx, std::to_string(port_));
     SpawnOptions opts;
     opts.argv = launch.argv;
     opts.env = std::move(launch.env);
     opts.log_path = ctx.log_path;
     argv_ = opts.argv;
-    served_ = spec_.served_model.empty() ? ctx.model_name : spec::expand_template(spec_.served_model, placeholders(ctx, port_));
+    served_ = spec_.served_model.empty() ? ctx.model_name : spec::expand_template(spec_.served_model, placeholders(ctx, std::to_string(port_)));
     record_path_ = ctx.process_record_path;
     if (!record_path_.empty() && stop_recorded_process_group(record_path_)) {
       std::ofstream(log_path_, std::ios::app) << "qmeter: stopped a server left running by an earlier, killed run\n";
@@ -135,9 +138,27 @@ RunContext run_context(const spec::RunConfig& run) {
   return ctx;
 }
 
-LaunchCommand command_line(const spec::BackendSpec& spec, const RunContext& ctx, int port) {
+LaunchCommand command_line(const spec::BackendSpec& spec, const RunContext& ctx, const std::string& port) {
   const auto vars = placeholders(ctx, port);
   return {spec::expand_argv(spec.argv, vars), spec::expand_env_template(spec.env, vars)};
+}
+
+std::string shell_line(const LaunchCommand& command) {
+  // Single quotes keep every byte but the quote itself, which closes, escapes and reopens.
+  const auto word = [](const std::string& w) {
+    const bool plain = !w.empty() && std::all_of(w.begin(), w.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || std::string_view("_-./:=@%+,").find(ch) != std::string_view::npos;
+    });
+    if (plain) return w;
+    std::string q = "'";
+    for (char ch : w) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    return q + "'";
+  };
+  std::string line;
+  for (const auto& [k, v] : command.env) line += k + "=" + word(v) + " ";
+  for (const auto& a : command.argv) line += word(a) + " ";
+  if (!line.empty()) line.pop_back();
+  return line;
 }
 
 std::unique_ptr<Backend> make_command_backend(const spec::BackendSpec& spec) {

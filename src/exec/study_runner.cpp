@@ -99,6 +99,10 @@ std::string describe_plan(const spec::StudySpec& spec, const std::vector<spec::R
     total_s += run_s;
     out += fmt::format("  {}  model={} method={} tp={} hw={} repeat={}  points={} quality={}  ~{:.0f} s\n", r.id,
                        r.model.name, r.method.label(), r.tp, r.hardware.label(), r.repeat, points, r.quality.size(), run_s);
+    // The exact server command (its port is picked when the run starts), to check before GPUs are spent.
+    if (r.backend.kind == "command") {
+      out += "      $ " + backend::shell_line(backend::command_line(r.backend, backend::run_context(r), "{port}")) + "\n";
+    }
   }
   out += fmt::format("estimated time: ~{:.1f} min (estimate for a small model on the embedded engine)\n", total_s / 60);
   return out;

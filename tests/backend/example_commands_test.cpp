@@ -16,7 +16,7 @@ using namespace qmeter;
 
 namespace {
 
-constexpr int kPort = 8000;  // what {port} becomes here (a run picks a free one)
+const std::string kPort = "8000";  // what {port} becomes here (a run picks a free one)
 
 // "method tp" -> the command line, entries joined by single spaces (no entry holds a space).
 using Expected = std::map<std::string, std::string>;
@@ -123,7 +123,7 @@ TEST(ExampleCommands, TheLaunchedCommandFillsEveryPlaceholderOfARun) {
   ctx.method = "awq";
   ctx.method_options = {{"q", "awq_marlin"}};
   ctx.tp = 4;
-  auto launch = backend::command_line(s, ctx, 8123);
+  auto launch = backend::command_line(s, ctx, "8123");
   EXPECT_EQ(join(launch.argv),
             "srv org/m-AWQ --tokenizer org/m --quantization awq_marlin --tp 4 --name=m/awq/r7 --bind 127.0.0.1:8123");
   EXPECT_EQ(launch.env, (std::map<std::string, std::string>{{"RUN", "r7"}}));
@@ -131,7 +131,15 @@ TEST(ExampleCommands, TheLaunchedCommandFillsEveryPlaceholderOfARun) {
   ctx.checkpoint.clear();
   ctx.method_options.clear();
   ctx.method_options["kv"] = "fp8";
-  launch = backend::command_line(s, ctx, 8123);
+  launch = backend::command_line(s, ctx, "8123");
   EXPECT_EQ(join(launch.argv), "srv org/m --tokenizer org/m --tp 4 --name=m/awq/r7 --bind 127.0.0.1:8123");
   EXPECT_EQ(launch.env, (std::map<std::string, std::string>{{"KV", "fp8"}, {"RUN", "r7"}}));
+}
+
+TEST(ExampleCommands, TheShellLineQuotesExactlyTheWordsThatNeedIt) {
+  backend::LaunchCommand c;
+  c.argv = {"srv", "--model", "/m/a b", "--chat-template", "{\"x\": 'y'}", "--rate=1.5", ""};
+  c.env = {{"HF_HOME", "/data/hf"}, {"NOTE", "it's"}};
+  EXPECT_EQ(backend::shell_line(c),
+            "HF_HOME=/data/hf NOTE='it'\\''s' srv --model '/m/a b' --chat-template '{\"x\": '\\''y'\\''}' --rate=1.5 ''");
 }

@@ -55,13 +55,17 @@ class Backend {
 // process_record_path).
 RunContext run_context(const spec::RunConfig& run);
 
-// What a command backend launches for a run on `port`: argv and extra environment with every
-// placeholder filled and optional {?...} entries kept or dropped. No process is started.
+// What a command backend launches for a run: argv and extra environment with every placeholder
+// filled and optional {?...} entries kept or dropped. No process is started. `port` is what
+// {port} becomes: the run's port, or "{port}" where a plan shows commands before ports exist.
 struct LaunchCommand {
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
 };
-LaunchCommand command_line(const spec::BackendSpec& spec, const RunContext& ctx, int port);
+LaunchCommand command_line(const spec::BackendSpec& spec, const RunContext& ctx, const std::string& port);
+// The command as one line a POSIX shell would run as is (VAR=value ... argv, each word quoted
+// where it needs it): what a dry run shows and a person can paste.
+std::string shell_line(const LaunchCommand& command);
 
 using BackendFactory = std::function<std::unique_ptr<Backend>(const spec::BackendSpec&)>;
 
