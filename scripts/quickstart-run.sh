@@ -14,6 +14,6 @@ export QMETER_QUICKSTART_MODEL="$("$QMETER" train --preset tiny --corpus "$CORPU
 echo "== study (qmeter run examples/quickstart.yaml)" >&2
 "$QMETER" run "$ROOT/examples/quickstart.yaml" --db "$OUT/results.db" --out "$OUT/runs"
 if "$QMETER" report --help >/dev/null 2>&1; then
-  "$QMETER" report --db "$OUT/results.db" --study quickstart --out "$OUT/report.html"
+  "$QMETER" report --db "$OUT/results.db" --study quickstart --output-html "$OUT/report.html"
   echo "report: $OUT/report.html" >&2
 fi

@@ -2,7 +2,7 @@
 # Checks qmeter's NVML energy figures on a real NVIDIA machine.
 #
 # Builds a CUDA SGEMM loop (bench/gpu/gpu_load.cu) with nvcc, runs it under
-#   qmeter energy --energy nvml --idle-seconds IDLE --output-json ...
+#   qmeter energy --energy nvml --idle-s IDLE --output-json ...
 # while nvidia-smi samples power in the background, then compares for each GPU:
 #   - the NVML total-energy counter delta (what qmeter uses),
 #   - qmeter's trapezoidal integral of the sampled power,
@@ -67,7 +67,7 @@ sleep 0.5
 say "running gpu_load for ${LOAD_SECONDS} s under qmeter energy (idle baseline ${IDLE_SECONDS} s)"
 set +e
 # shellcheck disable=SC2086
-"$QMETER" energy --energy nvml --power-interval-ms 50 --idle-seconds "$IDLE_SECONDS" --include-samples \
+"$QMETER" energy --energy nvml --power-interval-ms 50 --idle-s "$IDLE_SECONDS" --include-samples \
   --output-json "$OUT/energy.json" -- "$OUT/gpu_load" "$LOAD_SECONDS" $GPU_LOAD_ARGS 2>"$OUT/qmeter.err" | tee "$OUT/gpu_load.out"
 STATUS=${PIPESTATUS[0]}
 set -e

@@ -2,7 +2,7 @@
 # Issues 7 and 18: items per second of `qmeter eval` against `qmeter serve` (stories260K), for
 # perplexity (documents of tinystories_val), multiple choice (ARC-Easy, one request per choice),
 # winogrande (2 requests per item), lambada (1 request, top-1 alternatives) and mmlu (5-shot, 4
-# requests per question, --limit per subject), at --concurrency 1 and 8. The scores on this model
+# requests per question, --limit per subject), at --max-concurrency 1 and 8. The scores on this model
 # are near chance; the figures are about speed.
 #   bench/quality/quality_bench.sh [build/src/cli/qmeter] [shared data folder] [server threads]
 set -euo pipefail
@@ -21,7 +21,7 @@ for _ in $(seq 1 200); do
   sleep 0.1
 done
 run() {  # name, concurrency, task, limit
-  "$QMETER" eval --base-url "http://127.0.0.1:$PORT" --task "$3" --limit "$4" --concurrency "$2" \
+  "$QMETER" eval --base-url "http://127.0.0.1:$PORT" --task "$3" --limit "$4" --max-concurrency "$2" \
     --output-json "$OUT/$1.json" > "$OUT/$1.txt" 2>&1
   local ips secs
   ips=$(grep -o '"items_per_second": [0-9.e+-]*' "$OUT/$1.json" | head -1 | cut -d' ' -f2)

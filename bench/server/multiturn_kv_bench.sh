@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 20's multi-turn benchmark: conversations replayed against `qmeter serve` (stories260K) at a
 # fixed conversation arrival rate, TTFT by turn index with the KV cache in f32 vs int8 in the same
-# --kv-cache-memory (int8 holds ~3.5x the tokens, so more conversations keep their history
+# --kv-cache-mb (int8 holds ~3.5x the tokens, so more conversations keep their history
 # resident: the KV-capacity effect). Two workloads:
 #   - sharegpt-multiturn on the shared ShareGPT file (which keeps only each conversation's first
 #     human turn, so every conversation there is one turn: shared/data/README.md);
@@ -22,7 +22,7 @@ trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; wait 2>/dev/null || true' EX
 
 serve() {  # dtype
   PORT=$((20000 + RANDOM % 20000))
-  "$QMETER" serve --model "$MODEL" --port "$PORT" --threads 1 --kv-cache-memory "$KV_MIB" --kv-cache-dtype "$1" \
+  "$QMETER" serve --model "$MODEL" --port "$PORT" --threads 1 --kv-cache-mb "$KV_MIB" --kv-cache-dtype "$1" \
     > "$OUT/serve-$1.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 200); do
@@ -47,15 +47,15 @@ PY
 bench() {  # name, flags...
   local name="$1"; shift
   "$QMETER" bench serve --base-url "http://127.0.0.1:$PORT" --model stories260K.bin --request-rate "$RATE" --seed 1 \
-    --timeout 600 --output-json "$OUT/$name.json" "$@" > "$OUT/$name.txt" 2>&1 || { cat "$OUT/$name.txt"; return 1; }
+    --timeout-s 600 --output-json "$OUT/$name.json" "$@" > "$OUT/$name.txt" 2>&1 || { cat "$OUT/$name.txt"; return 1; }
   report "$name"
 }
 echo "stories260K, KV pool $KV_MIB MiB, $RATE conversations/s (Poisson), $(nproc) cores; outputs in $OUT"
 for dtype in f32 int8; do
   serve "$dtype"
   grep -o "[0-9]* KV blocks = [0-9]* tokens ([a-z0-9]* KV cache)" "$OUT/serve-$dtype.log" | sed "s/^/$dtype: /"
-  bench "sharegpt-$dtype" --dataset "sharegpt-multiturn:$SHAREGPT" --num-prompts "$CONVS" --think-time "$THINK"
+  bench "sharegpt-$dtype" --dataset "sharegpt-multiturn:$SHAREGPT" --num-prompts "$CONVS" --think-time-s "$THINK"
   bench "multiturn-$dtype" --dataset multiturn --num-prompts "$CONVS" --turns "$TURNS" --input-len "$USER_LEN" \
-    --output-len "$REPLY_LEN" --think-time "$THINK" --exact-lengths
+    --output-len "$REPLY_LEN" --think-time-s "$THINK" --exact-lengths
   kill $SERVER; wait $SERVER 2>/dev/null || true; SERVER=""
 done

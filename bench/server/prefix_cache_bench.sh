@@ -28,7 +28,7 @@ run_mode() {  # name, extra serve flags...
   local name="$1"; shift
   local port=$((20000 + RANDOM % 20000))
   "$QMETER" serve --model "$MODEL" --port "$port" --threads "$THREADS" --max-model-len $((P + S + OUTPUT_LEN + 16)) \
-    --kv-cache-memory 1024 "$@" > "$OUT/$name.serve.log" 2>&1 &
+    --kv-cache-mb 1024 "$@" > "$OUT/$name.serve.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 600); do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null && break

@@ -20,7 +20,7 @@ INPUT_LEN="${INPUT_LEN:-4}"
 OUT="$(mktemp -d)"  # kept: every run's JSON and summary
 PORT=$((20000 + RANDOM % 20000))
 "$QMETER" serve --model "$MODEL" --port "$PORT" --threads "$THREADS" --max-num-seqs 64 --max-model-len 1024 \
-  --kv-cache-memory 2048 > "$OUT/serve.log" 2>&1 &
+  --kv-cache-mb 2048 > "$OUT/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do
@@ -34,7 +34,7 @@ key() {  # file, key -> value
 bench() {  # name, extra flags...
   local name="$1"; shift
   "$QMETER" bench serve --base-url "http://127.0.0.1:$PORT" --model "$MODEL" --dataset random \
-    --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --seed 1 --timeout 3600 --output-json "$OUT/$name.json" "$@" > "$OUT/$name.txt" 2>&1 \
+    --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --seed 1 --timeout-s 3600 --output-json "$OUT/$name.json" "$@" > "$OUT/$name.txt" 2>&1 \
     || { cat "$OUT/$name.txt"; return 1; }
   printf "%16s: %8.2f out tok/s  %6.3f req/s  p50 TTFT %8.1f ms  p50 TPOT %8.1f ms  prompt %5.1f  completed %s\n" \
     "$name" "$(key "$OUT/$name.json" output_throughput)" "$(key "$OUT/$name.json" request_throughput)" \

@@ -44,8 +44,8 @@ wall() {  # name, qmeter args... -> seconds
 }
 calc() { awk "BEGIN {print $1}"; }
 local_s=$(wall local run s.yaml --db local.db --no-report)
-serial_s=$(wall serial run s.yaml --db serial.db --executor slurm --max-parallel 1 --poll-interval 0.2 --no-report)
-parallel_s=$(wall parallel run s.yaml --db parallel.db --executor slurm --poll-interval 0.2 --no-report)
+serial_s=$(wall serial run s.yaml --db serial.db --executor slurm --max-parallel 1 --poll-interval-s 0.2 --no-report)
+parallel_s=$(wall parallel run s.yaml --db parallel.db --executor slurm --poll-interval-s 0.2 --no-report)
 for db in local serial parallel; do
   n=$(sqlite3 "$db.db" "SELECT COUNT(*) FROM runs WHERE status='complete'")
   [ "$n" = 8 ] || { echo "$db: $n of 8 runs complete"; exit 1; }

@@ -11,6 +11,7 @@
 
 #include "qmeter/client/token_counter.h"
 #include "qmeter/core/error.h"
+#include "flag_names.h"
 #include "qmeter/exec/energy_observer.h"
 #include "qmeter/loadgen/loadgen.h"
 #include "qmeter/quality/under_load.h"
@@ -22,7 +23,7 @@ namespace qmeter::cli {
 namespace {
 
 struct BenchServeFlags {
-  std::string base_url, model, endpoint = "/v1/completions";
+  std::string base_url, model, served_model_name, endpoint = "/v1/completions";
   std::string dataset = "random";
   int input_len = 128, output_len = 64;
   double range_ratio = 0.0;
@@ -88,12 +89,16 @@ void run_bench_serve(const BenchServeFlags& f) {
     throw UsageError(fmt::format("--base-url '{}': expected http://HOST:PORT or https://HOST:PORT", f.base_url));
   if (f.warmup >= f.num_prompts)
     throw UsageError(fmt::format("--warmup {}: must be smaller than --num-prompts {}", f.warmup, f.num_prompts));
-  if (!(f.timeout_s > 0)) throw UsageError(fmt::format("--timeout {}: must be a positive number of seconds", f.timeout_s));
+  if (!(f.timeout_s > 0)) throw UsageError(fmt::format("--timeout-s {}: must be a positive number of seconds", f.timeout_s));
+  if (f.model.empty() && f.served_model_name.empty())
+    throw UsageError("--model is required: the model the server serves (--served-model-name: a different name in requests)");
+  // vLLM's rule: requests name --served-model-name, else --model.
+  const std::string request_model = f.served_model_name.empty() ? f.model : f.served_model_name;
 
   loadgen::LoadgenOptions opt;
   opt.client.base_url = f.base_url;
   opt.client.endpoint = f.endpoint;
-  opt.client.model = f.model;
+  opt.client.model = request_model;
   opt.client.api_key = f.api_key;
   for (const auto& h : f.headers) opt.client.headers.push_back(header_line(h));
   opt.client.timeout_s = f.timeout_s;
@@ -123,7 +128,7 @@ void run_bench_serve(const BenchServeFlags& f) {
   if (!f.trace_window.empty()) workload::parse_trace_window(f.trace_window, ds);
   std::function<int(const std::string&)> counter;
   if (f.exact_lengths) {
-    counter = client::server_token_counter(f.base_url, f.model, f.api_key);
+    counter = client::server_token_counter(f.base_url, request_model, f.api_key);
     ds.token_counter = &counter;
   }
   workload::ArrivalOptions ar;
@@ -141,7 +146,7 @@ void run_bench_serve(const BenchServeFlags& f) {
   info.backend = f.endpoint.find("chat") != std::string::npos ? "openai-chat" : "openai";
   info.base_url = f.base_url;
   info.endpoint = f.endpoint;
-  info.model_id = f.model;
+  info.model_id = request_model;
   info.dataset = f.dataset;
   info.arrival = schedule.arrival_kind;
   info.request_rate = ar.request_rate;
@@ -193,14 +198,15 @@ void add_bench_verb(CLI::App& app) {
   auto* serve = bench->add_subcommand("serve", "Online serving benchmark against an OpenAI-compatible server");
   auto f = std::make_shared<BenchServeFlags>();
   serve->add_option("--base-url", f->base_url, "Server URL, http(s)://HOST:PORT")->required();
-  serve->add_option("--model", f->model, "Model name sent in each request")->required();
+  serve->add_option("--model", f->model, "The model the server serves; requests name it unless --served-model-name is given");
+  serve->add_option("--served-model-name", f->served_model_name, "Model name sent in each request (default: --model)");
   serve->add_option("--endpoint", f->endpoint, "/v1/completions or /v1/chat/completions")->capture_default_str();
   serve->add_option("--dataset", f->dataset,
                     "random | sharegpt:PATH | jsonl:PATH | azure:PATH | gsm8k:PATH | mooncake:PATH | burstgpt:PATH | "
                     "trace:PATH | sharegpt-multiturn:PATH | multiturn | prefix | longdoc:PATH")
       ->capture_default_str();
   serve->add_option("--turns", f->turns, "multiturn: turns per conversation")->check(CLI::PositiveNumber)->capture_default_str();
-  serve->add_option("--think-time", f->think_time_s, "Multi-turn: seconds between a reply and the next turn")
+  serve->add_option(renamed("--think-time-s", {"--think-time"}), f->think_time_s, "Multi-turn: seconds between a reply and the next turn")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   serve->add_option("--num-prefixes", f->num_prefixes, "prefix: distinct shared system prompts")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--prefix-len", f->prefix_len, "prefix: tokens of each shared system prompt (--input-len = suffix)")
@@ -208,9 +214,9 @@ void add_bench_verb(CLI::App& app) {
   serve->add_option("--trace-window", f->trace_window, "Traces: replay only START,DURATION seconds of the trace (DURATION inf: to the end)");
   serve->add_flag("--exact-lengths", f->exact_lengths,
                   "Count prompt tokens through the server's /tokenize so synthetic prompts have exact token lengths");
-  serve->add_option("--input-len", f->input_len, "Input tokens (random dataset)")->check(CLI::PositiveNumber)->capture_default_str();
-  serve->add_option("--output-len", f->output_len, "Output tokens per request")->check(CLI::PositiveNumber)->capture_default_str();
-  serve->add_option("--range-ratio", f->range_ratio, "Lengths uniform in len*[1-r, 1+r]")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  serve->add_option(renamed("--input-len", {"--random-input-len"}), f->input_len, "Input tokens per request (synthetic datasets)")->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option(renamed("--output-len", {"--random-output-len"}), f->output_len, "Output tokens per request")->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option(renamed("--range-ratio", {"--random-range-ratio"}), f->range_ratio, "Lengths uniform in len*[1-r, 1+r]")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   serve->add_option("--num-prompts", f->num_prompts, "Requests to send")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--request-rate", f->request_rate, "Requests/s or inf (a rate alone means Poisson arrivals)")->capture_default_str();
   serve->add_option("--arrival", f->arrival, "constant | poisson | gamma | inf | closed | trace | ramp");
@@ -226,14 +232,14 @@ void add_bench_verb(CLI::App& app) {
   // A test hook, not a tuning knob: it starves the client on purpose.
   serve->add_option("--debug-client-stall-us", f->debug_client_stall_us, "")->check(CLI::NonNegativeNumber)->group("");
   serve->add_option("--warmup", f->warmup, "First N requests are sent but excluded from metrics")->check(CLI::NonNegativeNumber);
-  serve->add_option("--timeout", f->timeout_s, "Per-request timeout in seconds")->capture_default_str();
+  serve->add_option(renamed("--timeout-s", {"--timeout"}), f->timeout_s, "Per-request timeout in seconds")->capture_default_str();
   serve->add_option("--slo", f->slos, "SLO class NAME:ttft=MS,tpot=MS,e2e=MS,itl=MS (repeatable)");
   serve->add_option("--percentiles", f->percentiles, "Percentiles to report")->capture_default_str();
   serve->add_option("--energy", f->energy, "Energy source: auto, nvml, rapl, model or none (default none)")
       ->check(CLI::IsMember({"auto", "nvml", "rapl", "model", "none"}));
   serve->add_option("--power-interval-ms", f->power_interval_ms, "Power sampling interval (default 50 ms = 20 Hz)")
       ->check(CLI::PositiveNumber);
-  serve->add_option("--idle-seconds", f->idle_seconds, "Idle baseline measured before the load (default 2 s)")
+  serve->add_option(renamed("--idle-s", {"--idle-seconds"}), f->idle_seconds, "Idle baseline measured before the load (default 2 s)")
       ->check(CLI::NonNegativeNumber);
   serve->add_flag("--score", f->score, "Score the responses produced under load against the dataset's answers (gsm8k:PATH)");
   serve->add_option("--num-fewshot", f->num_fewshot, "gsm8k: exemplars before each question (default 0)")

@@ -13,6 +13,7 @@
 #include <thread>
 #include <tuple>
 
+#include "flag_names.h"
 #include "qmeter/core/error.h"
 #include "qmeter/core/process.h"
 #include "qmeter/exec/hardware_settings.h"
@@ -72,7 +73,7 @@ std::pair<unsigned, unsigned> parse_clock_range(const std::string& text) {
 void run_energy(const EnergyOptions& o) {
   if (o.command.empty()) throw UsageError("energy: no command given (usage: qmeter energy [options] -- CMD ARGS...)");
   if (o.interval_ms < 1) throw UsageError(fmt::format("--power-interval-ms must be at least 1, got {}", o.interval_ms));
-  if (o.idle_seconds < 0) throw UsageError(fmt::format("--idle-seconds must be >= 0, got {}", o.idle_seconds));
+  if (o.idle_seconds < 0) throw UsageError(fmt::format("--idle-s must be >= 0, got {}", o.idle_seconds));
   std::optional<std::pair<unsigned, unsigned>> clocks;
   if (!o.gpu_lock_clocks.empty()) clocks = parse_clock_range(o.gpu_lock_clocks);
 
@@ -147,7 +148,7 @@ void add_energy_verb(CLI::App& app) {
   sub->add_option("--power-interval-ms", opts->interval_ms, "Sampling interval in ms (default 50 = 20 Hz)");
   sub->add_option("--energy", opts->energy, "Energy source: auto, nvml, rapl, model or none (default auto)")
       ->check(CLI::IsMember({"auto", "nvml", "rapl", "model", "none"}));
-  sub->add_option("--idle-seconds", opts->idle_seconds, "Idle baseline measured before the command (default 0)");
+  sub->add_option(renamed("--idle-s", {"--idle-seconds"}), opts->idle_seconds, "Idle baseline measured before the command (default 0)");
   sub->add_option("--output-json", opts->output_json, "Write the report as JSON to this file");
   sub->add_flag("--include-samples", opts->include_samples, "Put every power sample into the JSON");
   sub->add_option("--gpu-power-limit", opts->gpu_power_limit_w, "Set every GPU's power limit (W) for the run");

@@ -8,6 +8,7 @@
 #include "qmeter/core/error.h"
 #include "qmeter/engine/model.h"
 #include "qmeter/engine/session.h"
+#include "flag_names.h"
 #include "qmeter/engine/thread_pool.h"
 #include "verbs.h"
 
@@ -101,7 +102,7 @@ void add_generate_verb(CLI::App& app) {
   sub->add_option("--threads", args->threads, "compute threads (default: all cores)");
   sub->add_option("--dtype", args->dtype, "convert weights at load: f32, bf16 or f16");
   sub->add_option("--tokenizer", args->tokenizer, "tokenizer file (tok.bin, tokenizer.json, tokenizer.model)");
-  sub->add_option("--max-seq-len", args->max_seq_len, "cap the context length (KV-cache positions)");
+  sub->add_option(renamed("--max-model-len", {"--max-seq-len"}), args->max_seq_len, "cap the context length (KV-cache positions)");
   sub->add_option("--kv-cache-dtype", args->kv_cache_dtype, "KV-cache element type: f32, int8 or fp8 (per-head scales)")
       ->capture_default_str();
   sub->callback([args] { run_generate(*args); });

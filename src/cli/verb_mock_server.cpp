@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "qmeter/core/error.h"
+#include "flag_names.h"
 #include "qmeter/mockserver/mock_server.h"
 #include "verbs.h"
 
@@ -71,23 +72,28 @@ void add_mock_server_verb(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--itl-sigma", c.itl_lognormal_sigma, "Shape (sigma) of lognormal gaps; their mean stays --itl-ms")
       ->capture_default_str();
-  flags->output_len_option = sub->add_option("--output-len", flags->output_len,
+  flags->output_len_option = sub->add_option(renamed("--tokens-before-eos", {"--output-len"}), flags->output_len,
                   "Tokens before 'EOS': a reply has min(N, max_tokens) tokens, or max_tokens with ignore_eos "
-                  "(default: max_tokens, 16 when absent)");
+                  "(default: max_tokens, 16 when absent)")
+      ->check(CLI::PositiveNumber);
   sub->add_option("--tokens-per-chunk", c.tokens_per_chunk, "Generated tokens per streamed chunk")->capture_default_str();
   sub->add_option("--fault", flags->faults,
                   "KIND:FRACTION, repeatable; kinds: http500 http429 drop stall malformed role_only_first "
                   "empty_chunks usage_mismatch (disjoint; fractions add up to <= 1)");
   sub->add_option("--request-log", c.request_log_path, "Write one JSON line per request (chunk send times) here");
   sub->add_option("--seed", c.seed, "Seed of faults and gap sampling")->capture_default_str();
-  sub->add_option("--threads", c.io_threads, "IO threads (event loops)")->capture_default_str();
+  // Not compute threads (--threads elsewhere): the mock computes nothing.
+  sub->add_option(renamed("--io-threads", {"--threads"}), c.io_threads, "IO threads (event loops)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   sub->add_option("--max-concurrent-streams", c.max_concurrent_streams,
                   "At most N replies are generated at once (0: unlimited); later requests wait in arrival (FIFO) "
                   "order, their wait counted in their TTFT (logged as queue_wait_ns). Every 200 generation reply, "
                   "streamed or not, holds a slot until its last chunk (or a drop / the client leaving); capacity "
                   "with constant gaps = 1000 * N / (ttft_ms + (chunks - 1) * itl_ms) requests/s")
       ->capture_default_str();
-  sub->add_option("--model", c.model_name, "Model name listed by /v1/models (any requested name is accepted)")
+  sub->add_option(renamed("--served-model-name", {"--model"}), c.model_name,
+                  "Model name listed by /v1/models (any requested name is accepted)")
       ->capture_default_str();
   sub->add_flag("--no-echo", flags->no_echo,
                 "Refuse \"echo\" on /v1/completions (HTTP 400, or --no-echo-status) like a server without prompt "

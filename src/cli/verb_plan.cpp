@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "flag_names.h"
 #include "qmeter/analysis/study_view.h"
 #include "qmeter/core/error.h"
 #include "qmeter/plan/capacity.h"
@@ -18,7 +19,7 @@ namespace qmeter::cli {
 namespace {
 
 struct PlanCommon {
-  std::string db, study, workload, output_json;
+  std::string db = "results.db", study, workload, output_json;
   bool include_unsustainable = false;
 };
 
@@ -38,7 +39,7 @@ void emit(const PlanCommon& c, const std::string& table, const std::string& json
 }
 
 void add_common(CLI::App* sub, PlanCommon& c) {
-  sub->add_option("--db", c.db, "results database")->required();
+  sub->add_option("--db", c.db, "results database")->capture_default_str();
   sub->add_option("--study", c.study, "the study (default: the only or latest one)");
   sub->add_option("--workload", c.workload, "only this workload's load points (default: every workload)");
   sub->add_option("--output-json", c.output_json, "also write the result as JSON to this file");
@@ -101,7 +102,8 @@ void add_plan_verb(CLI::App& app) {
       ->required();
   s->add_option("--slo", sch->options.slo, "SLO class name")->required();
   s->add_option("--attainment", sch->options.attainment, "fraction of requests that must meet the SLO (default 0.99)");
-  s->add_option("--slot-minutes", sch->slot_minutes, "slot length in minutes (default 1)");
+  s->add_option(renamed("--slot-min", {"--slot-minutes"}), sch->slot_minutes, "slot length in minutes (default 1)")
+      ->check(CLI::PositiveNumber);
   s->add_option("--rate-scale", sch->rate_scale, "multiply the trace's rates by this (default 1)");
   s->add_option("--switch-cost-s", sch->options.switch_cost_s,
                 "seconds a started instance draws power before serving (default 60)");

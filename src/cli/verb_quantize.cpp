@@ -6,6 +6,7 @@
 
 #include "qmeter/core/error.h"
 #include "qmeter/quant/quantize.h"
+#include "flag_names.h"
 #include "qmeter/quant/quantized_model.h"
 #include "verbs.h"
 
@@ -19,19 +20,12 @@ void add_quantize_verb(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* sub = app.add_subcommand("quantize", "Quantize a model with a registry method and write it to a folder");
   sub->add_option("--model", a->model, "model path (llama2.c .bin, HF folder, .gguf)")->required();
-  std::string methods;
-  for (const std::string& m : quant::method_names()) methods += (methods.empty() ? "" : ", ") + m;
-  sub->add_option("--method", a->method, "quantization method: " + methods)->required();
+  sub->add_option(renamed("--quantization,-q", {"--method"}), a->method, "quantization method: " + quantization_methods())
+      ->required();
   sub->add_option("--out", a->out, "output folder (config.json, model.safetensors, tokenizer); the GGUF methods (q4_k and "
                  "llama-quantize's presets q8_0 ... iq4_xs) write <out>/model.gguf with the tokenizer embedded, or "
                  "the file --out names when it ends in .gguf")->required();
-  // The method options, passed to the registry as given: it validates them and names the flag.
-  for (const quant::OptionInfo& q : quant::option_table()) {
-    auto* opt = sub->add_option_function<std::string>(
-        "--" + q.key, [a, k = q.key](const std::string& v) { a->options[k] = v; }, q.help);
-    opt->group("Method options");
-    if (q.flag) opt->expected(0, 1)->default_str("true");  // --sym = --sym true
-  }
+  add_quant_option_flags(sub, &a->options);
   sub->callback([a] {
     std::map<std::string, std::string> opts = a->options;
     std::string calib;

@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "flag_names.h"
 #include "qmeter/core/error.h"
 #include "qmeter/report/report.h"
 #include "qmeter/store/store.h"
@@ -13,7 +14,7 @@ namespace qmeter::cli {
 namespace {
 
 struct ReportArgs {
-  std::string db, study, out, specs_dir;
+  std::string db = "results.db", study, out, specs_dir;
   double knee_attainment = -1;
 };
 
@@ -36,10 +37,10 @@ void run_report(const ReportArgs& a) {
 void add_report_verb(CLI::App& app) {
   auto args = std::make_shared<ReportArgs>();
   auto* sub = app.add_subcommand("report", "Write a self-contained interactive HTML report of a study");
-  sub->add_option("--db", args->db, "results database")->required();
+  sub->add_option("--db", args->db, "results database")->capture_default_str();
   sub->add_option("--study", args->study, "the study (default: the only or latest one)");
-  sub->add_option("--out", args->out, "the HTML page to write")->required();
-  sub->add_option("--specs-dir", args->specs_dir, "where each chart's Vega-Lite spec goes (default: <out>.specs)");
+  sub->add_option(renamed("--output-html", {"--out"}), args->out, "the HTML page to write")->required();
+  sub->add_option("--specs-dir", args->specs_dir, "where each chart's Vega-Lite spec goes (default: <output-html>.specs)");
   sub->add_option("--knee-attainment", args->knee_attainment,
                   "SLO attainment the knee must meet, in (0, 1] (default: the spec's search attainment, else 0.9)")
       ->check(CLI::Range(0.000001, 1.0));

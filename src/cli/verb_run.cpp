@@ -6,6 +6,7 @@
 
 #include "qmeter/core/error.h"
 #include "qmeter/exec/slurm_executor.h"
+#include "flag_names.h"
 #include "qmeter/exec/study_runner.h"
 #include "verbs.h"
 
@@ -30,12 +31,12 @@ void add_run_verb(CLI::App& app) {
   auto executor = std::make_shared<std::string>("local");
   auto* sub = app.add_subcommand("run", "Run a whole characterization study from a YAML spec (resumable)");
   sub->add_option("spec", o->spec_path, "the study spec (YAML)")->required();
-  sub->add_option("--db", o->db_path, "results database (SQLite); completed runs in it are skipped");
-  sub->add_option("--out", o->out_dir, "folder for server logs and run files");
+  sub->add_option("--db", o->db_path, "results database (SQLite); completed runs in it are skipped")->capture_default_str();
+  sub->add_option("--out", o->out_dir, "folder for server logs and run files")->capture_default_str();
   sub->add_option("--report-dir", o->report_dir, "folder for the HTML report (default: beside the database)");
   sub->add_flag("!--no-report", o->write_report, "write no HTML report at the end");
   sub->add_flag("--dry-run", o->dry_run, "print the expanded runs and a time estimate, run nothing");
-  sub->add_flag("!--no-progress", o->progress, "no progress lines on stderr");
+  sub->add_flag(renamed("!--quiet", {"!--no-progress"}), o->progress, "no progress lines on stderr");
   sub->add_option("--only", o->only_run, "run only the run with this id (see --dry-run)");
   sub->add_option("--executor", *executor, "local (one run after another here) or slurm (one array task per run)")
       ->check(CLI::IsMember({"local", "slurm"}));
@@ -52,7 +53,8 @@ void add_run_verb(CLI::App& app) {
       g->add_flag("--retry-failed", so->retry_failed, "resubmit runs that failed"),
       g->add_flag("--requeue", so->requeue, "let Slurm requeue a task whose node failed"),
       g->add_flag("--cancel-on-interrupt", so->cancel_on_interrupt, "Ctrl-C cancels the live tasks without asking"),
-      g->add_option("--poll-interval", so->poll_interval_s, "seconds between questions to Slurm")->check(CLI::PositiveNumber),
+      g->add_option(renamed("--poll-interval-s", {"--poll-interval"}), so->poll_interval_s, "seconds between questions to Slurm")
+          ->check(CLI::PositiveNumber),
   };
   sub->callback([o, so, executor, slurm_only] {
     if (*executor != "slurm") {

@@ -8,6 +8,7 @@
 #include "qmeter/core/error.h"
 #include "qmeter/engine/kv_cache.h"
 #include "qmeter/quant/quantize.h"
+#include "flag_names.h"
 #include "qmeter/server/inference_server.h"
 #include "verbs.h"
 
@@ -25,16 +26,8 @@ void add_serve_verb(CLI::App& app) {
   sub->add_option("--model", o->model, "model path (llama2.c .bin, HF folder, .gguf) or synthetic:SHAPE")->required();
   sub->add_option("--dtype", o->dtype, "weight dtype: f32, bf16 or f16 (default: as stored)");
   sub->add_option("--quantization,-q", o->quantization,
-                  "quantize at load time with this registry method (fp32, bf16, fp16, w8a16, w4a16-rtn, w3a16-rtn, gptq, awq)");
-  // Method options, passed to the quantization registry as given (it validates them and names the flag).
-  auto quant_opts = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
-  for (const quant::OptionInfo& q : quant::option_table()) {
-    auto* opt = sub->add_option_function<std::string>(
-        "--" + q.key, [quant_opts, k = q.key](const std::string& v) { quant_opts->emplace_back(k, v); }, q.help);
-    opt->group("Quantization options");
-    // Boolean options work as plain flags too (--sym = --sym true).
-    if (q.flag) opt->expected(0, 1)->default_str("true");
-  }
+                  "quantize at load time with this method: " + quantization_methods());
+  add_quant_option_flags(sub, &o->quant_options);
   sub->add_option("--host", o->host, "address to bind (default 127.0.0.1)");
   sub->add_option("--port", o->port, "port (0: a free one)")->check(CLI::Range(0, 65535));
   add_connection_limit_flags(sub, o->connection_limits);
@@ -42,23 +35,25 @@ void add_serve_verb(CLI::App& app) {
   sub->add_option("--max-num-seqs", o->scheduler.max_num_seqs, "most sequences in one batch")->check(CLI::Range(1, 100000));
   sub->add_option("--max-num-batched-tokens", o->scheduler.max_num_batched_tokens, "most tokens in one step")
       ->check(CLI::Range(1, 10000000));
-  auto* kv_memory = sub->add_option("--kv-cache-memory", *kv_mb, "KV-cache pool size in MiB")->check(CLI::PositiveNumber);
+  auto* kv_memory = sub->add_option(renamed("--kv-cache-mb", {"--kv-cache-memory"}), *kv_mb,
+                                    "KV-cache pool size in MiB (the spec's backend option kv_cache_mb)")
+                        ->check(CLI::PositiveNumber)
+                        ->capture_default_str();
   sub->add_option("--kv-cache-fraction", o->kv_cache_memory_fraction,
-                  "KV-cache pool as a fraction of the memory available after loading (instead of --kv-cache-memory)")
+                  "KV-cache pool as a fraction of the memory available after loading (instead of --kv-cache-mb)")
       ->check(CLI::Range(0.0, 1.0))
       ->excludes(kv_memory);
   auto kv_dtype = std::make_shared<std::string>("f32");
   sub->add_option("--kv-cache-dtype", *kv_dtype,
                   "KV-cache element type: f32, int8 or fp8 (E4M3), one scale per token and head; int8/fp8 hold ~4x the "
-                  "tokens in the same --kv-cache-memory");
+                  "tokens in the same --kv-cache-mb");
   sub->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", o->scheduler.enable_prefix_caching,
                 "reuse the KV blocks of prompt prefixes seen before (vLLM's automatic prefix caching; on by default)");
   sub->add_option("--max-queue", o->scheduler.max_queue, "waiting requests beyond this get HTTP 429")->check(CLI::Range(1, 10000000));
   sub->add_option("--max-model-len", o->max_model_len, "cap the context length");
   sub->add_option("--api-key", o->api_key, "require this bearer token");
   sub->add_option("--served-model-name", o->served_model_name, "model name in /v1/models");
-  sub->callback([o, kv_mb, quant_opts, kv_dtype] {
-    for (const auto& [k, v] : *quant_opts) o->quant_options[k] = v;
+  sub->callback([o, kv_mb, kv_dtype] {
     o->kv_cache_dtype = engine::parse_kv_dtype(*kv_dtype, "--kv-cache-dtype");
     o->scheduler.kv_cache_bytes = static_cast<std::size_t>(*kv_mb * (1 << 20));
     server::InferenceServer srv(*o);

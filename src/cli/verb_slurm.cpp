@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <csignal>
+#include <fstream>
 
+#include "qmeter/core/error.h"
 #include "qmeter/exec/slurm_executor.h"
 #include "verbs.h"
 
@@ -12,12 +14,18 @@ namespace qmeter::cli {
 namespace {
 
 struct SlurmArgs {
-  std::string db, run, spec, runs_file, results;
+  std::string db = "results.db", run, spec, runs_file, results;
   bool json = false;
 };
 
 std::atomic<bool> g_task_cancel{false};
 extern "C" void on_term_task(int) { g_task_cancel.store(true); }
+
+// --db defaults to results.db (as for `qmeter run`), so a missing file is named, not created.
+const std::string& existing_db(const SlurmArgs& a) {
+  if (!std::ifstream(a.db)) throw UsageError("--db: no results database at '" + a.db + "'");
+  return a.db;
+}
 
 }  // namespace
 
@@ -27,23 +35,23 @@ void add_slurm_verb(CLI::App& app) {
   sub->require_subcommand(1);
 
   auto* status = sub->add_subcommand("status", "Per run: pending / running (node, elapsed) / complete / failed (Slurm state, exit code, reason)");
-  status->add_option("--db", a->db, "the study database")->required();
-  status->callback([a] { fmt::print("{}", exec::format_slurm_status(exec::slurm_status(a->db))); });
+  status->add_option("--db", a->db, "the study database")->capture_default_str();
+  status->callback([a] { fmt::print("{}", exec::format_slurm_status(exec::slurm_status(existing_db(*a)))); });
 
   auto* collect = sub->add_subcommand("collect", "Merge every finished task's shard into the study database");
-  collect->add_option("--db", a->db, "the study database")->required();
+  collect->add_option("--db", a->db, "the study database")->capture_default_str();
   collect->callback([a] {
-    auto s = exec::slurm_collect(a->db);
+    auto s = exec::slurm_collect(existing_db(*a));
     for (const auto& line : s.lines) fmt::print("{}\n", line);
     fmt::print("collected: {} complete, {} failed, {} still pending or running\n", s.merged, s.failed, s.live);
     if (s.failed > 0) verb_exit_code() = 3;
   });
 
   auto* cancel = sub->add_subcommand("cancel", "scancel the study's live tasks (or one run's)");
-  cancel->add_option("--db", a->db, "the study database")->required();
+  cancel->add_option("--db", a->db, "the study database")->capture_default_str();
   cancel->add_option("--run", a->run, "only this run's task");
   cancel->callback([a] {
-    const int n = exec::slurm_cancel(a->db, a->run);
+    const int n = exec::slurm_cancel(existing_db(*a), a->run);
     fmt::print("cancelled {} task(s); `qmeter slurm collect --db {}` records them\n", n, a->db);
   });
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qmeter/analysis/study_view.h"
+#include "flag_names.h"
 #include "qmeter/core/error.h"
 #include "qmeter/store/store.h"
 #include "verbs.h"
@@ -15,11 +16,11 @@ namespace qmeter::cli {
 namespace {
 
 struct ExportArgs {
-  std::string db, format = "csv", table, out;
+  std::string db = "results.db", format = "csv", table, out;
 };
 
 struct LsArgs {
-  std::string db, study, output_json;
+  std::string db = "results.db", study, output_json;
 };
 
 std::unique_ptr<store::Store> open_existing(const std::string& path) {
@@ -33,7 +34,7 @@ void run_export(const ExportArgs& a) {
   std::ostream* out = &std::cout;
   if (!a.out.empty()) {
     file.open(a.out);
-    if (!file) throw UsageError("--out: cannot write '" + a.out + "'");
+    if (!file) throw UsageError("--output-file: cannot write '" + a.out + "'");
     out = &file;
   }
   if (!a.table.empty()) {
@@ -125,17 +126,17 @@ void run_ls(const LsArgs& a) {
 void add_export_verb(CLI::App& app) {
   auto args = std::make_shared<ExportArgs>();
   auto* sub = app.add_subcommand("export", "Export tables of a results database as CSV or JSON");
-  sub->add_option("--db", args->db, "results database")->required();
+  sub->add_option("--db", args->db, "results database")->capture_default_str();
   sub->add_option("--format", args->format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
   sub->add_option("--table", args->table, "one table (default with json: every table)");
-  sub->add_option("--out", args->out, "output file (default stdout)");
+  sub->add_option(renamed("--output-file", {"--out"}), args->out, "output file (default stdout)");
   sub->callback([args] { run_export(*args); });
 }
 
 void add_ls_verb(CLI::App& app) {
   auto args = std::make_shared<LsArgs>();
   auto* sub = app.add_subcommand("ls", "List the runs of a results database with headline figures");
-  sub->add_option("--db", args->db, "results database")->required();
+  sub->add_option("--db", args->db, "results database")->capture_default_str();
   sub->add_option("--study", args->study, "only this study");
   sub->add_option("--output-json", args->output_json, "also write the list as JSON");
   sub->callback([args] { run_ls(*args); });

@@ -96,7 +96,7 @@ void add_train_verb(CLI::App& app) {
   cmd->add_option("--steps", flags->steps, "optimizer steps (0 = the preset's)");
   cmd->add_flag("--resume", flags->resume, "continue from the checkpoint in --out");
   cmd->add_option("--stop-after", flags->stop_after, "stop (keeping a checkpoint) after this many steps in this run");
-  cmd->add_flag("--quiet", flags->quiet, "no progress or summary on stderr");
+  cmd->add_flag("--quiet", flags->quiet, "no progress lines or summary on stderr");
   cmd->callback([flags] { run_train(*flags); });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The verb table of the qmeter binary. Adding a verb = one verb_<name>.cpp defining its
-// add_<name>_verb function + one line in kVerbs (main.cpp).
+// add_<name>_verb function + one line in kVerbs (app.cpp). Flag names follow docs/CLI.md; a
+// renamed flag keeps its old spelling hidden through renamed() (flag_names.h).
 // A verb's callback throws qmeter::UsageError (exit 2) or qmeter::Error (exit 1) on failure and
 // sets the process exit code through VerbResult when it wants a non-zero code of its own.
 #include <CLI/CLI.hpp>
@@ -17,7 +18,11 @@ int& verb_exit_code();
 
 using AddVerb = void (*)(CLI::App& app);
 
+// Every verb of the table, with the help formatter that hides old spellings.
+void add_verbs(CLI::App& app);
+
 void add_version_verb(CLI::App& app);
+void add_help_verb(CLI::App& app);
 void add_export_verb(CLI::App& app);
 void add_ls_verb(CLI::App& app);
 void add_run_verb(CLI::App& app);
@@ -33,9 +38,5 @@ void add_plan_verb(CLI::App& app);
 void add_tune_verb(CLI::App& app);
 void add_eval_verb(CLI::App& app);
 void add_slurm_verb(CLI::App& app);
-
-
-
-
 
 }  // namespace qmeter::cli

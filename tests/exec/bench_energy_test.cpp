@@ -28,7 +28,7 @@ TEST(BenchServeEnergy, ModelledEnergyJoinsTheJsonOutput) {
   SpawnOptions bo;
   bo.argv = {qmeter::testing::qmeter_bin(), "bench", "serve", "--base-url", url, "--model", "m", "--input-len", "8",
              "--output-len", "16", "--num-prompts", "30", "--request-rate", "50", "--energy", "model",
-             "--idle-seconds", "0.3", "--power-interval-ms", "20", "--output-json", dir + "/out.json"};
+             "--idle-s", "0.3", "--power-interval-ms", "20", "--output-json", dir + "/out.json"};
   bo.log_path = dir + "/bench.log";
   auto bench = ChildProcess::spawn(bo);
   ASSERT_EQ(bench.wait(120), 0) << file_tail(bo.log_path);

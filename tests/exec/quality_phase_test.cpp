@@ -109,7 +109,7 @@ TEST(StudyQuality, AFailingTaskCostsNeitherTheOtherTasksNorTheLoadPoints) {
   ASSERT_EQ(run_qmeter({"ls", "--db", dir + "/r.db"}, dir + "/ls.txt"), 0);
   EXPECT_NE(read_file(dir + "/ls.txt").find("mc FAILED"), std::string::npos) << read_file(dir + "/ls.txt");
   // The report lists it among its warnings.
-  ASSERT_EQ(run_qmeter({"report", "--db", dir + "/r.db", "--out", dir + "/r.html"}, dir + "/report.txt"), 0)
+  ASSERT_EQ(run_qmeter({"report", "--db", dir + "/r.db", "--output-html", dir + "/r.html"}, dir + "/report.txt"), 0)
       << read_file(dir + "/report.txt");
   EXPECT_NE(read_file(dir + "/r.html").find("quality task mc:"), std::string::npos);
 }

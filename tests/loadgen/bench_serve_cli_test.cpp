@@ -79,7 +79,7 @@ TEST(BenchServeCli, BadFlagsExitTwoNamingTheFlag) {
       {{"--header", "novalue"}, "--header"},
       {{"--num-prompts", "0"}, "--num-prompts"},
       {{"--warmup", "5", "--num-prompts", "5"}, "--warmup"},
-      {{"--timeout", "0"}, "--timeout"},
+      {{"--timeout-s", "0"}, "--timeout-s"},
       {{"--endpoint", "v1/completions"}, "--endpoint"},
       {{"--dataset", "nosuchkind"}, "nosuchkind"},
       {{"--no-such-flag"}, "--no-such-flag"},

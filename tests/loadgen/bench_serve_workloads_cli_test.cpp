@@ -18,7 +18,7 @@ TEST(BenchServeWorkloadsCli, MultiturnWritesPerTurnMetrics) {
   testing::MockServerProcess mock(dir, {"--ttft-ms", "2", "--itl-ms", "1"});
   const int status = testing::run_qmeter({"bench", "serve", "--base-url", mock.base_url(), "--model", "m", "--dataset", "multiturn",
                                           "--num-prompts", "4", "--turns", "3", "--input-len", "5", "--output-len", "4",
-                                          "--think-time", "0.02", "--request-rate", "50", "--output-json", dir + "/out.json"},
+                                          "--think-time-s", "0.02", "--request-rate", "50", "--output-json", dir + "/out.json"},
                                          dir + "/cli.out", 120);
   ASSERT_EQ(status, 0) << read_file(dir + "/cli.out");
   EXPECT_NE(read_file(dir + "/cli.out").find("Conversations (multi-turn)"), std::string::npos);

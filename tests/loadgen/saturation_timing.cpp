@@ -38,7 +38,7 @@ TEST(Saturation, TwiceAndFourTimesTheServersCapacityHoldTheCapacityAndReadServer
   const std::string dir = qmeter::testing::test_output_dir("loadgen_saturation");
   // 4 streams at once, 10 tokens at 10 ms gaps: 90 ms a reply, capacity 4 / 0.09 = 44.4 req/s.
   qmeter::testing::MockServerProcess mock(
-      dir, {"--ttft-ms", "0", "--itl-ms", "10", "--output-len", "10", "--max-concurrent-streams", "4"});
+      dir, {"--ttft-ms", "0", "--itl-ms", "10", "--tokens-before-eos", "10", "--max-concurrent-streams", "4"});
   const double capacity = 4 / 0.090;
   for (double factor : {2.0, 4.0}) {
     const LoadgenResult res = run_load(constant(160, factor * capacity, 10), options_for(mock), {});
@@ -63,7 +63,7 @@ TEST(Saturation, TwiceAndFourTimesTheServersCapacityHoldTheCapacityAndReadServer
 TEST(Saturation, BelowCapacityAFortyRequestPointReadsTheOfferedRateAndNoWarning) {
   const std::string dir = qmeter::testing::test_output_dir("loadgen_steady_below");
   // 50 ms to the first token, then 9 gaps of 10 ms: 140 ms a reply, no stream limit.
-  qmeter::testing::MockServerProcess mock(dir, {"--ttft-ms", "50", "--itl-ms", "10", "--output-len", "10"});
+  qmeter::testing::MockServerProcess mock(dir, {"--ttft-ms", "50", "--itl-ms", "10", "--tokens-before-eos", "10"});
   auto opt = options_for(mock);
   opt.metrics.client_bound_threshold_ms = 20;  // this test is about the window, not a busy CI machine
   const LoadgenResult res = run_load(constant(40, 20, 10), opt, {});
@@ -78,7 +78,7 @@ TEST(Saturation, BelowCapacityAFortyRequestPointReadsTheOfferedRateAndNoWarning)
 
 TEST(Saturation, AStarvedClientReadsClientBoundWithTheEvidence) {
   const std::string dir = qmeter::testing::test_output_dir("loadgen_starved");
-  qmeter::testing::MockServerProcess mock(dir, {"--ttft-ms", "5", "--itl-ms", "1", "--output-len", "4"});
+  qmeter::testing::MockServerProcess mock(dir, {"--ttft-ms", "5", "--itl-ms", "1", "--tokens-before-eos", "4"});
   auto opt = options_for(mock);
   opt.metrics.client_bound_threshold_ms = 15;
   // Control: the same point with a healthy client is not client-bound.
@@ -100,7 +100,7 @@ TEST(Saturation, AStarvedClientReadsClientBoundWithTheEvidence) {
 
 TEST(Saturation, AConnectionLimitHoldsRequestsInTheClientAndSaysSo) {
   const std::string dir = qmeter::testing::test_output_dir("loadgen_max_connections");
-  qmeter::testing::MockServerProcess mock(dir, {"--ttft-ms", "0", "--itl-ms", "20", "--output-len", "5"});
+  qmeter::testing::MockServerProcess mock(dir, {"--ttft-ms", "0", "--itl-ms", "20", "--tokens-before-eos", "5"});
   auto opt = options_for(mock);
   opt.max_connections = 2;
   const LoadgenResult res = run_load(constant(20, 100, 5), opt, {});

@@ -366,7 +366,7 @@ TEST(MockServerCapacity, CliFlagLimitsTheServer) {
   const std::string out = dir + "/out.txt", log_path = dir + "/requests.jsonl";
   SpawnOptions opts;
   opts.argv = {qmeter::testing::qmeter_bin(), "mock-server", "--port", "0", "--ttft-ms", "0", "--itl-ms", "20",
-               "--output-len", "5", "--max-concurrent-streams", "1", "--request-log", log_path};
+               "--tokens-before-eos", "5", "--max-concurrent-streams", "1", "--request-log", log_path};
   opts.log_path = out;
   ChildProcess p = ChildProcess::spawn(opts);
   std::smatch m;

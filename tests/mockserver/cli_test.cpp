@@ -32,9 +32,9 @@ TEST(MockServerCli, StartsOnPortZeroServesAndStopsCleanlyOnSigterm) {
   const std::string out = dir + "/out.txt", log = dir + "/requests.jsonl";
   SpawnOptions opts;
   opts.argv = {qmeter::testing::qmeter_bin(), "mock-server", "--host", "127.0.0.1", "--port", "0", "--ttft-ms", "3",
-               "--itl-ms", "1", "--itl-dist", "exponential", "--tokens-per-chunk", "2", "--output-len", "4",
+               "--itl-ms", "1", "--itl-dist", "exponential", "--tokens-per-chunk", "2", "--tokens-before-eos", "4",
                "--fault", "http500:0.3", "--fault", "usage_mismatch:0.2", "--request-log", log, "--seed", "9",
-               "--threads", "2"};
+               "--io-threads", "2"};
   opts.log_path = out;
   ChildProcess p = ChildProcess::spawn(opts);
   std::smatch m;
@@ -95,7 +95,7 @@ TEST(MockServerCli, BadFlagsExitWithCode2AndNameTheFlag) {
       {{"--tokens-per-chunk", "0"}, "--tokens-per-chunk"},
       {{"--ttft-ms", "-5"}, "--ttft-ms"},
       {{"--port", "99999"}, "--port"},
-      {{"--output-len", "0"}, "--output-len"},
+      {{"--tokens-before-eos", "0"}, "--tokens-before-eos"},
       {{"--itl-ms", "fast"}, "--itl-ms"},
       {{"--request-log", dir + "/no/such/dir/log.jsonl"}, "--request-log"},
   };

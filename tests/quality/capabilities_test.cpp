@@ -67,7 +67,7 @@ TEST(Capabilities, EvalReportsPerplexityUnsupportedAndStillScoresGsm8k) {
   auto mock = start_mock(500);
   SpawnOptions so;
   so.argv = {qmeter::testing::qmeter_bin(), "eval", "--base-url", mock->base_url(), "--task", std::string("perplexity:") + val,
-             "--task", "gsm8k:" + gsm8k_file(dir), "--num-fewshot", "1", "--max-gen-tokens", "6",
+             "--task", "gsm8k:" + gsm8k_file(dir), "--num-fewshot", "1", "--max-tokens", "6",
              "--output-json", dir + "/out.json"};
   so.log_path = dir + "/eval.log";
   auto child = ChildProcess::spawn(so);

@@ -137,7 +137,7 @@ TEST(QualityThroughServe, EvalVerbWritesLmEvalShapedJson) {
   const auto dir = qmeter::testing::test_output_dir("quality_eval_cli");
   SpawnOptions so;
   so.argv = {qmeter::testing::qmeter_bin(), "eval", "--base-url", served.server->base_url(), "--model", "stories",
-             "--task", std::string("perplexity:") + val, "--limit", "20", "--concurrency", "2",
+             "--task", std::string("perplexity:") + val, "--limit", "20", "--max-concurrency", "2",
              "--output-json", dir + "/out.json"};
   so.log_path = dir + "/eval.log";
   auto child = ChildProcess::spawn(so);

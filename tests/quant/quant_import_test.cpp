@@ -496,9 +496,9 @@ TEST(GptqImport, StoriesQuantizedByOurGptqGivesIdenticalLogits) {
   const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(out.find("gptq (imported AutoGPTQ, 4-bit, group 32, act-order)"), std::string::npos) << out;
   const std::string text = qmeter::testing::shared_data_file("eval/tinystories_val.txt");
-  if (!text.empty()) {  // and `qmeter eval --engine-model` scores it in-process
+  if (!text.empty()) {  // and `qmeter eval --model` scores it in-process
     const std::string elog = dir + "/eval.log";
-    EXPECT_EQ(qmeter::testing::run_qmeter({"eval", "--engine-model", dir, "--task", "perplexity:" + text, "--limit", "2",
+    EXPECT_EQ(qmeter::testing::run_qmeter({"eval", "--model", dir, "--task", "perplexity:" + text, "--limit", "2",
                                            "--output-json", dir + "/eval.json"}, elog, 120), 0);
     std::ifstream ein(elog);
     const std::string eout((std::istreambuf_iterator<char>(ein)), std::istreambuf_iterator<char>());

@@ -155,7 +155,7 @@ TEST(QuantizeCli, WritesAFolderThatGenerateLoads) {
   QMETER_REQUIRE_SHARED_DATA(model_path, kModel);
   const std::string scratch = qmeter::testing::test_output_dir("quantize_cli");
   const std::string out = scratch + "/stories-w4";
-  const CliRun q = run("quantize --model " + model_path + " --method w4a16-rtn --group-size 32 --out " + out, scratch);
+  const CliRun q = run("quantize --model " + model_path + " --quantization w4a16-rtn --group-size 32 --out " + out, scratch);
   ASSERT_EQ(q.exit_code, 0) << q.err;
   EXPECT_NE(q.out.find("wrote " + out), std::string::npos) << q.out;
   EXPECT_TRUE(fs::exists(out + "/config.json"));
@@ -175,11 +175,11 @@ TEST(QuantizeCli, InvalidCombinationsExitWithUsageErrors) {
   struct Bad {
     std::string args, message;
   };
-  for (const Bad& b : {Bad{"--method awq --bits 5", "--bits 5: method awq supports 4"},
-                       Bad{"--method int2-magic", "unknown quantization method 'int2-magic'"},
-                       Bad{"--method w4a16-rtn --group-size 128", "--group-size 128 is larger than layer wq (64"},
-                       Bad{"--method nf4 --group-size 64", "blocks are 64"},
-                       Bad{"--method smoothquant-w8a8 --alpha 2", "--alpha 2: must be within [0, 1]"}}) {
+  for (const Bad& b : {Bad{"--quantization awq --bits 5", "--bits 5: method awq supports 4"},
+                       Bad{"--quantization int2-magic", "unknown quantization method 'int2-magic'"},
+                       Bad{"--quantization w4a16-rtn --group-size 128", "--group-size 128 is larger than layer wq (64"},
+                       Bad{"--quantization nf4 --group-size 64", "blocks are 64"},
+                       Bad{"--quantization smoothquant-w8a8 --alpha 2", "--alpha 2: must be within [0, 1]"}}) {
     const CliRun r = run(base + b.args, scratch);
     EXPECT_EQ(r.exit_code, 2) << b.args << ": " << r.err;
     EXPECT_NE(r.err.find(b.message), std::string::npos) << b.args << ": " << r.err;

@@ -124,7 +124,7 @@ std::vector<std::string> page_requests_in_net_log(const std::string& path) {
 std::string make_report(const std::string& dir, const std::string& db, const std::string& study,
                         const std::string& name) {
   SpawnOptions o;
-  o.argv = {qmeter::testing::qmeter_bin(), "report", "--db", db, "--study", study, "--out", dir + "/" + name};
+  o.argv = {qmeter::testing::qmeter_bin(), "report", "--db", db, "--study", study, "--output-html", dir + "/" + name};
   o.log_path = dir + "/" + name + ".log";
   auto p = ChildProcess::spawn(o);
   EXPECT_EQ(p.wait(120).value_or(-1), 0) << read_file(o.log_path);

@@ -245,11 +245,11 @@ TEST(ReportSpecs, WarningsNameTheFailedRunMismatchesAndUnstableWindows) {
 TEST(ReportCli, EmbeddedDataEqualsTheExportAndNothingEndsAScriptEarly) {
   auto dir = qmeter::testing::test_output_dir("report_cli_export");
   const auto db = demo_db(dir);
-  ASSERT_EQ(run_cli({"report", "--db", db, "--out", dir + "/r.html", "--specs-dir", dir + "/specs"}, dir + "/log.txt"), 0)
+  ASSERT_EQ(run_cli({"report", "--db", db, "--output-html", dir + "/r.html", "--specs-dir", dir + "/specs"}, dir + "/log.txt"), 0)
       << read_file(dir + "/log.txt");
   EXPECT_NE(read_file(dir + "/log.txt").find("report of study 'demo'"), std::string::npos);
   EXPECT_TRUE(fs::exists(dir + "/specs/pareto.vl.json"));
-  ASSERT_EQ(run_cli({"export", "--db", db, "--format", "json", "--out", dir + "/export.json"}, dir + "/elog.txt"), 0);
+  ASSERT_EQ(run_cli({"export", "--db", db, "--format", "json", "--output-file", dir + "/export.json"}, dir + "/elog.txt"), 0);
   const std::string html = read_file(dir + "/r.html");
   const std::string embedded = embedded_script(html, "qmeter-data");
   ASSERT_FALSE(embedded.empty());
@@ -281,7 +281,7 @@ TEST(ReportCli, TheChartLibrariesAreInlinedByteForByte) {
                                web + "vega-embed/build/vega-embed.min.js"};
   auto dir = qmeter::testing::test_output_dir("report_cli_assets");
   const auto db = demo_db(dir);
-  ASSERT_EQ(run_cli({"report", "--db", db, "--out", dir + "/r.html"}, dir + "/log.txt"), 0);
+  ASSERT_EQ(run_cli({"report", "--db", db, "--output-html", dir + "/r.html"}, dir + "/log.txt"), 0);
   const std::string html = read_file(dir + "/r.html");
   for (int i = 0; i < 3; ++i) {
     const std::string lib = read_file(files[i]);
@@ -300,7 +300,7 @@ TEST(ReportCli, EmptyAndPartialStudiesSayWhatIsMissing) {
     auto db = store::Store::open(dir + "/p.db");
     report_test::write_partial_and_empty_studies(*db);
   }
-  ASSERT_EQ(run_cli({"report", "--db", dir + "/p.db", "--study", "empty", "--out", dir + "/empty.html"}, dir + "/e.txt"),
+  ASSERT_EQ(run_cli({"report", "--db", dir + "/p.db", "--study", "empty", "--output-html", dir + "/empty.html"}, dir + "/e.txt"),
             0)
       << read_file(dir + "/e.txt");
   const std::string empty = read_file(dir + "/empty.html");
@@ -310,7 +310,7 @@ TEST(ReportCli, EmptyAndPartialStudiesSayWhatIsMissing) {
   EXPECT_NE(empty.find("Pareto chart: needs load points"), std::string::npos);
   EXPECT_TRUE(fs::is_empty(dir + "/empty.html.specs"));
 
-  ASSERT_EQ(run_cli({"report", "--db", dir + "/p.db", "--study", "partial", "--out", dir + "/partial.html"},
+  ASSERT_EQ(run_cli({"report", "--db", dir + "/p.db", "--study", "partial", "--output-html", dir + "/partial.html"},
                     dir + "/p.txt"),
             0)
       << read_file(dir + "/p.txt");
@@ -334,11 +334,11 @@ TEST(ReportCli, BadInputsGiveClearErrors) {
     std::vector<std::string> args;
     std::string expected;
   } cases[] = {
-      {{"report", "--db", dir + "/none.db", "--out", dir + "/r.html"}, "--db: no results database at"},
-      {{"report", "--db", db, "--study", "nope", "--out", dir + "/r.html"}, "no study named 'nope' in the database (studies: demo)"},
-      {{"report", "--db", db, "--out", "/proc/no/such/r.html"}, "--out: cannot create the folder of '/proc/no/such/r.html'"},
-      {{"report", "--db", db, "--out", dir + "/r.html", "--knee-attainment", "1.5"}, "--knee-attainment"},
-      {{"report", "--db", db}, "--out is required"},
+      {{"report", "--db", dir + "/none.db", "--output-html", dir + "/r.html"}, "--db: no results database at"},
+      {{"report", "--db", db, "--study", "nope", "--output-html", dir + "/r.html"}, "no study named 'nope' in the database (studies: demo)"},
+      {{"report", "--db", db, "--output-html", "/proc/no/such/r.html"}, "--out: cannot create the folder of '/proc/no/such/r.html'"},
+      {{"report", "--db", db, "--output-html", dir + "/r.html", "--knee-attainment", "1.5"}, "--knee-attainment"},
+      {{"report", "--db", db}, "--output-html is required"},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(run_cli(c.args, dir + "/log.txt"), 2) << c.expected;
@@ -352,7 +352,7 @@ TEST(ReportCli, BadInputsGiveClearErrors) {
 TEST(ReportCli, SaysWhereEachRunRan) {
   auto dir = qmeter::testing::test_output_dir("report_placements");
   const auto db_path = demo_db(dir);
-  ASSERT_EQ(run_cli({"report", "--db", db_path, "--out", dir + "/local.html"}, dir + "/log.txt"), 0);
+  ASSERT_EQ(run_cli({"report", "--db", db_path, "--output-html", dir + "/local.html"}, dir + "/log.txt"), 0);
   EXPECT_NE(read_file(dir + "/local.html").find("Every run executed locally"), std::string::npos);
   std::string run_id;
   {
@@ -374,7 +374,7 @@ TEST(ReportCli, SaysWhereEachRunRan) {
     p.node = "other-node";
     db->put_placement(p);
   }
-  ASSERT_EQ(run_cli({"report", "--db", db_path, "--out", dir + "/slurm.html"}, dir + "/log2.txt"), 0)
+  ASSERT_EQ(run_cli({"report", "--db", db_path, "--output-html", dir + "/slurm.html"}, dir + "/log2.txt"), 0)
       << read_file(dir + "/log2.txt");
   const std::string html = read_file(dir + "/slurm.html");
   EXPECT_NE(html.find("<h3>Where the runs ran</h3>"), std::string::npos);

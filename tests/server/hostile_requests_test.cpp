@@ -97,7 +97,7 @@ ChildProcess spawn_mock(const std::string& dir, const std::vector<std::string>& 
   const std::string port = std::to_string(backend::pick_free_port());
   base = "http://127.0.0.1:" + port;
   SpawnOptions so;
-  so.argv = {qmeter::testing::qmeter_bin(), "mock-server", "--port", port, "--output-len", "4"};
+  so.argv = {qmeter::testing::qmeter_bin(), "mock-server", "--port", port, "--tokens-before-eos", "4"};
   so.argv.insert(so.argv.end(), flags.begin(), flags.end());
   so.log_path = dir + "/mock.log";
   auto p = ChildProcess::spawn(so);

@@ -1,4 +1,4 @@
-// `qmeter serve --kv-cache-dtype int8|fp8`: the same --kv-cache-memory holds more tokens (as
+// `qmeter serve --kv-cache-dtype int8|fp8`: the same --kv-cache-mb holds more tokens (as
 // /metrics and the startup line say), and a streamed greedy reply equals the in-process engine
 // with the same quantized KV cache.
 #include <gtest/gtest.h>
@@ -31,7 +31,7 @@ struct Capacity {
 Capacity capacity(const std::string& model, const std::string& dtype, const std::string& mib) {
   const auto dir = qmeter::testing::test_output_dir("kv_serve_capacity_" + dtype);
   std::string base;
-  auto server = qmeter::testing::spawn_serve(dir, {"--model", model, "--kv-cache-memory", mib, "--kv-cache-dtype", dtype}, base);
+  auto server = qmeter::testing::spawn_serve(dir, {"--model", model, "--kv-cache-mb", mib, "--kv-cache-dtype", dtype}, base);
   Capacity c;
   c.metrics = http_fetch(base + "/metrics").second;
   c.tokens = metric(c.metrics, "qmeter:kv_cache_capacity_tokens");
@@ -73,7 +73,7 @@ TEST(ServeKvQuant, StreamedGreedyReplyEqualsTheInProcessInt8Engine) {
   // 51 blocks = 816 tokens. int8 row 32 + 16 = 48 bytes (the scales weigh much at head_dim 8),
   // block 7680 bytes: 136 blocks = 2176 tokens.
   std::string base;
-  auto server = qmeter::testing::spawn_serve(dir, {"--model", model_path, "--kv-cache-memory", "1", "--kv-cache-dtype", "int8"}, base);
+  auto server = qmeter::testing::spawn_serve(dir, {"--model", model_path, "--kv-cache-mb", "1", "--kv-cache-dtype", "int8"}, base);
   ASSERT_EQ(http_fetch(base + "/health").first, 200) << qmeter::read_file(dir + "/serve.log");
   EXPECT_EQ(metric(http_fetch(base + "/metrics").second, "qmeter:kv_cache_capacity_tokens"), 2176);
   for (const char* prompt : {"Once upon a time", "Lily and Ben went to the park"}) {

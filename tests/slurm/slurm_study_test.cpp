@@ -131,7 +131,7 @@ TEST(SlurmStudy, FourRunsOnTwoNodesGiveExactlyTheLocalResults) {
   ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", dir + "/local.db", "--out", dir + "/out", "--no-report"},
                     dir + "/local.log"), 0)
       << read_file(dir + "/local.log");
-  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", dir + "/slurm.db", "--executor", "slurm", "--poll-interval", "0.5",
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", dir + "/slurm.db", "--executor", "slurm", "--poll-interval-s", "0.5",
                      "--max-parallel", "4"},
                     dir + "/slurm.log"), 0)
       << read_file(dir + "/slurm.log");
@@ -175,7 +175,7 @@ TEST(SlurmStudy, FourRunsOnTwoNodesGiveExactlyTheLocalResults) {
   EXPECT_NE(ls.find(" q1 "), std::string::npos) << ls;
   EXPECT_NE(ls.find(" q2 "), std::string::npos) << ls;
   // Run again: everything is complete, nothing is submitted, nothing changes.
-  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", dir + "/slurm.db", "--executor", "slurm", "--poll-interval", "0.5",
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", dir + "/slurm.db", "--executor", "slurm", "--poll-interval-s", "0.5",
                      "--no-report"},
                     dir + "/again.log"), 0)
       << read_file(dir + "/again.log");
@@ -213,7 +213,7 @@ TEST(SlurmStudy, ScancelOfOneTaskFailsOnlyThatRunAndRetryCompletesIt) {
   ASSERT_EQ(run_command({"scancel", victim.job_id + "_" + std::to_string(victim.task_id)}).status, 0);
   // The same command again follows the live tasks to the end (no resubmission of the
   // cancelled run without --retry-failed): exit 3, some run failed.
-  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.5", "--no-report"},
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval-s", "0.5", "--no-report"},
                     dir + "/follow.log"),
             3)
       << read_file(dir + "/follow.log");
@@ -237,7 +237,7 @@ TEST(SlurmStudy, ScancelOfOneTaskFailsOnlyThatRunAndRetryCompletesIt) {
   EXPECT_NE(read_file(dir + "/status.log").find("failed"), std::string::npos);
   EXPECT_NE(read_file(dir + "/status.log").find("CANCELLED"), std::string::npos);
   // --retry-failed resubmits exactly that run, as attempt 2.
-  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.5", "--no-report",
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval-s", "0.5", "--no-report",
                      "--retry-failed"},
                     dir + "/retry.log"),
             0)
@@ -259,7 +259,7 @@ TEST(SlurmStudy, CoordinatorKilledWithSigkillLosesNothingAndDuplicatesNothing) {
   std::ofstream(dir + "/s.yaml") << spec_text(model, val, kFourMethods, 24, 6);
   const std::string db = dir + "/r.db";
   SpawnOptions o;
-  o.argv = {qmeter_bin(), "run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.3",
+  o.argv = {qmeter_bin(), "run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval-s", "0.3",
             "--max-parallel", "2", "--no-report"};
   o.log_path = dir + "/first.log";
   auto coordinator = ChildProcess::spawn(o);
@@ -281,7 +281,7 @@ TEST(SlurmStudy, CoordinatorKilledWithSigkillLosesNothingAndDuplicatesNothing) {
   ASSERT_TRUE(caught) << read_file(dir + "/first.log");
   kill(coordinator.pid(), SIGKILL);
   coordinator.wait(10);
-  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.3", "--no-report"},
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval-s", "0.3", "--no-report"},
                     dir + "/second.log"),
             0)
       << read_file(dir + "/second.log");
@@ -408,7 +408,7 @@ TEST(SlurmStudy, ASubmissionWhoseJobIdWasNeverWrittenIsAdoptedNotSubmittedTwice)
       s->put_placement(p);
     }
   }
-  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.3", "--no-report"},
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval-s", "0.3", "--no-report"},
                     dir + "/again.log"),
             0)
       << read_file(dir + "/again.log");
@@ -431,7 +431,7 @@ TEST(SlurmStudy, InterruptWithCancelOnInterruptCancelsTheLiveTasks) {
   std::ofstream(dir + "/s.yaml") << spec_text(model, val, "[fp32, bf16]", 120, 4);  // ~30 s per run
   const std::string db = dir + "/r.db";
   SpawnOptions o;
-  o.argv = {qmeter_bin(), "run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.3",
+  o.argv = {qmeter_bin(), "run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval-s", "0.3",
             "--cancel-on-interrupt"};
   o.log_path = dir + "/run.log";
   auto coordinator = ChildProcess::spawn(o);
@@ -488,7 +488,7 @@ TEST(SlurmStudy, WithRequeueATaskOfAFailedNodeRunsAgainElsewhere) {
   const auto up = cluster("start-node", first_node);
   ASSERT_TRUE(moved) << read_file(dir + "/status.log");
   EXPECT_EQ(up.status, 0) << up.out << up.err;
-  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval", "0.5", "--no-report"},
+  ASSERT_EQ(run_cli({"run", dir + "/s.yaml", "--db", db, "--executor", "slurm", "--poll-interval-s", "0.5", "--no-report"},
                     dir + "/follow.log"),
             0)
       << read_file(dir + "/follow.log");

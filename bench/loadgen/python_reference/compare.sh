@@ -87,7 +87,7 @@ fi
 PORT=""
 for attempt in 1 2 3 4 5; do
   PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-  "$QMETER" mock-server --port "$PORT" --ttft-ms 0 --itl-ms 0 --output-len "$OUTPUT_LEN" \
+  "$QMETER" mock-server --port "$PORT" --ttft-ms 0 --itl-ms 0 --tokens-before-eos "$OUTPUT_LEN" \
     --threads "$MOCK_THREADS" >"$WORK/mock.log" 2>&1 &
   MOCK_PID=$!
   for _ in $(seq 100); do
