@@ -105,24 +105,37 @@ QMETER_INLINE __m256i nibbles32(const std::uint8_t* p) {
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
+// 2 x 16 bytes of nibbles (blocks at p0, p1) -> 64 codes: each block's low nibbles, then its high ones.
+QMETER_INLINE __m512i nibbles64(const std::uint8_t* p0, const std::uint8_t* p1) {
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0))),
+                                               _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1)), 1);
+  const __m512i twice = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(both));
+  return _mm512_and_si512(_mm512_srlv_epi64(twice, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(0x0F));
+}
+
 // ---- 32-weight block types: per block its 32 codes u (= the block's int codes + bias), the f16
-// scale A = d, and M = d * kMScale or the f16 min at kMinAt. ----
+// scale A = d, and M = d * kMScale or the f16 min at kMinAt; codes2: two blocks' codes at once. ----
 struct BlockQ8_0 {
   static constexpr int kBytes = kQ8_0Bytes, kMinAt = -1;
   static constexpr float kMScale = -128.0f;
   static QMETER_INLINE __m256i codes(const std::uint8_t* b) {
     return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), _mm256_set1_epi8(static_cast<char>(0x80)));
   }
+  static QMETER_INLINE __m512i codes2(const std::uint8_t* b0, const std::uint8_t* b1) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(codes(b0)), codes(b1), 1);
+  }
 };
 struct BlockQ4_0 {
   static constexpr int kBytes = kQ4_0Bytes, kMinAt = -1;
   static constexpr float kMScale = -8.0f;
   static QMETER_INLINE __m256i codes(const std::uint8_t* b) { return nibbles32(b + 2); }
+  static QMETER_INLINE __m512i codes2(const std::uint8_t* b0, const std::uint8_t* b1) { return nibbles64(b0 + 2, b1 + 2); }
 };
 struct BlockQ4_1 {
   static constexpr int kBytes = kQ4_1Bytes, kMinAt = 2;
   static constexpr float kMScale = 0.0f;
   static QMETER_INLINE __m256i codes(const std::uint8_t* b) { return nibbles32(b + 4); }
+  static QMETER_INLINE __m512i codes2(const std::uint8_t* b0, const std::uint8_t* b1) { return nibbles64(b0 + 4, b1 + 4); }
 };
 // q5_0 / q5_1: the 5th bits are the little-endian u32 before the nibbles, bit i for weight i.
 struct BlockQ5_0 {
@@ -132,6 +145,10 @@ struct BlockQ5_0 {
     const __m256i n = nibbles32(b + 6);
     return _mm256_mask_add_epi8(n, raw32(b + 2), n, _mm256_set1_epi8(16));
   }
+  static QMETER_INLINE __m512i codes2(const std::uint8_t* b0, const std::uint8_t* b1) {
+    const __m512i n = nibbles64(b0 + 6, b1 + 6);
+    return _mm512_mask_add_epi8(n, raw32(b0 + 2) | static_cast<std::uint64_t>(raw32(b1 + 2)) << 32, n, _mm512_set1_epi8(16));
+  }
 };
 struct BlockQ5_1 {
   static constexpr int kBytes = kQ5_1Bytes, kMinAt = 2;
@@ -140,11 +157,18 @@ struct BlockQ5_1 {
     const __m256i n = nibbles32(b + 8);
     return _mm256_mask_add_epi8(n, raw32(b + 4), n, _mm256_set1_epi8(16));
   }
+  static QMETER_INLINE __m512i codes2(const std::uint8_t* b0, const std::uint8_t* b1) {
+    const __m512i n = nibbles64(b0 + 8, b1 + 8);
+    return _mm512_mask_add_epi8(n, raw32(b0 + 4) | static_cast<std::uint64_t>(raw32(b1 + 4)) << 32, n, _mm512_set1_epi8(16));
+  }
 };
 struct BlockIQ4NL {
   static constexpr int kBytes = kIQ4NLBytes, kMinAt = -1;
   static constexpr float kMScale = -128.0f;
   static QMETER_INLINE __m256i codes(const std::uint8_t* b) { return _mm256_shuffle_epi8(iq4_codes_table(), nibbles32(b + 2)); }
+  static QMETER_INLINE __m512i codes2(const std::uint8_t* b0, const std::uint8_t* b1) {
+    return _mm512_shuffle_epi8(_mm512_broadcast_i64x4(iq4_codes_table()), nibbles64(b0 + 2, b1 + 2));
+  }
 };
 
 // 256 columns (8 blocks, the first at p) of a 32-weight type; nb < 8 (a row's last, partial
@@ -153,7 +177,37 @@ template <typename B>
 struct Blocks32 {
   static QMETER_INLINE const std::uint8_t* at(const std::uint8_t* row, int s) { return row + static_cast<std::size_t>(s) * 8 * B::kBytes; }
   static constexpr int kSuperBytes = 8 * B::kBytes;
+  // The 8 scales (and mins) of a full 256 columns: their f16 words picked out of the blocks'
+  // bytes by one or two VPERMT2W (word w of the first 128 bytes, or of the next 128), lanes 0..7
+  // the scales, 8..15 the mins; masked loads never touch bytes past the 8 blocks.
+  static QMETER_INLINE __m512 scales_and_mins(const std::uint8_t* p) {
+    alignas(64) static constexpr std::uint16_t kWord[32] = {
+        0 * B::kBytes / 2, 1 * B::kBytes / 2, 2 * B::kBytes / 2, 3 * B::kBytes / 2, 4 * B::kBytes / 2, 5 * B::kBytes / 2,
+        6 * B::kBytes / 2, 7 * B::kBytes / 2, (0 * B::kBytes + B::kMinAt) / 2, (1 * B::kBytes + B::kMinAt) / 2,
+        (2 * B::kBytes + B::kMinAt) / 2, (3 * B::kBytes + B::kMinAt) / 2, (4 * B::kBytes + B::kMinAt) / 2,
+        (5 * B::kBytes + B::kMinAt) / 2, (6 * B::kBytes + B::kMinAt) / 2, (7 * B::kBytes + B::kMinAt) / 2};
+    const __m512i word = _mm512_load_si512(kWord);
+    const __m512i idx = _mm512_and_si512(word, _mm512_set1_epi16(63));
+    constexpr int kSpan = 8 * B::kBytes;
+    const __m512i lo = _mm512_permutex2var_epi16(_mm512_loadu_si512(p), idx,
+                                                 _mm512_maskz_loadu_epi8(kSpan >= 128 ? ~0ull : ~0ull >> (128 - kSpan), p + 64));
+    __m512i words = lo;
+    if constexpr (kSpan > 128) {
+      const __mmask64 m2 = kSpan >= 192 ? ~0ull : ~0ull >> (192 - kSpan), m3 = kSpan >= 256 ? ~0ull : kSpan <= 192 ? 0 : ~0ull >> (256 - kSpan);
+      const __m512i hi = _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m2, p + 128), idx, _mm512_maskz_loadu_epi8(m3, p + 192));
+      words = _mm512_mask_blend_epi16(_mm512_cmpge_epu16_mask(word, _mm512_set1_epi16(64)), lo, hi);
+    }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(words));
+  }
   static QMETER_INLINE void decode(const std::uint8_t* p, int nb, Chunks& c) {
+    if (nb == 8) {
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) c.u[k] = B::codes2(p + 2 * k * B::kBytes, p + (2 * k + 1) * B::kBytes);
+      const __m512 dm = scales_and_mins(p);
+      const __m256 a8 = _mm512_castps512_ps256(dm);
+      spread_block_scales(a8, B::kMinAt >= 0 ? _mm512_extractf32x8_ps(dm, 1) : _mm256_mul_ps(a8, _mm256_set1_ps(B::kMScale)), c);
+      return;
+    }
     __m256i u[8];
     std::uint16_t dh[8], mh[8];
 #pragma GCC unroll 8
