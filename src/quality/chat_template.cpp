@@ -71,7 +71,13 @@ ChatTemplate ChatTemplate::load(const std::string& path) {
   if (is_gguf_file(path)) return from_gguf(path);
   const std::string text = detail::read_text_file(path, "chat template");
   const auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return from_text(text, path);  // the template text itself
+  if (j.is_discarded() || !j.is_object()) {  // the template text itself (not a binary model file)
+    if (text.find('\0') != std::string::npos)
+      throw UsageError(fmt::format("{}: no chat template here (expected tokenizer_config.json, a model folder, a .gguf "
+                                   "or a file with the template text)",
+                                   path));
+    return from_text(text, path);
+  }
   if (!j.contains("chat_template")) throw UsageError(fmt::format("{}: no 'chat_template' field", path));
   const auto& ct = j["chat_template"];
   std::string body, where;

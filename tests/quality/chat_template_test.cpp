@@ -67,6 +67,7 @@ TEST(ChatTemplate, LoadsFromTokenizerConfigFolderAndTemplateFile) {
     EXPECT_EQ(std::string(e.what()), dir + "/bad.jinja: template line 2: unknown filter 'nope'");
   }
   EXPECT_THROW(ChatTemplate::load(write_file(dir + "/none/tokenizer_config.json", "{}")), UsageError);
+  EXPECT_THROW(ChatTemplate::load(write_file(dir + "/model.bin", std::string("\x01\0\0\0weights", 11))), UsageError);
 }
 
 TEST(ChatTemplate, GgufMetadataCarriesTheTemplateAndSpecialTokens) {
@@ -213,6 +214,33 @@ TEST(ChatTemplate, LoglikelihoodTasksScoreTheRenderedPromptAsLmEvalBuildsIt) {
               std::string::npos)
         << e.what();
   }
+}
+
+// In-process on a GGUF model carrying its template: the task renders through the template read
+// from the file's metadata, exactly as through the same template given as a file, and unlike the
+// plain prompt (stories260K written as GGUF by qmeter's writer with its tok512 vocabulary).
+TEST(ChatTemplate, InProcessGgufModelScoresThroughItsOwnTemplate) {
+  QMETER_REQUIRE_SHARED_DATA(model_path, "models/stories260K/stories260K.bin");
+  QMETER_REQUIRE_SHARED_DATA(tok_path, "models/stories260K/tok512.bin");
+  const auto dir = qmeter::testing::test_output_dir("quality_chat_inprocess");
+  auto model = engine::load_model(model_path, {});
+  const auto vocab = engine::llama2c_vocab_for_gguf(tok_path, model->config.vocab_size);
+  engine::GgufWriteOptions w;
+  w.vocab = &vocab;
+  w.extra["tokenizer.chat_template"] = kChatMl;
+  const std::string gguf = dir + "/stories260K-chat.gguf";
+  engine::write_gguf_model(*model, gguf, w);
+  auto scorer = make_engine_scorer(engine::load_model(gguf, {}), 1);
+  const auto arc = write_file(dir + "/arc.jsonl", json{{"prompt", "Who is Lily?"}, {"choices", {"a girl", "a dog"}}, {"answer_idx", 0}}.dump() + "\n");
+  auto lls = [&](const EvalOptions& o) { return json::parse(run_task(parse_task_spec("mc:" + arc), *scorer, o).items.at(0).json)["loglikelihoods"]; };
+  EvalOptions o;
+  const auto plain = lls(o);
+  o.apply_chat_template = true;
+  o.chat_template_path = gguf;
+  const auto from_gguf = lls(o);
+  o.chat_template_path = write_file(dir + "/chatml.jinja", kChatMl);
+  EXPECT_EQ(from_gguf, lls(o));
+  EXPECT_NE(from_gguf, plain);
 }
 
 // Gemma's template rejects a system turn; lm-eval's HF model then renders again without it.
