@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -32,12 +33,29 @@ inline std::string shared_data_file(const std::string& rel) {
   return std::filesystem::exists(p) ? p.string() : std::string();
 }
 
+// Whether a missing shared data file fails the test instead of skipping it: under CI (CI=true or
+// CI=1, as CI services set it) or with QMETER_REQUIRE_DATA=1. A CI run whose data folder is
+// missing would otherwise pass with every model test skipped.
+inline bool shared_data_required() {
+  auto set_true = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr && (std::string(v) == "1" || std::string(v) == "true" || std::string(v) == "TRUE" ||
+                            std::string(v) == "True");
+  };
+  return set_true("CI") || set_true("QMETER_REQUIRE_DATA");
+}
+
 }  // namespace qmeter::testing
 
-// Skips the test with a message naming the missing file and how to provide it.
-#define QMETER_REQUIRE_SHARED_DATA(var, rel)                                                     \
-  const std::string var = ::qmeter::testing::shared_data_file(rel);                              \
-  if (var.empty()) {                                                                             \
-    GTEST_SKIP() << "SHARED DATA ABSENT: " << rel << " not found under '"                        \
-                 << ::qmeter::shared_data_dir() << "'; set QMETER_SHARED_DATA to the data folder"; \
+// Binds `var` to the shared data file `rel`. When it is absent: skips the test with a message
+// naming the file and how to provide it, or fails it where the data is required (see above).
+#define QMETER_REQUIRE_SHARED_DATA(var, rel)                                                       \
+  const std::string var = ::qmeter::testing::shared_data_file(rel);                                \
+  if (var.empty()) {                                                                               \
+    if (::qmeter::testing::shared_data_required())                                                 \
+      GTEST_FAIL() << "SHARED DATA REQUIRED (CI or QMETER_REQUIRE_DATA=1): " << rel                \
+                   << " not found under '" << ::qmeter::shared_data_dir()                          \
+                   << "'; set QMETER_SHARED_DATA to the data folder";                              \
+    GTEST_SKIP() << "SHARED DATA ABSENT: " << rel << " not found under '"                          \
+                 << ::qmeter::shared_data_dir() << "'; set QMETER_SHARED_DATA to the data folder";   \
   }

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "qmeter/core/clock.h"
+#include "qmeter/core/open_file_limit.h"
 #include "qmeter/core/process.h"
 
 namespace {
@@ -86,12 +87,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  rlimit lim{};
-  getrlimit(RLIMIT_NOFILE, &lim);
-  lim.rlim_cur = lim.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &lim);
-  if (static_cast<long>(lim.rlim_cur) < streams + 64) {
-    std::fprintf(stderr, "open-file limit %ld is below %d streams\n", static_cast<long>(lim.rlim_cur), streams);
+  const std::uint64_t open_files = qmeter::raise_open_file_limit();
+  if (open_files < static_cast<std::uint64_t>(streams) + 64) {
+    std::fprintf(stderr, "open-file limit %llu is below %d streams\n", static_cast<unsigned long long>(open_files), streams);
     return 2;
   }
 

@@ -7,27 +7,16 @@
 #include <filesystem>
 #include <string_view>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "qmeter/backend/backend.h"
 #include "qmeter/core/error.h"
 #include "qmeter/core/process.h"
+#include "qmeter/core/text.h"
 
 namespace qmeter::backend {
 
 namespace {
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      o += fmt::format("\\u{:04x}", static_cast<int>(c));
-      continue;
-    }
-    o += c;
-  }
-  return o;
-}
 
 // The values of a run's placeholders (spec::run_placeholders() and opt.NAME).
 std::map<std::string, std::string> placeholders(const RunContext& ctx, const std::string& port) {
@@ -86,9 +75,8 @@ class CommandBackend : public Backend {
     }
   }
   std::string describe() const override {
-    std::string argv;
-    for (const auto& a : argv_) argv += (argv.empty() ? "\"" : ",\"") + json_escape(a) + "\"";
-    return fmt::format(R"({{"kind":"command","argv":[{}],"pid":{},"port":{}}})", argv, child_.pid(), port_);
+    // JSON through nlohmann: argv entries are paths and flags, quotes and backslashes included.
+    return nlohmann::json{{"kind", "command"}, {"argv", argv_}, {"pid", child_.pid()}, {"port", port_}}.dump();
   }
   std::string log_tail() const override { return file_tail(log_path_, 4096); }
 
@@ -107,17 +95,16 @@ class UrlBackend : public Backend {
   }
   void start(const RunContext& ctx) override {
     served_ = spec_.served_model.empty() ? ctx.model_name : spec_.served_model;
-    if (!wait_until_ready(spec_.url + spec_.ready_path, std::min(spec_.startup_timeout_s, 30.0), nullptr)) {
-      throw BackendError("server at " + spec_.url + " is not reachable (" + spec_.url + spec_.ready_path +
-                             " did not answer 200)",
-                         "");
+    const std::string ready_url = join_url(spec_.url, spec_.ready_path);
+    if (!wait_until_ready(ready_url, std::min(spec_.startup_timeout_s, 30.0), nullptr)) {
+      throw BackendError("server at " + spec_.url + " is not reachable (" + ready_url + " did not answer 200)", "");
     }
   }
   std::string base_url() const override { return spec_.url; }
   std::string served_model() const override { return served_; }
   bool alive() override { return true; }
   void stop() override {}
-  std::string describe() const override { return R"({"kind":"url","url":")" + json_escape(spec_.url) + "\"}"; }
+  std::string describe() const override { return nlohmann::json{{"kind", "url"}, {"url", spec_.url}}.dump(); }
 
  private:
   spec::BackendSpec spec_;

@@ -1,5 +1,4 @@
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -7,36 +6,21 @@
 #include <thread>
 
 #include "qmeter/backend/backend.h"
+#include "qmeter/client/http_call.h"
 #include "qmeter/core/clock.h"
 #include "qmeter/core/error.h"
 
 namespace qmeter::backend {
 
-static size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
-
 bool wait_until_ready(const std::string& url, double timeout_s, const std::function<bool()>& alive) {
   const Nanos deadline = steady_now_ns() + s_to_ns(timeout_s);
-  CURL* curl = curl_easy_init();
-  if (!curl) throw Error("curl_easy_init failed");
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 2000L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  bool ok = false;
+  client::HttpCaller http("", /*timeout_s=*/2.0);
   while (steady_now_ns() < deadline) {
-    if (alive && !alive()) break;
-    if (curl_easy_perform(curl) == CURLE_OK) {
-      long code = 0;
-      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-      if (code == 200) {
-        ok = true;
-        break;
-      }
-    }
+    if (alive && !alive()) return false;
+    if (http.get(url).status == 200) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  curl_easy_cleanup(curl);
-  return ok;
+  return false;
 }
 
 int pick_free_port() {

@@ -4,6 +4,9 @@
 
 #include <mutex>
 
+#include "curl_global.h"
+#include "qmeter/core/error.h"
+
 namespace qmeter::client {
 
 namespace {
@@ -12,6 +15,11 @@ std::size_t append_body(char* data, std::size_t size, std::size_t n, void* user)
   return size * n;
 }
 }  // namespace
+
+void ensure_curl_global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
 
 struct HttpCaller::Impl {
   CURL* curl = nullptr;
@@ -42,9 +50,9 @@ struct HttpCaller::Impl {
 };
 
 HttpCaller::HttpCaller(std::string api_key, double timeout_s) : impl_(std::make_unique<Impl>()) {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  ensure_curl_global_init();
   impl_->curl = curl_easy_init();
+  if (impl_->curl == nullptr) throw Error("curl_easy_init failed");
   impl_->timeout_s = timeout_s;
   impl_->json_headers = curl_slist_append(nullptr, "Content-Type: application/json");
   if (!api_key.empty()) {
@@ -58,6 +66,7 @@ HttpCaller::HttpCaller(std::string api_key, double timeout_s) : impl_(std::make_
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_s * 1000));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");  // gzip/deflate as the server offers (metrics pages)
 }
 
 HttpCaller::~HttpCaller() {
@@ -71,13 +80,5 @@ HttpReply HttpCaller::post_json(const std::string& url, const std::string& json_
 }
 
 HttpReply HttpCaller::get(const std::string& url) { return impl_->perform(url, nullptr); }
-
-std::string join_api_url(const std::string& base_url, const std::string& path) {
-  std::string base = base_url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  if (base.size() >= 3 && base.compare(base.size() - 3, 3, "/v1") == 0 && path.rfind("/v1/", 0) == 0)
-    return base + path.substr(3);
-  return base + path;
-}
 
 }  // namespace qmeter::client

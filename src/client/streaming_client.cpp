@@ -1,12 +1,12 @@
 #include "qmeter/client/streaming_client.h"
 
+#include "curl_global.h"
 #include "session_chain.h"
 
 #include <curl/curl.h>
 #include <fmt/core.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +19,8 @@
 #include "qmeter/client/sse_parser.h"
 #include "qmeter/client/stream_decoder.h"
 #include "qmeter/core/error.h"
+#include "qmeter/core/open_file_limit.h"
+#include "qmeter/core/text.h"
 
 namespace qmeter::client {
 
@@ -27,31 +29,6 @@ namespace {
 constexpr Nanos kNever = std::numeric_limits<Nanos>::max();
 constexpr std::size_t kMaxErrorBody = 4096;
 constexpr std::size_t kMaxJsonBody = 64u << 20;
-
-void curl_global() {
-  static const bool once = [] {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return true;
-  }();
-  (void)once;
-}
-
-// Every open stream is one socket: lift the soft descriptor limit to the hard one.
-void raise_fd_limit() {
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &lim);
-  }
-}
-
-std::string join_url(std::string base, const std::string& path) {
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  // Accept a base URL that already ends in /v1 (OpenAI SDK style) with an endpoint /v1/...
-  if (base.size() >= 3 && base.compare(base.size() - 3, 3, "/v1") == 0 && path.rfind("/v1/", 0) == 0)
-    base.resize(base.size() - 3);
-  return base + path;
-}
 
 bool is_chat_endpoint(const std::string& endpoint) { return endpoint.find("chat") != std::string::npos; }
 
@@ -122,7 +99,7 @@ struct StreamingClient::Impl {
   std::vector<CURL*> idle_easies;
 
   explicit Impl(ClientOptions o) : opt(std::move(o)) {
-    curl_global();
+    ensure_curl_global_init();
     url = join_url(opt.base_url, opt.endpoint);
     headers = curl_slist_append(headers, "Content-Type: application/json");
     headers = curl_slist_append(headers, "Accept: text/event-stream");
@@ -385,7 +362,7 @@ std::vector<RequestRecord> StreamingClient::run(const std::vector<StreamRequest>
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return records[a].planned_ns < records[b].planned_ns; });
 
-  raise_fd_limit();
+  raise_open_file_limit();  // every open stream is one socket
   im.multi = curl_multi_init();
   im.epfd = epoll_create1(EPOLL_CLOEXEC);
   im.curl_deadline = kNever;

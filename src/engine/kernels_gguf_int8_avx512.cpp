@@ -156,32 +156,52 @@ void tile(const Scratch& s, const Int8Activations& x, int b0, float* y, int y_ro
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
   for (int k0 = 0; k0 < chunks; k0 += SPAN) {
     const int k1 = std::min(chunks, k0 + SPAN);
-    __m512i p[NR][NB];
-#pragma GCC unroll 4
-    for (int r = 0; r < NR; ++r)
-#pragma GCC unroll 4
-      for (int b = 0; b < NB; ++b) p[r][b] = _mm512_setzero_si512();
-#pragma GCC unroll 2
-    for (int k = k0; k < k1; ++k) {
-      for (int i = 0; i < pf_lines; ++i) __builtin_prefetch(pf + 64 * (static_cast<std::size_t>(k) * pf_lines + i), 0, 2);
+    if constexpr (SPAN == 1) {
+      // Each product is converted and scaled as soon as it is made: 16 accumulators, 4 rows'
+      // codes and scales and one token stay in registers (holding all 16 products first spilled
+      // the accumulators to the stack: prefill was bound by those stores and reloads).
+      for (int i = 0; i < pf_lines; ++i) __builtin_prefetch(pf + 64 * (static_cast<std::size_t>(k0) * pf_lines + i), 0, 2);
       __m512i u[NR];
+      __m512 a[NR];
 #pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) u[r] = _mm512_loadu_si512(s.urow(r) + 64 * k);
+      for (int r = 0; r < NR; ++r) {
+        u[r] = _mm512_loadu_si512(s.urow(r) + 64 * k0);
+        a[r] = _mm512_loadu_ps(s.arow(r) + 16 * k0);
+      }
 #pragma GCC unroll 4
       for (int b = 0; b < NB; ++b) {
-        const __m512i xq = _mm512_loadu_si512(x.xq + static_cast<std::size_t>(b0 + b) * x.kpad + 64 * k);
+        const __m512i xq = _mm512_loadu_si512(x.xq + static_cast<std::size_t>(b0 + b) * x.kpad + 64 * k0);
+        const __m512 dx = _mm512_loadu_ps(x.dx + static_cast<std::size_t>(b0 + b) * lanes + 16 * k0);
 #pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) p[r][b] = _mm512_dpbusd_epi32(p[r][b], u[r], xq);
+        for (int r = 0; r < NR; ++r) {
+          const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[r], xq);
+          acc[r][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(a[r], dx), acc[r][b]);
+        }
       }
-    }
-    __m512 a[NR];
+    } else {
+      // SPAN chunks summed in int32 per (row, token), then converted and scaled at once; the
+      // rows' codes are reloaded from the scratch (L1) per token rather than held, for the
+      // same reason (16 accumulators + 16 sums + codes overflowed the 32 registers).
+      for (int k = k0; k < k1; ++k)
+        for (int i = 0; i < pf_lines; ++i) __builtin_prefetch(pf + 64 * (static_cast<std::size_t>(k) * pf_lines + i), 0, 2);
+      __m512 a[NR];
 #pragma GCC unroll 4
-    for (int r = 0; r < NR; ++r) a[r] = _mm512_loadu_ps(s.arow(r) + 16 * k0);
+      for (int r = 0; r < NR; ++r) a[r] = _mm512_loadu_ps(s.arow(r) + 16 * k0);
 #pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) {
-      const __m512 dx = _mm512_loadu_ps(x.dx + static_cast<std::size_t>(b0 + b) * lanes + 16 * k0);
+      for (int b = 0; b < NB; ++b) {
+        const std::int8_t* xb = x.xq + static_cast<std::size_t>(b0 + b) * x.kpad;
+        const __m512 dx = _mm512_loadu_ps(x.dx + static_cast<std::size_t>(b0 + b) * lanes + 16 * k0);
+        __m512i xq[SPAN];
 #pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) acc[r][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[r][b]), _mm512_mul_ps(a[r], dx), acc[r][b]);
+        for (int k = k0; k < k1; ++k) xq[k - k0] = _mm512_loadu_si512(xb + 64 * k);
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; ++r) {
+          __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(s.urow(r) + 64 * k0), xq[0]);
+#pragma GCC unroll 4
+          for (int k = k0 + 1; k < k1; ++k) p = _mm512_dpbusd_epi32(p, _mm512_loadu_si512(s.urow(r) + 64 * k), xq[k - k0]);
+          acc[r][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(a[r], dx), acc[r][b]);
+        }
+      }
     }
     if (k1 % 4 == 0 || k1 == chunks) {  // the offsets of the 16 groups (256 columns) just done
       const int g = 16 * ((k1 - 1) / 4);

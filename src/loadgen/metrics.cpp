@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
 #include "qmeter/core/stats.h"
+#include "qmeter/core/text.h"
 
 namespace qmeter::loadgen {
 
@@ -21,20 +24,10 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string trim(std::string s) {
-  const auto b = s.find_first_not_of(" \t");
-  const auto e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-
-bool parse_number(const std::string& text, double* out) {
-  try {
-    std::size_t used = 0;
-    *out = std::stod(text, &used);
-    return used == text.size() && std::isfinite(*out);
-  } catch (const std::exception&) {
-    return false;
-  }
+// A finite number, the whole of `text`.
+std::optional<double> finite_number(std::string_view text) {
+  const auto v = parse_double(text);
+  return v && std::isfinite(*v) ? v : std::nullopt;
 }
 
 }  // namespace
@@ -58,41 +51,31 @@ SloClass parse_slo(const std::string& spec) {
   SloClass slo;
   if (colon == std::string::npos || colon == 0)
     throw UsageError(fmt::format("--slo '{}': expected NAME:KEY=MS[,KEY=MS...] (keys ttft, tpot, e2e, itl)", spec));
-  slo.name = trim(spec.substr(0, colon));
-  std::string rest = spec.substr(colon + 1);
+  slo.name = std::string(trim(std::string_view(spec).substr(0, colon)));
+  const std::string_view rest = std::string_view(spec).substr(colon + 1);
   if (trim(rest).empty()) throw UsageError(fmt::format("--slo '{}': no bounds given after '{}:'", spec, slo.name));
-  std::size_t pos = 0;
-  while (pos <= rest.size()) {
-    const auto comma = rest.find(',', pos);
-    const std::string item = trim(rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+  for (const std::string_view item : split(rest, ',')) {
     const auto eq = item.find('=');
-    double value = 0;
-    if (eq == std::string::npos || !parse_number(trim(item.substr(eq + 1)), &value) || value <= 0)
+    const auto value = eq == std::string_view::npos ? std::nullopt : finite_number(item.substr(eq + 1));
+    if (!value || *value <= 0)
       throw UsageError(fmt::format("--slo '{}': '{}' is not KEY=MS with a positive number of ms", spec, item));
-    const std::string key = trim(item.substr(0, eq));
-    if (key == "ttft") slo.ttft_ms = value;
-    else if (key == "tpot") slo.tpot_ms = value;
-    else if (key == "e2e" || key == "e2el") slo.e2e_ms = value;
-    else if (key == "itl") slo.itl_ms = value;
+    const std::string_view key = trim(item.substr(0, eq));
+    if (key == "ttft") slo.ttft_ms = *value;
+    else if (key == "tpot") slo.tpot_ms = *value;
+    else if (key == "e2e" || key == "e2el") slo.e2e_ms = *value;
+    else if (key == "itl") slo.itl_ms = *value;
     else throw UsageError(fmt::format("--slo '{}': unknown key '{}' (use ttft, tpot, e2e, itl)", spec, key));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
   }
   return slo;
 }
 
 std::vector<double> parse_percentiles(const std::string& list) {
   std::vector<double> out;
-  std::size_t pos = 0;
-  while (pos <= list.size()) {
-    const auto comma = list.find(',', pos);
-    const std::string item = trim(list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
-    double p = 0;
-    if (!parse_number(item, &p) || p <= 0 || p > 100)
+  for (const std::string_view item : split(list, ',')) {
+    const auto p = finite_number(item);
+    if (!p || *p <= 0 || *p > 100)
       throw UsageError(fmt::format("--percentiles '{}': '{}' is not a number in (0, 100]", list, item));
-    out.push_back(p);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
+    out.push_back(*p);
   }
   return out;
 }

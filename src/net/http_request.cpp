@@ -1,6 +1,5 @@
 // HttpRequest accessors and the process-wide open-file limit: the parts of the net module that
 // need no Asio.
-#include <sys/resource.h>
 
 #include "net_text.h"
 #include "qmeter/net/http_server.h"
@@ -62,17 +61,6 @@ std::optional<std::string> HttpRequest::query_param(std::string_view name) const
     if (key == name) return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
   }
   return std::nullopt;
-}
-
-std::uint64_t raise_open_file_limit() {
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
-  if (lim.rlim_cur < lim.rlim_max) {
-    rlimit want = lim;
-    want.rlim_cur = lim.rlim_max == RLIM_INFINITY ? (1u << 20) : lim.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &want) == 0) lim = want;
-  }
-  return static_cast<std::uint64_t>(lim.rlim_cur);
 }
 
 }  // namespace qmeter::net

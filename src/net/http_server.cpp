@@ -10,6 +10,7 @@
 #include <future>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/open_file_limit.h"
 
 namespace qmeter::net {
 

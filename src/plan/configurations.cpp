@@ -7,6 +7,8 @@
 #include <set>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
+#include "qmeter/core/text.h"
 
 namespace qmeter::plan {
 
@@ -16,12 +18,6 @@ std::string join(const std::set<std::string>& items) {
   std::string s;
   for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
   return s.empty() ? "none" : s;
-}
-
-std::string trim(std::string s) {
-  const auto b = s.find_first_not_of(" \t");
-  const auto e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
 }  // namespace
@@ -105,16 +101,13 @@ QualityFloor parse_quality_floor(const std::string& text) {
   }
   if (op == std::string::npos)
     throw UsageError(fmt::format("--quality-floor '{}': expected METRIC=VALUE, METRIC>=VALUE or METRIC<=VALUE", text));
-  f.metric = trim(text.substr(0, op));
-  const std::string value = trim(text.substr(op + op_len));
+  f.metric = std::string(trim(std::string_view(text).substr(0, op)));
+  const std::string_view value = trim(std::string_view(text).substr(op + op_len));
   if (f.metric.empty()) throw UsageError(fmt::format("--quality-floor '{}': no metric name before the operator", text));
-  try {
-    std::size_t used = 0;
-    f.bound = std::stod(value, &used);
-    if (used != value.size() || !std::isfinite(f.bound)) throw std::invalid_argument("trailing");
-  } catch (const std::exception&) {
+  const auto bound = parse_double(value);
+  if (!bound || !std::isfinite(*bound))
     throw UsageError(fmt::format("--quality-floor '{}': '{}' is not a number", text, value));
-  }
+  f.bound = *bound;
   f.at_most = op_len == 2 ? text[op] == '<' : lower_is_better(f.metric);
   return f;
 }

@@ -10,24 +10,19 @@
 
 #include "qmeter/analysis/knee.h"
 #include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
+#include "qmeter/core/text.h"
 #include "text_table.h"
 
 namespace qmeter::plan {
 
 namespace {
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t");
-  const auto e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
+// The non-empty fields of a list, trimmed ("a, ,b" -> a, b).
+std::vector<std::string> nonempty_fields(const std::string& s, char sep) {
   std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, sep))
-    if (!trim(item).empty()) out.push_back(trim(item));
+  for (const std::string_view f : split(s, sep))
+    if (!f.empty()) out.emplace_back(f);
   return out;
 }
 
@@ -41,16 +36,10 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-double parse_double(const std::string& text, const std::string& what) {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size() && std::isfinite(v)) return v;
-  } catch (const std::exception&) {
-  }
-  throw UsageError(fmt::format("{}: '{}' is not a number", what, text));
-bool depends_on_load(const Quantity& q) { return uses_load(q); }
-
+double finite_number(std::string_view text, const std::string& what) {
+  const auto v = parse_double(text);
+  if (!v || !std::isfinite(*v)) throw UsageError(fmt::format("{}: '{}' is not a number", what, text));
+  return *v;
 }
 
 bool uses_load(const Quantity& q) {
@@ -60,9 +49,11 @@ bool uses_load(const Quantity& q) {
 
 }  // namespace
 
+bool depends_on_load(const Quantity& q) { return uses_load(q); }
+
 Quantity resolve_quantity(const analysis::StudyView& study, const std::string& text) {
   Quantity q;
-  std::string name = trim(text);
+  std::string name(trim(text));
   std::optional<bool> forced;
   if (ends_with(name, ":max")) forced = true, name.resize(name.size() - 4);
   else if (ends_with(name, ":min")) forced = false, name.resize(name.size() - 4);
@@ -109,7 +100,7 @@ Constraint parse_constraint(const analysis::StudyView& study, const std::string&
   if (op == std::string::npos)
     throw UsageError(fmt::format("--constraint '{}': expected NAME<=VALUE or NAME>=VALUE", text));
   c.quantity = resolve_quantity(study, text.substr(0, op));
-  c.bound = parse_double(trim(text.substr(op + 2)), fmt::format("--constraint '{}'", text));
+  c.bound = finite_number(text.substr(op + 2), fmt::format("--constraint '{}'", text));
   return c;
 }
 
@@ -189,7 +180,7 @@ TunePlan plan_tune(const analysis::StudyView& study, const TuneOptions& o) {
 
   // Weights: positional or by name; every objective defaults to 1.
   plan.weights.assign(plan.objectives.size(), 1.0);
-  const auto weight_items = split(o.weights, ',');
+  const auto weight_items = nonempty_fields(o.weights, ',');
   const bool named = !weight_items.empty() && weight_items[0].find('=') != std::string::npos;
   if (!named && !weight_items.empty() && weight_items.size() != plan.objectives.size())
     throw UsageError(fmt::format("--weights '{}': {} weights for {} objectives", o.weights, weight_items.size(),
@@ -201,14 +192,14 @@ TunePlan plan_tune(const analysis::StudyView& study, const TuneOptions& o) {
       const auto eq = weight_items[i].find('=');
       if (eq == std::string::npos)
         throw UsageError(fmt::format("--weights '{}': '{}' is not NAME=WEIGHT", o.weights, weight_items[i]));
-      const std::string name = trim(weight_items[i].substr(0, eq));
+      const std::string name(trim(std::string_view(weight_items[i]).substr(0, eq)));
       auto it = std::find_if(plan.objectives.begin(), plan.objectives.end(), [&](const Quantity& q) { return q.name == name; });
       if (it == plan.objectives.end())
         throw UsageError(fmt::format("--weights '{}': '{}' is not one of the objectives", o.weights, name));
       k = static_cast<std::size_t>(it - plan.objectives.begin());
-      value = trim(weight_items[i].substr(eq + 1));
+      value = trim(std::string_view(weight_items[i]).substr(eq + 1));
     }
-    plan.weights[k] = parse_double(value, fmt::format("--weights '{}'", o.weights));
+    plan.weights[k] = finite_number(value, fmt::format("--weights '{}'", o.weights));
     if (plan.weights[k] < 0) throw UsageError(fmt::format("--weights '{}': weights must be >= 0", o.weights));
   }
 

@@ -11,6 +11,7 @@
 
 #include "qmeter/client/http_call.h"
 #include "qmeter/core/error.h"
+#include "qmeter/core/text.h"
 #include "qmeter/quality/scorer.h"
 
 namespace qmeter::quality {
@@ -63,7 +64,7 @@ class ServerScorer final : public Scorer {
     std::lock_guard lock(ctx_mu_);
     if (ctx_len_ > 0) return ctx_len_;
     auto caller = acquire();
-    const auto reply = caller->get(client::join_api_url(o_.base_url, "/v1/models"));
+    const auto reply = caller->get(join_url(o_.base_url, "/v1/models"));
     release(std::move(caller));
     if (reply.ok()) {
       try {
@@ -207,7 +208,7 @@ class ServerScorer final : public Scorer {
   // unreachable server throws: that is no capability question.
   std::pair<json, std::string> probe_post(const std::string& path, const json& body) {
     auto caller = acquire();
-    const std::string url = client::join_api_url(o_.base_url, path);
+    const std::string url = join_url(o_.base_url, path);
     const auto reply = caller->post_json(url, body.dump());
     release(std::move(caller));
     if (!reply.error.empty()) throw Error(fmt::format("{} (capability probe): {}", url, reply.error));
@@ -233,7 +234,7 @@ class ServerScorer final : public Scorer {
 
   json call(const std::string& path, const json& body, const char* what) {
     auto caller = acquire();
-    const std::string url = client::join_api_url(o_.base_url, path);
+    const std::string url = join_url(o_.base_url, path);
     const auto reply = caller->post_json(url, body.dump());
     release(std::move(caller));
     if (!reply.error.empty()) throw Error(fmt::format("{} ({}): {}", url, what, reply.error));

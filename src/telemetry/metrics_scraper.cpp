@@ -1,5 +1,4 @@
-// MetricsScraper: polls a Prometheus endpoint with libcurl's easy interface on its own thread.
-#include <curl/curl.h>
+// MetricsScraper: polls a Prometheus endpoint with the client's blocking GET on its own thread.
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -7,16 +6,12 @@
 #include <mutex>
 #include <thread>
 
+#include "qmeter/client/http_call.h"
 #include "qmeter/core/error.h"
 #include "qmeter/telemetry/prometheus.h"
 
 namespace qmeter::telemetry {
 namespace {
-
-size_t append_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
 
 // A pattern is an exact name, or a prefix ending in '*'; "*" alone keeps everything.
 bool wanted(const std::vector<std::string>& patterns, const std::string& name) {
@@ -34,8 +29,7 @@ bool wanted(const std::vector<std::string>& patterns, const std::string& name) {
 
 struct MetricsScraper::Impl {
   ScraperOptions options;
-  CURL* curl = nullptr;
-  std::string body;
+  std::unique_ptr<client::HttpCaller> http;
   mutable std::mutex data_mutex;
   std::vector<MetricSeries> series;
   std::size_t ok = 0, failed = 0;
@@ -44,7 +38,7 @@ struct MetricsScraper::Impl {
   std::condition_variable wake;
   bool stop_requested = false;
   std::thread thread;
-  std::mutex curl_mutex;  // scrape_once may be called from the caller's thread too
+  std::mutex http_mutex;  // scrape_once may be called from the caller's thread too
 
   void fail(std::string why) {
     std::lock_guard lock(data_mutex);
@@ -74,40 +68,27 @@ MetricsScraper::MetricsScraper(ScraperOptions options) : impl_(std::make_unique<
   if (options.interval_ns <= 0) throw UsageError("metrics scraper: the interval must be positive");
   if (options.metric_names.empty()) options.metric_names = default_scraped_metrics();
   impl_->options = std::move(options);
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  impl_->curl = curl_easy_init();
-  if (impl_->curl == nullptr) throw Error("metrics scraper: curl_easy_init failed");
-  CURL* c = impl_->curl;
-  curl_easy_setopt(c, CURLOPT_URL, impl_->options.url.c_str());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &impl_->body);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(impl_->options.timeout_ns / 1'000'000));
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  impl_->http = std::make_unique<client::HttpCaller>("", ns_to_s(impl_->options.timeout_ns));
 }
 
 MetricsScraper::~MetricsScraper() {
   stop();
-  if (impl_->curl != nullptr) curl_easy_cleanup(impl_->curl);
 }
 
 bool MetricsScraper::scrape_once() {
-  std::lock_guard curl_lock(impl_->curl_mutex);
-  impl_->body.clear();
+  std::lock_guard http_lock(impl_->http_mutex);
   Nanos t = steady_now_ns();
-  CURLcode rc = curl_easy_perform(impl_->curl);
-  if (rc != CURLE_OK) {
-    impl_->fail(fmt::format("GET {}: {}", impl_->options.url, curl_easy_strerror(rc)));
+  const client::HttpReply reply = impl_->http->get(impl_->options.url);
+  if (!reply.error.empty()) {
+    impl_->fail(fmt::format("GET {}: {}", impl_->options.url, reply.error));
     return false;
   }
-  long status = 0;
-  curl_easy_getinfo(impl_->curl, CURLINFO_RESPONSE_CODE, &status);
-  if (status != 200) {
-    impl_->fail(fmt::format("GET {}: HTTP status {}", impl_->options.url, status));
+  if (reply.status != 200) {
+    impl_->fail(fmt::format("GET {}: HTTP status {}", impl_->options.url, reply.status));
     return false;
   }
   try {
-    impl_->store(parse_prometheus_text(impl_->body), t);
+    impl_->store(parse_prometheus_text(reply.body), t);
   } catch (const Error& e) {
     impl_->fail(fmt::format("GET {}: {}", impl_->options.url, e.what()));
     return false;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "qmeter/core/parse_number.h"
 #include "qmeter/telemetry/sampler.h"
 
 namespace qmeter::telemetry {
@@ -34,13 +35,9 @@ bool read_line(const fs::path& path, std::string& line, std::string& why) {
 }
 
 bool parse_u64(const std::string& text, unsigned long long& value) {
-  try {
-    std::size_t used = 0;
-    value = std::stoull(text, &used);
-    return used > 0;
-  } catch (const std::exception&) {
-    return false;
-  }
+  const auto v = parse_uint64(text);  // the whole line: "123abc" is no counter
+  if (v) value = *v;
+  return v.has_value();
 }
 
 struct Zone {

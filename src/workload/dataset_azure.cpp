@@ -5,13 +5,15 @@
 // for GeneratedTokens tokens, and the rows' timestamps, relative to the earliest, drive trace
 // replay (--arrival trace). Columns are found by name in the header, in any order.
 #include <algorithm>
-#include <charconv>
+#include <limits>
 #include <cctype>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "dataset_input.h"
+#include "qmeter/core/parse_number.h"
+#include "qmeter/workload/azure_trace.h"
 #include "datasets.h"
 #include "trace_rows.h"
 
@@ -102,24 +104,25 @@ std::optional<Nanos> parse_timestamp(std::string_view s) {
 }
 
 std::optional<int> parse_positive_int(std::string_view s) {
-  int v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || v < 1) return std::nullopt;
-  return v;
+  const auto v = parse_int64(s);
+  if (!v || *v < 1 || *v > std::numeric_limits<int>::max()) return std::nullopt;
+  return static_cast<int>(*v);
 }
 
 }  // namespace
 
-DatasetSample load_azure(const std::string& spec, const std::string& path, const DatasetOptions& options) {
+}  // namespace qmeter::workload::detail
+
+namespace qmeter::workload {
+
+std::size_t read_azure_trace(const std::string& spec, const std::string& path,
+                             const std::function<bool(const AzureTraceRow&)>& row) {
+  using namespace detail;
   const std::string text = read_dataset_file(spec, path);
   const CsvTrace csv(spec, text, "TIMESTAMP,ContextTokens,GeneratedTokens");
   const std::size_t col_time = csv.column("TIMESTAMP"), col_context = csv.column("ContextTokens"),
                     col_generated = csv.column("GeneratedTokens");
-  TraceWindow window(options);
-  std::vector<TraceRow> rows;
-  const auto wanted = static_cast<std::size_t>(options.num_prompts);
   std::size_t seen = 0;
-  // Only the rows used are parsed: a 100-request run of a long trace reads its first 100 rows.
   csv.rows([&](std::size_t line, const std::vector<std::string_view>& fields) {
     const auto time = parse_timestamp(fields[col_time]);
     if (!time)
@@ -133,9 +136,24 @@ DatasetSample load_azure(const std::string& spec, const std::string& path, const
       fail_at(spec, line, fmt::format("field '{}': expected a positive integer, got '{}'", csv.column_name(col_generated),
                                       fields[col_generated]));
     ++seen;
-    const auto verdict = window.offer(*time);
+    return row(AzureTraceRow{line, *time, *context, *generated});
+  });
+  return seen;
+}
+
+}  // namespace qmeter::workload
+
+namespace qmeter::workload::detail {
+
+DatasetSample load_azure(const std::string& spec, const std::string& path, const DatasetOptions& options) {
+  TraceWindow window(options);
+  std::vector<TraceRow> rows;
+  const auto wanted = static_cast<std::size_t>(options.num_prompts);
+  // Only the rows used are parsed: a 100-request run of a long trace reads its first 100 rows.
+  const std::size_t seen = read_azure_trace(spec, path, [&](const AzureTraceRow& r) {
+    const auto verdict = window.offer(r.time_ns);
     if (verdict == TraceWindow::Verdict::kStop) return false;
-    if (verdict == TraceWindow::Verdict::kTake) rows.push_back({line, *time, *context, *generated, {}});
+    if (verdict == TraceWindow::Verdict::kTake) rows.push_back({r.line, r.time_ns, r.context_tokens, r.generated_tokens, {}});
     return rows.size() < wanted;
   });
   if (seen == 0) fail(spec, "no requests (the file has a header but no rows)");

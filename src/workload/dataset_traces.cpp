@@ -9,7 +9,6 @@
 //                  requests of the original service and are skipped (counted in the description).
 //   trace:PATH     any of the three (and azure), told apart by the file's first line.
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <optional>
 
@@ -17,6 +16,7 @@
 
 #include "dataset_input.h"
 #include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
 #include "datasets.h"
 #include "json_input.h"
 #include "trace_rows.h"
@@ -28,19 +28,10 @@ namespace {
 
 Nanos seconds_to_ns(double s) { return static_cast<Nanos>(std::llround(s * 1e9)); }
 
-std::optional<std::int64_t> parse_int(std::string_view s) {
-  std::int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 // Seconds as written in BurstGPT ("5", "12.5").
 std::optional<double> parse_seconds(std::string_view s) {
-  double v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v) || v < 0) return std::nullopt;
-  return v;
+  const auto v = parse_double(s);
+  return v && std::isfinite(*v) && *v >= 0 ? v : std::nullopt;
 }
 
 std::string_view first_line(std::string_view text) {
@@ -208,7 +199,7 @@ DatasetSample load_burstgpt(const std::string& spec, const std::string& path, co
     std::int64_t counts[3];
     const std::size_t cols[3] = {c_req, c_resp, c_total};
     for (int k = 0; k < 3; ++k) {
-      const auto v = parse_int(fields[cols[k]]);
+      const auto v = parse_int64(fields[cols[k]]);
       if (!v || *v < 0 || *v > 10'000'000)
         fail_at(spec, line, fmt::format("field '{}': expected a token count >= 0, got '{}'", csv.column_name(cols[k]), fields[cols[k]]));
       counts[k] = *v;
@@ -256,9 +247,8 @@ void parse_trace_window(const std::string& text, DatasetOptions& options, const 
   auto number = [&](std::string_view s, bool allow_inf) -> double {
     s = detail::trim(s);
     if (allow_inf && (s.empty() || s == "inf")) return -1;
-    double v = 0;
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v) || v < 0 || (allow_inf && v == 0))
+    const double v = parse_double(s).value_or(-1);
+    if (!std::isfinite(v) || v < 0 || (allow_inf && v == 0))
       throw UsageError(fmt::format("{} '{}': expected START,DURATION in seconds (START >= 0, DURATION > 0 or inf)", what, text));
     return v;
   };

@@ -39,8 +39,7 @@ int free_port() {
 class ServeStories : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string model = qmeter::testing::shared_data_file("models/stories260K/stories260K.bin");
-    if (model.empty()) GTEST_SKIP() << "SHARED DATA ABSENT: models/stories260K/stories260K.bin; set QMETER_SHARED_DATA";
+    QMETER_REQUIRE_SHARED_DATA(model, "models/stories260K/stories260K.bin");
     dir_ = qmeter::testing::test_output_dir("token_blocks");
     base_ = "http://127.0.0.1:" + std::to_string(free_port());
     SpawnOptions so;

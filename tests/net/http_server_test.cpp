@@ -347,15 +347,5 @@ TEST(HttpServer, StopWithoutGraceClosesEndlessStreamsAndRunsOnClose) {
   kept.front()->write_chunk("after stop");  // harmless
 }
 
-TEST(HttpServer, RaisesTheOpenFileLimitToTheHardLimit) {
-  std::uint64_t now = raise_open_file_limit();
-  rlimit lim{};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &lim), 0);
-  EXPECT_EQ(now, lim.rlim_cur);
-  if (lim.rlim_max != RLIM_INFINITY) {
-    EXPECT_EQ(lim.rlim_cur, lim.rlim_max);
-  }
-}
-
 }  // namespace
 }  // namespace qmeter::net

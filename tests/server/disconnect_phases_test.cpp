@@ -76,8 +76,7 @@ void cancel_all_expecting_cancelled(server::Scheduler& s, const std::vector<std:
 class DisconnectPhases : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string path = qmeter::testing::shared_data_file("models/stories260K/stories260K.bin");
-    if (path.empty()) GTEST_SKIP() << "SHARED DATA ABSENT: models/stories260K/stories260K.bin";
+    QMETER_REQUIRE_SHARED_DATA(path, "models/stories260K/stories260K.bin");
     model_ = std::shared_ptr<engine::Model>(engine::load_model(path).release());
   }
   std::shared_ptr<engine::Model> model_;

@@ -3,22 +3,27 @@
 #include <algorithm>
 #include <ctime>
 #include <cstdlib>
+#include <limits>
+#include <optional>
 #include <sstream>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
+#include "qmeter/core/text.h"
 #include "qmeter/core/process.h"
 
 namespace qmeter::exec::slurm {
 
 namespace {
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
-
 bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
+
+// A task index as Slurm writes it in a range ("[0-3,7]%2"); nullopt for anything else.
+std::optional<int> task_index(std::string_view s) {
+  const auto v = parse_int64(s);
+  if (!v || *v < 0 || *v > std::numeric_limits<int>::max()) return std::nullopt;
+  return static_cast<int>(*v);
+}
 
 // Runs a Slurm client command; "not installed" and "controller unreachable" become one clear
 // error each, whichever command met them first.
@@ -36,7 +41,7 @@ CommandResult slurm_command(const std::vector<std::string>& argv, double timeout
                         contains(msg, "Socket timed out") || contains(msg, "Unable to establish controller"))) {
     const char* conf = std::getenv("SLURM_CONF");
     throw Error("slurmctld unreachable (" + std::string(conf ? "SLURM_CONF=" + std::string(conf) : "default slurm.conf") +
-                "): " + trim(msg));
+                "): " + std::string(trim(msg)));
   }
   return r;
 }
@@ -106,17 +111,12 @@ std::vector<int> parse_task_range(const std::string& text) {
   std::istringstream in(s);
   std::string part;
   while (std::getline(in, part, ',')) {
-    try {
-      const auto dash = part.find('-');
-      if (dash == std::string::npos) {
-        out.push_back(std::stoi(part));
-      } else {
-        const int lo = std::stoi(part.substr(0, dash)), hi = std::stoi(part.substr(dash + 1));
-        for (int i = lo; i <= hi && hi - lo < 1000000; ++i) out.push_back(i);
-      }
-    } catch (const std::exception&) {
-      // a malformed range names no task
-    }
+    // A malformed range names no task.
+    const auto dash = part.find('-');
+    const auto lo = task_index(std::string_view(part).substr(0, dash));
+    const auto hi = dash == std::string::npos ? lo : task_index(std::string_view(part).substr(dash + 1));
+    if (lo && hi)
+      for (int i = *lo; i <= *hi && *hi - *lo < 1000000; ++i) out.push_back(i);
   }
   return out;
 }
@@ -200,7 +200,7 @@ std::string refused_option(const std::string& m) {
 }
 
 static void throw_refused(const ArraySubmission& s, const CommandResult& r) {
-  const std::string msg = trim(r.err + "\n" + r.out);
+  const std::string msg(trim(r.err + "\n" + r.out));
   const std::string opt = refused_option(msg);
   std::string all;
   for (const auto& a : sbatch_argv(s, false)) all += (all.empty() ? "" : " ") + a;
@@ -216,10 +216,10 @@ void SlurmClient::validate(const ArraySubmission& s) {
 std::string SlurmClient::submit(const ArraySubmission& s) {
   auto r = slurm_command(sbatch_argv(s, false));
   if (r.status != 0) throw_refused(s, r);
-  std::string id = trim(r.out);
+  std::string id(trim(r.out));
   id = id.substr(0, id.find(';'));  // "--parsable" prints "ID" or "ID;cluster"
   if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos) {
-    throw Error("sbatch answered '" + trim(r.out) + "' instead of a job id");
+    throw Error("sbatch answered '" + std::string(trim(r.out)) + "' instead of a job id");
   }
   return id;
 }
@@ -260,7 +260,7 @@ std::vector<std::string> SlurmClient::jobs_named(const std::string& job_name) {
 
 void SlurmClient::cancel(const std::string& job_id, int task_id) {
   auto r = slurm_command({"scancel", task_id >= 0 ? task_key(job_id, task_id) : job_id});
-  if (r.status != 0) throw Error("scancel " + job_id + " failed: " + trim(r.err + r.out));
+  if (r.status != 0) throw Error("scancel " + job_id + " failed: " + std::string(trim(r.err + r.out)));
 }
 
 }  // namespace qmeter::exec::slurm

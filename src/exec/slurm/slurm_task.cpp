@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
 #include "qmeter/exec/slurm_executor.h"
 #include "results_layout.h"
 
@@ -41,7 +42,7 @@ int run_slurm_task(const std::string& spec_path, const std::string& runs_file, c
                    const std::atomic<bool>* cancel) {
   const char* index_env = std::getenv("SLURM_ARRAY_TASK_ID");
   if (!index_env || !*index_env) throw UsageError("qmeter slurm task runs inside a Slurm array task (SLURM_ARRAY_TASK_ID is not set)");
-  const int index = std::atoi(index_env);
+  const auto index = static_cast<int>(parse_int_field(index_env, "SLURM_ARRAY_TASK_ID", 0, 1 << 30));
   std::ifstream in(runs_file);
   if (!in) throw UsageError("--runs-file: cannot read '" + runs_file + "'");
   std::string run_id;

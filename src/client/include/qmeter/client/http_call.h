@@ -1,6 +1,6 @@
 #pragma once
-// One blocking HTTP request (libcurl easy interface) for callers that need a whole JSON reply, not
-// a timed stream: quality scoring, tokenization, model listing. One HttpCaller per thread; it keeps
+// One blocking HTTP request (libcurl easy interface) for callers that need a whole reply, not a
+// timed stream: quality scoring, tokenization, model listing, readiness checks, metric scraping. One HttpCaller per thread; it keeps
 // its connection alive between calls.
 #include <memory>
 #include <string>
@@ -28,8 +28,5 @@ class HttpCaller {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// "http://host:port/v1" or "http://host:port" + "/v1/completions" without a doubled "/v1".
-std::string join_api_url(const std::string& base_url, const std::string& path);
 
 }  // namespace qmeter::client

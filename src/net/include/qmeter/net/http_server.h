@@ -129,10 +129,6 @@ struct HttpServerOptions {
   ConnectionLimits limits;
 };
 
-// Raises this process's open-file soft limit to its hard limit (every connection is a file
-// descriptor). Returns the soft limit now in force.
-std::uint64_t raise_open_file_limit();
-
 class HttpServer {
  public:
   HttpServer(HttpServerOptions options, HttpHandler handler);

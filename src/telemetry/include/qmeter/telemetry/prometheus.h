@@ -68,7 +68,7 @@ struct ScraperOptions {
   std::vector<std::string> metric_names;   // empty: default_scraped_metrics(); "*" keeps everything
 };
 
-// Polls the URL on its own thread (libcurl easy interface). Failed scrapes are counted and the
+// Polls the URL on its own thread (client::HttpCaller). Failed scrapes are counted and the
 // last error is kept; they never stop the run.
 class MetricsScraper {
  public:
