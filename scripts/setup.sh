@@ -6,8 +6,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(
   cmake ninja-build g++ ccache pkg-config
-  libcurl4-openssl-dev libboost-dev libboost-system-dev nlohmann-json3-dev
-  libyaml-cpp-dev libsqlite3-dev sqlite3 libcli11-dev libfmt-dev libspdlog-dev
+  libcurl4-openssl-dev libboost-dev nlohmann-json3-dev
+  libyaml-cpp-dev libsqlite3-dev sqlite3 libcli11-dev libfmt-dev
   libpcre2-dev libsentencepiece-dev libgtest-dev libgmock-dev libbenchmark-dev
   libomp-dev openssl ca-certificates
   chromium bible-kjv bible-kjv-text

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "qmeter/backend/backend.h"
+#include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
 #include "qmeter/quant/quantize.h"
 #include "qmeter/server/inference_server.h"
 
@@ -24,21 +26,24 @@ class EmbeddedBackend : public backend::Backend {
       auto it = spec_.options.find(k);
       return it == spec_.options.end() ? nullptr : &it->second;
     };
+    // Strict numbers naming the option: "backend.options.threads: '12abc' is not an integer".
+    auto int_option = [&](const char* k, int& out) {
+      if (auto v = opt(k)) out = static_cast<int>(parse_int_field(*v, std::string("backend.options.") + k, 0, 1 << 30));
+    };
     try {
-      if (auto v = opt("threads")) o.scheduler.threads = std::stoi(*v);
-      if (auto v = opt("max_num_seqs")) o.scheduler.max_num_seqs = std::stoi(*v);
-      if (auto v = opt("max_num_batched_tokens")) o.scheduler.max_num_batched_tokens = std::stoi(*v);
-      if (auto v = opt("kv_cache_mb")) o.scheduler.kv_cache_bytes = static_cast<std::size_t>(std::stod(*v) * (1 << 20));
-      if (auto v = opt("max_model_len")) o.max_model_len = std::stoi(*v);
+      int_option("threads", o.scheduler.threads);
+      int_option("max_num_seqs", o.scheduler.max_num_seqs);
+      int_option("max_num_batched_tokens", o.scheduler.max_num_batched_tokens);
+      if (auto v = opt("kv_cache_mb"))
+        o.scheduler.kv_cache_bytes = static_cast<std::size_t>(parse_double_field(*v, "backend.options.kv_cache_mb") * (1 << 20));
+      int_option("max_model_len", o.max_model_len);
       if (auto v = opt("enable_prefix_caching")) {
         if (*v != "true" && *v != "false")
-          throw backend::BackendError("backend.options.enable_prefix_caching: '" + *v + "' is not true or false", "");
+          throw UsageError("backend.options.enable_prefix_caching: '" + *v + "' is not true or false");
         o.scheduler.enable_prefix_caching = *v == "true";
       }
-    } catch (const backend::BackendError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw backend::BackendError(std::string("backend.options: not a number: ") + e.what(), "");
+    } catch (const UsageError& e) {
+      throw backend::BackendError(e.what(), "");
     }
     // The method comes from the quantization registry (plain dtypes included); calibration text
     // is the method option `calib` when given, else the registry's default.
