@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qmeter/core/error.h"
+#include "qmeter/quant/method_options.h"
 
 namespace qmeter::analysis {
 
@@ -16,30 +17,10 @@ double PointView::metric(const std::string& key, double fallback) const {
 }
 
 std::string ConfigView::label() const {
-  std::string s = model + " / " + method;
+  std::string s = model + " / " + (method_label.empty() ? method : method_label);
   if (tp != 1) s += fmt::format(" / tp={}", tp);
   if (hardware != "default" && !hardware.empty()) s += " / " + hardware;
   return s;
-}
-
-double method_bits_per_weight(const std::string& name, const std::map<std::string, std::string>& options) {
-  auto opt = [&](const char* k, double def) {
-    auto it = options.find(k);
-    return it == options.end() ? def : std::stod(it->second);
-  };
-  if (name == "fp32") return 32;
-  if (name == "bf16" || name == "fp16") return 16;
-  if (name == "w8a16" || name == "smoothquant-w8a8" || name == "fp8-w8a8" || name == "fp8-w8a16") return 8 + 32.0 / 4096;
-  if (name == "q8_0") return 8.5;
-  if (name == "q4_0") return 4.5;
-  if (name == "q4_k") return 4.5;
-  if (name == "nf4") return 4 + (options.count("double_quant") ? 8.0 / 64 + 32.0 / (64 * 256) : 32.0 / 64);
-  if (name == "w4a16-rtn" || name == "w3a16-rtn" || name == "gptq" || name == "awq") {
-    const double bits = opt("bits", name == "w3a16-rtn" ? 3 : 4);
-    const double group = opt("group_size", 128);
-    return bits + (16.0 + 16.0) / group;  // a 16-bit scale and a zero point per group
-  }
-  return -1;
 }
 
 namespace {
@@ -124,11 +105,17 @@ StudyView load_study(const store::Store& db, const std::string& study, const Loa
     }
     c.hardware = c.power_limit_w > 0 ? fmt::format("pl{:.0f}W", c.power_limit_w) : "default";
     if (c.locked_clock_mhz > 0) c.hardware += fmt::format(",clk{:.0f}", c.locked_clock_mhz);
+    // Derived from the registry when the run was stored; a run stored before that (an older
+    // database, migrated) gets the same computation now.
+    quant::ConfigurationProperties props;
     try {
-      c.bits_per_weight = method_bits_per_weight(c.method_name, c.method_options);
-    } catch (const std::exception&) {
-      c.bits_per_weight = -1;
+      props = r.properties_json.empty() ? quant::configuration_properties(c.method_name, c.method_options)
+                                        : quant::ConfigurationProperties::from_json(r.properties_json);
+    } catch (const Error&) {
+      props = quant::configuration_properties(c.method_name, c.method_options);
     }
+    c.bits_per_weight = props.bits_per_weight;
+    c.method_label = props.label;
     for (const auto& p : db.load_points(r.id)) {
       PointView pv;
       pv.id = p.id;
@@ -171,6 +158,11 @@ StudyView load_study(const store::Store& db, const std::string& study, const Loa
     }
     v.configs.push_back(std::move(c));
   }
+  // Short labels unique within the study: colliding ones get the options that differ appended.
+  std::vector<quant::MethodConfiguration> methods;
+  for (const ConfigView& c : v.configs) methods.push_back({c.method_name, c.method_options, c.method_label});
+  const std::vector<std::string> labels = quant::unique_labels(methods);
+  for (std::size_t i = 0; i < v.configs.size(); ++i) v.configs[i].method_label = labels[i];
   return v;
 }
 

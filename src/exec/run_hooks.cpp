@@ -1,19 +1,25 @@
 #include "run_hooks.h"
 
 #include "qmeter/core/error.h"
+#include "embedded_backend_options.h"
 #include "qmeter/quality/eval.h"
+#include "qmeter/quality/task_options.h"
 #include "qmeter/quant/quantize.h"
 
 namespace qmeter::exec {
 
 spec::KnownNames known_names() {
   // Method options are checked as the embedded backend will load them (calib is a file, read
-  // later), so a bad value (e.g. kv-cache-dtype: int4) fails at its spec line before any run.
-  return {quant::method_names(), quality::task_kinds(),
-          [](const std::string& method, std::map<std::string, std::string> options) {
-            options.erase("calib");
-            quant::parse_options(method, options);
-          }};
+  // later), so a bad value (e.g. kv_cache_dtype: int4) fails at its spec line before any run;
+  // each option table is its owner's (quant registry, quality tasks, the embedded backend).
+  spec::KnownNames known{quant::method_names(), quality::task_kinds(),
+                         [](const std::string& method, const std::map<std::string, std::string>& options) {
+                           quant::parse_options(method, options);
+                         }};
+  known.method_option_schema = quant::method_option_schema();
+  known.backend_option_schema = embedded_backend_option_schema();
+  known.quality_option_schema = quality::task_option_schema();
+  return known;
 }
 
 RunInstruments::RunInstruments(const spec::RunConfig& run, backend::Backend& backend) {

@@ -13,6 +13,7 @@
 #include "qmeter/core/error.h"
 #include "qmeter/core/process.h"
 #include "qmeter/loadgen/loadgen.h"
+#include "qmeter/quant/method_options.h"
 #include "qmeter/report/report.h"
 #include "qmeter/store/store.h"
 #include "qmeter/workload/schedule.h"
@@ -166,6 +167,7 @@ StudySummary run_study(const StudyOptions& o) {
     row.model = run.model.name;
     row.method = run.method.label();
     row.config_json = run.normalized_json;
+    row.properties_json = quant::configuration_properties(run.method.name, run.method.options).to_json();
     row.host_json = host_json();
     row.versions_json = versions_json();
     db->begin_run(row);

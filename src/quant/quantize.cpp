@@ -1,4 +1,4 @@
-// The method registry, option parsing, calibration text, and the per-model drivers of
+// The method registry, calibration text, and the per-model drivers of
 // RTN / w8a16 / GPTQ / AWQ (see quantize.h).
 #include "qmeter/quant/quantize.h"
 
@@ -29,16 +29,17 @@ const std::vector<MethodInfo>& methods() {
       {"fp32", 32, {32}, false, DType::kF32, "f32 weights (the reference)"},
       {"bf16", 16, {16}, false, DType::kBF16, "bf16 weights"},
       {"fp16", 16, {16}, false, DType::kF16, "f16 weights"},
-      {"w8a16", 8, {8}, false, DType::kQ8Row, "int8 weights, per-output-channel symmetric RTN"},
-      {"w4a16-rtn", 4, {4}, false, DType::kQ4Group, "4-bit group-wise round-to-nearest"},
-      {"w3a16-rtn", 3, {3}, false, DType::kQ4Group, "3-bit group-wise round-to-nearest (4-bit container)"},
-      {"gptq", 4, {4, 3}, true, DType::kQ4Group, "GPTQ: Hessian-aware error compensation, lazy 128-column blocks"},
-      {"awq", 4, {4}, true, DType::kQ4Group, "AWQ: activation-aware scales + clipping search, then RTN"},
+      {"w8a16", 8, {8}, false, DType::kQ8Row, "int8 weights, per-output-channel symmetric RTN", "rtn-w8"},
+      {"w4a16-rtn", 4, {4}, false, DType::kQ4Group, "4-bit group-wise round-to-nearest", "rtn-w{bits}g{group_size}"},
+      {"w3a16-rtn", 3, {3}, false, DType::kQ4Group, "3-bit group-wise round-to-nearest (4-bit container)", "rtn-w{bits}g{group_size}"},
+      {"gptq", 4, {4, 3}, true, DType::kQ4Group, "GPTQ: Hessian-aware error compensation, lazy 128-column blocks",
+       "gptq-w{bits}g{group_size}"},
+      {"awq", 4, {4}, true, DType::kQ4Group, "AWQ: activation-aware scales + clipping search, then RTN", "awq-w{bits}g{group_size}"},
       {"nf4", 4, {4}, false, DType::kNf4, "bitsandbytes NormalFloat4, absmax per 64 weights (--double-quant: 8-bit absmax)"},
-      {"fp8-w8a16", 8, {8}, false, DType::kFp8Row, "FP8 E4M3 weights, per-output-channel scale"},
-      {"fp8-w8a8", 8, {8}, false, DType::kFp8RowA8, "FP8 E4M3 weights and per-token dynamic E4M3 activations"},
+      {"fp8-w8a16", 8, {8}, false, DType::kFp8Row, "FP8 E4M3 weights, per-output-channel scale", "fp8"},
+      {"fp8-w8a8", 8, {8}, false, DType::kFp8RowA8, "FP8 E4M3 weights and per-token dynamic E4M3 activations", "fp8-w8a8"},
       {"smoothquant-w8a8", 8, {8}, true, DType::kQ8RowA8,
-       "SmoothQuant: alpha migration into the RMSNorms, int8 per-channel weights x per-token int8 activations"},
+       "SmoothQuant: alpha migration into the RMSNorms, int8 per-channel weights x per-token int8 activations", "sq-w8a8"},
       // llama.cpp's block formats (gguf_quant.h), bit-compatible: `qmeter quantize` writes a GGUF file.
       {"q8_0", 8, {8}, false, DType::kGgufQ8_0,
        "GGUF preset Q8_0: q8_0 (int8, one f16 scale per 32) for every matrix incl. embedding and classifier; widths "
@@ -94,109 +95,6 @@ const MethodInfo& method_info(const std::string& name) {
   std::string known;
   for (const MethodInfo& m : methods()) known += (known.empty() ? "" : ", ") + m.name;
   throw UsageError(fmt::format("unknown quantization method '{}' (known: {})", name, known));
-}
-
-namespace {
-
-int parse_int(const std::string& key, const std::string& v) {
-  try {
-    std::size_t used = 0;
-    const int n = std::stoi(v, &used);
-    if (used == v.size()) return n;
-  } catch (const std::exception&) {
-  }
-  throw UsageError(fmt::format("--{}: '{}' is not an integer", key, v));
-}
-
-bool parse_bool(const std::string& key, const std::string& v) {
-  if (v == "true" || v == "1" || v == "yes" || v.empty()) return true;
-  if (v == "false" || v == "0" || v == "no") return false;
-  throw UsageError(fmt::format("--{}: '{}' is not a boolean", key, v));
-}
-
-}  // namespace
-
-QuantOptions parse_options(const std::string& method, const std::map<std::string, std::string>& options) {
-  const MethodInfo& info = method_info(method);
-  QuantOptions o;
-  o.bits = info.default_bits;
-  for (const auto& [key, value] : options) {
-    if (key == "bits") o.bits = parse_int(key, value);
-    else if (key == "group-size" || key == "group_size") {
-      o.group_size = parse_int(key, value);
-      o.group_size_given = true;
-    } else if (key == "sym") o.symmetric = parse_bool(key, value);
-    else if (key == "act-order" || key == "act_order") o.act_order = parse_bool(key, value);
-    else if (key == "damp") {
-      try {
-        o.damp = std::stod(value);
-      } catch (const std::exception&) {
-        throw UsageError(fmt::format("--damp: '{}' is not a number", value));
-      }
-      if (!(o.damp >= 0.0 && o.damp < 1.0)) throw UsageError(fmt::format("--damp: {} is outside [0, 1)", value));
-    } else if (key == "double-quant" || key == "double_quant") o.double_quant = parse_bool(key, value);
-    else if (key == "quantize-lm-head" || key == "quantize_lm_head") o.quantize_lm_head = parse_bool(key, value);
-    else if (key == "alpha") {
-      try {
-        std::size_t used = 0;
-        o.alpha = std::stod(value, &used);
-        if (used != value.size()) throw std::invalid_argument(value);
-      } catch (const std::exception&) {
-        throw UsageError(fmt::format("--alpha: '{}' is not a number", value));
-      }
-      if (!(o.alpha >= 0.0 && o.alpha <= 1.0)) throw UsageError(fmt::format("--alpha {}: must be within [0, 1]", value));
-      o.alpha_given = true;
-    } else if (key == "kv-cache-dtype" || key == "kv_cache_dtype") {
-      o.kv_cache_dtype = engine::parse_kv_dtype(value, "--kv-cache-dtype");
-    } else if (key == "calib-samples") o.calib_samples = parse_int(key, value);
-    else if (key == "calib-seq-len") o.calib_seq_len = parse_int(key, value);
-    else throw UsageError(fmt::format("quantization option '{}' is unknown for method {}", key, method));
-  }
-  if (std::find(info.allowed_bits.begin(), info.allowed_bits.end(), o.bits) == info.allowed_bits.end())
-    throw UsageError(fmt::format("--bits {}: method {} supports {}", o.bits, method, fmt::join(info.allowed_bits, " or ")));
-  if (o.group_size <= 0 || o.group_size % 32 != 0)
-    throw UsageError(fmt::format("--group-size {}: must be a positive multiple of 32", o.group_size));
-  if (o.calib_samples <= 0 || o.calib_seq_len < 2)
-    throw UsageError("--calib-samples must be > 0 and --calib-seq-len >= 2");
-  if (o.act_order && method != "gptq") throw UsageError(fmt::format("--act-order applies to gptq only, not {}", method));
-  if (o.symmetric && method == "awq") throw UsageError("awq uses asymmetric (zero-point) groups; --sym is not supported");
-  const bool grouped = info.packed_dtype == DType::kQ4Group;
-  if (o.group_size_given && !grouped)
-    throw UsageError(fmt::format("--group-size applies to the group-wise methods (w4a16-rtn, w3a16-rtn, gptq, awq), not {}{}",
-                                 method, method == "nf4" ? " (its blocks are 64 weights)" : ""));
-  if (o.symmetric && !grouped) throw UsageError(fmt::format("--sym applies to the group-wise methods, not {}", method));
-  if (o.double_quant && method != "nf4") throw UsageError(fmt::format("--double-quant applies to nf4 only, not {}", method));
-  if (o.alpha_given && method != "smoothquant-w8a8")
-    throw UsageError(fmt::format("--alpha applies to smoothquant-w8a8 only, not {}", method));
-  if (o.quantize_lm_head && (!engine::is_packed(info.packed_dtype) || engine::is_gguf_block(info.packed_dtype)))
-    throw UsageError(fmt::format("--quantize-lm-head applies to the packed methods written as safetensors (w8a16, "
-                                 "w4a16-rtn, gptq, awq, nf4, fp8, smoothquant), not {}", method));
-  return o;
-}
-
-const std::vector<OptionInfo>& option_table() {
-  static const std::vector<OptionInfo> table = {
-      {"bits", "weight bits (w4a16-rtn: 4, gptq: 4 or 3, ...)"},
-      {"group-size", "columns per quantization group, a multiple of 32 (default 128)"},
-      {"sym", "symmetric groups, no zero point (default: asymmetric)", true},
-      {"act-order", "gptq: quantize columns in order of decreasing activation", true},
-      {"damp", "gptq: Hessian dampening, a fraction of its mean diagonal (default 0.01)"},
-      {"alpha", "smoothquant-w8a8: migration strength in [0, 1] (default 0.8)"},
-      {"double-quant", "nf4: quantize the absmax values too (8-bit, blocks of 256)", true},
-      {"quantize-lm-head", "also quantize the classifier / tied embedding, round-to-nearest (default: kept bf16)", true},
-      {"calib-samples", "calibration sequences (gptq, awq, smoothquant; default 128)"},
-      {"calib-seq-len", "tokens per calibration sequence (default 512)"},
-      {"calib", "calibration text file (default: the built-in TinyStories half)"}};
-  return table;
-}
-
-const std::vector<std::string>& option_keys() {
-  static const std::vector<std::string> keys = [] {
-    std::vector<std::string> k;
-    for (const OptionInfo& o : option_table()) k.push_back(o.key);
-    return k;
-  }();
-  return keys;
 }
 
 std::vector<std::vector<int>> calibration_tokens(const engine::Model& model, const std::string& calib_path,

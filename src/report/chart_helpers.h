@@ -33,9 +33,11 @@ inline json nominal(const std::string& field, const std::string& title) {
   return {{"field", field}, {"type", "nominal"}, {"title", title}};
 }
 
-// Tooltips that identify the point: run id, configuration, method, offered and achieved load.
+// Tooltips that identify the point: run id, configuration, method (the short label, and the full
+// options: "gptq(bits=4,calib=/data/kjv.txt)"), offered and achieved load.
 inline json point_tooltips(const std::string& load_title) {
   return json::array({nominal("run_id", "run id"), nominal("label", "configuration"), nominal("method", "method"),
+                              nominal("method_options", "method and options"),
                       nominal("kind", "load kind"), quantitative("offered", load_title),
                       quantitative("achieved", "achieved (req/s)")});
 }

@@ -183,7 +183,8 @@ void knee_chart(const ReportModel& m, Section& s) {
       }
       rows.push_back({{"run_id", c.run_id},
                       {"label", c.label()},
-                      {"method", c.method},
+                      {"method", c.method_label},
+                      {"method_options", c.method},
                       {"slo", cls},
                       {"knee", k.kind == analysis::KneeResult::Kind::kNone ? 0.0 : k.load},
                       {"knee_kind", kind},
@@ -200,6 +201,7 @@ void knee_chart(const ReportModel& m, Section& s) {
                                         m.knee_attainment * 100);
   json spec = base_spec(title, rows);
   json tooltip = json::array({nominal("run_id", "run id"), nominal("label", "configuration"), nominal("method", "method"),
+                              nominal("method_options", "method and options"),
                               nominal("slo", "SLO class"), quantitative("knee", "knee (" + m.load_title + ")"),
                               nominal("knee_kind", "how"), quantitative("target_attainment", "required attainment")});
   json enc = {{"x", {{"field", "label"}, {"type", "nominal"}, {"title", "configuration"}, {"axis", {{"labelAngle", -20}}}}},
@@ -256,7 +258,8 @@ void power_trace_charts(const ReportModel& m, Section& s) {
     for (std::size_t i = 0; i < samples.size(); ++i) {
       const auto& t = samples[i];
       if (i % stride == 0) {
-        rows.push_back({{"run_id", c.run_id}, {"label", c.label()}, {"method", c.method}, {"t_s", t.t_s},
+        rows.push_back({{"run_id", c.run_id}, {"label", c.label()}, {"method", c.method_label},
+                        {"method_options", c.method}, {"t_s", t.t_s},
                         {"power_w", t.power_w}, {"device", t.device}, {"source", t.source}, {"phase", t.phase}});
       }
       // A phase segment: consecutive samples of the same phase and load point.

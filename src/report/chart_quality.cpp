@@ -30,7 +30,8 @@ json quality_rows(const ReportModel& m, bool need_bits) {
       const auto& q = it->second;
       rows.push_back({{"run_id", c.run_id},
                       {"label", c.label()},
-                      {"method", c.method},
+                      {"method", c.method_label},
+                      {"method_options", c.method},
                       {"key", key},
                       {"value", q.value},
                       {"stderr", q.stderr_},
@@ -47,6 +48,7 @@ json quality_rows(const ReportModel& m, bool need_bits) {
 // +-1 standard error as a rule.
 json quality_spec(const ReportModel& m, const std::string& title, json rows, json x) {
   json tooltip = json::array({nominal("run_id", "run id"), nominal("label", "configuration"), nominal("method", "method"),
+                              nominal("method_options", "method and options"),
                               nominal("key", "task.metric"), quantitative("value", "value"),
                               quantitative("stderr", "standard error"), quantitative("n", "items"),
                               quantitative("bits_per_weight", "bits per weight")});

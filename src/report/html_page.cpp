@@ -45,11 +45,13 @@ json run_table(const ReportModel& m) {
   col("energy_source", "energy source", false);
   col("bits_per_weight", "bits/weight", true);
   for (const auto& k : m.quality_keys) col("quality:" + k, k, true);
+  col("method_options", "method and options", false);  // "method" is the short label
   col("error", "error", false);
 
   json rows = json::array();
   for (const auto& c : m.study.configs) {
-    json base = {{"run_id", c.run_id},     {"model", c.model},   {"method", c.method}, {"tp", c.tp},
+    json base = {{"run_id", c.run_id},     {"model", c.model},   {"method", c.method_label},
+                 {"method_options", c.method}, {"tp", c.tp},
                  {"hardware", c.hardware}, {"status", c.status}, {"error", c.error},
                  {"bits_per_weight", value_or_null(c.bits_per_weight)}};
     for (const auto& k : m.quality_keys) {

@@ -45,8 +45,8 @@ const analysis::ConfigView* ReportModel::config(const std::string& run_id) const
 }
 
 nlohmann::json point_fields(const analysis::ConfigView& c, const analysis::PointView& p) {
-  return {{"run_id", c.run_id},     {"label", c.label()},     {"method", c.method},
-          {"model", c.model},       {"workload", p.workload}, {"kind", p.kind},
+  return {{"run_id", c.run_id},     {"label", c.label()},     {"method", c.method_label},
+          {"method_options", c.method},  {"model", c.model},       {"workload", p.workload}, {"kind", p.kind},
           {"offered", p.target},    {"achieved", p.achieved}, {"point", p.index}};
 }
 
@@ -121,7 +121,8 @@ ReportModel build_model(const store::Store& db, const std::string& study, double
 
   std::set<std::string> kinds, keys;
   for (const auto& c : m.study.configs) {
-    if (std::find(m.methods.begin(), m.methods.end(), c.method) == m.methods.end()) m.methods.push_back(c.method);
+    // Colours by the short label (a legend entry per configuration, unique within the study).
+    if (std::find(m.methods.begin(), m.methods.end(), c.method_label) == m.methods.end()) m.methods.push_back(c.method_label);
     for (const auto& p : c.points) kinds.insert(p.kind);
     for (const auto& q : db.quality_results(c.run_id)) keys.insert(q.task + "." + q.metric);
     for (const auto& qe : db.quality_errors(c.run_id)) {

@@ -138,7 +138,40 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-MethodSpec parse_method(const YAML::Node& n, const Ctx& c, const KnownNames& known) {
+// Checks the options of one entry against their owner's table, each at its own line: an unknown key
+// at the key, a bad value at the value. `canonical`: keys are stored in the table's spelling
+// ('-' -> '_'), so `group-size` and `group_size` are one option (and one run id).
+std::map<std::string, std::string> checked_options(const YAML::Node& n, const Ctx& c, const std::vector<OptionSpec>& table,
+                                                   bool canonical, const std::string& what,
+                                                   const std::set<std::string>& skip = {}) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : n) {
+    const std::string given = kv.first.Scalar();
+    if (skip.count(given)) continue;
+    const std::string key = canonical ? canonical_option_key(given) : given;
+    const std::string value = scalar(kv.second, c.sub(key));
+    if (!table.empty()) {
+      const OptionSpec* o = find_option(table, given);
+      if (!o || (!canonical && o->key != given)) {
+        std::vector<std::string> known;
+        for (const OptionSpec& k : table) known.push_back(k.key);
+        c.sub(given).fail(kv.first, "unknown " + what + " option '" + given + "' (known: " + join(known) + ")");
+      }
+      if (const std::string why = option_value_error(*o, value); !why.empty()) c.sub(key).fail(kv.second, why);
+    }
+    if (!out.emplace(key, value).second) c.sub(key).fail(kv.first, "given twice ('" + given + "' and its other spelling)");
+  }
+  return out;
+}
+
+// The value node of option `key` (either spelling) in a mapping, or the mapping itself.
+YAML::Node option_node(const YAML::Node& n, const std::string& key) {
+  for (const auto& kv : n)
+    if (canonical_option_key(kv.first.Scalar()) == key) return kv.second;
+  return n;
+}
+
+MethodSpec parse_method(const YAML::Node& n, const Ctx& c, const KnownNames& known, bool registry_options) {
   MethodSpec m;
   YAML::Node name_node = n;
   if (n.IsScalar()) {
@@ -147,14 +180,10 @@ MethodSpec parse_method(const YAML::Node& n, const Ctx& c, const KnownNames& kno
     if (!n["name"]) c.fail(n, "a method needs a 'name'");
     name_node.reset(n["name"]);  // reset: Node assignment would overwrite the referenced node
     m.name = scalar(n["name"], c.sub("name"));
-    for (const auto& kv : n) {
-      const std::string k = kv.first.Scalar();
-      if (k == "checkpoints") {
-        m.checkpoints = string_map(kv.second, c.sub(k));  // model names are checked with the backend's templates
-      } else if (k != "name") {
-        m.options[k] = scalar(kv.second, c.sub(k));
-      }
-    }
+    if (n["checkpoints"]) m.checkpoints = string_map(n["checkpoints"], c.sub("checkpoints"));  // checked with the templates
+    // The embedded backend's options are the quantization registry's; a command backend's are the
+    // user's own ({opt.NAME} placeholders), kept as written.
+    m.options = checked_options(n, c, known.method_option_schema, registry_options, "quantization", {"name", "checkpoints"});
   } else {
     c.fail(n, "a method is a name or a mapping with 'name' and options");
   }
@@ -164,6 +193,8 @@ MethodSpec parse_method(const YAML::Node& n, const Ctx& c, const KnownNames& kno
   if (known.method_options && !known.methods.empty()) {
     try {
       known.method_options(m.name, m.options);
+    } catch (const OptionError& e) {  // a value or combination the method refuses: at that option
+      c.sub(e.key()).fail(n.IsMap() ? option_node(n, e.key()) : n, e.reason());
     } catch (const UsageError& e) {
       c.fail(n, e.what());
     }
@@ -382,7 +413,14 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
     if (n["ready_path"]) s.backend.ready_path = scalar(n["ready_path"], cb.sub("ready_path"));
     if (n["startup_timeout_s"]) s.backend.startup_timeout_s = number(n["startup_timeout_s"], cb.sub("startup_timeout_s"));
     if (n["served_model"]) s.backend.served_model = scalar(n["served_model"], cb.sub("served_model"));
-    if (n["options"]) s.backend.options = string_map(n["options"], cb.sub("options"));
+    if (n["options"]) {
+      // The embedded backend's options are checked against its table; another backend's are kept.
+      const bool embedded = s.backend.kind == "embedded";
+      require_present(n["options"], cb.sub("options"));
+      if (!n["options"].IsMap()) cb.sub("options").fail(n["options"], "expected a mapping");
+      s.backend.options = checked_options(n["options"], cb.sub("options"),
+                                          embedded ? known.backend_option_schema : std::vector<OptionSpec>{}, embedded, "backend");
+    }
     if (s.backend.kind == "command" && s.backend.argv.empty()) cb.fail(n, "a command backend needs 'argv'");
     if (s.backend.kind == "url" && s.backend.url.empty()) cb.fail(n, "a url backend needs 'url'");
   }
@@ -409,8 +447,9 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
   // labels (they select server flags through {opt.*} placeholders).
   const bool embedded_backend = s.backend.kind == "embedded";
   const KnownNames method_check = embedded_backend ? known : KnownNames{{}, known.quality_tasks};
-  for_list(root["methods"], c.sub("methods"),
-           [&](const YAML::Node& n, const Ctx& cm) { s.methods.push_back(parse_method(n, cm, method_check)); });
+  for_list(root["methods"], c.sub("methods"), [&](const YAML::Node& n, const Ctx& cm) {
+    s.methods.push_back(parse_method(n, cm, method_check, embedded_backend));
+  });
   check_command_templates(s, root, [&](const YAML::Node& n, const std::string& field, const std::string& what) {
     c.sub(field).fail(n, what);
   });
@@ -481,17 +520,8 @@ StudySpec parse_study_spec_text(const std::string& text, const std::string& file
         if (!n["task"]) cq.fail(n, "a quality entry needs 'task'");
         tn.reset(n["task"]);
         t.task = scalar(n["task"], cq.sub("task"));
-        static const std::vector<std::string> kQualityOptions = {
-            "limit", "concurrency", "ppl_mode", "window", "num_fewshot", "fewshot", "max_gen_tokens",
-            "top_logprobs", "text", "baseline", "baseline_model", "threads", "max_length", "truncate",
-            "apply_chat_template", "chat_template", "preprocess", "fewshot_split"};
-        for (const auto& kv : n) {
-          const std::string key = kv.first.Scalar();
-          if (key == "task") continue;
-          if (std::find(kQualityOptions.begin(), kQualityOptions.end(), key) == kQualityOptions.end())
-            cq.fail(kv.first, "unknown quality option '" + key + "' (known: " + join(kQualityOptions) + ")");
-          t.options[key] = scalar(kv.second, cq.sub(key));
-        }
+        // The quality tasks' own table (quality/task_options.h), through KnownNames.
+        t.options = checked_options(n, cq, known.quality_option_schema, true, "quality", {"task"});
         if (t.task.rfind("kl", 0) == 0 && !t.options.count("text")) cq.fail(n, "a kl entry needs 'text' (the text both models score)");
       }
       const std::string kind = t.task.substr(0, t.task.find(':'));

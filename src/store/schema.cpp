@@ -101,6 +101,11 @@ CREATE TABLE quality_task_errors (
   PRIMARY KEY(run_id, task)
 );
 )sql",
+      // 4: what the quantization registry derives from a run's configuration (bits per weight, its
+      // short label), stored with the run; rows from before it are NULL and computed on read.
+      R"sql(
+ALTER TABLE runs ADD COLUMN properties_json TEXT;
+)sql",
   };
   return kMigrations;
 }

@@ -15,7 +15,7 @@ namespace {
 
 constexpr const char* kRunCols =
     "id, study, model, method, config_json, status, started_unix_ms, finished_unix_ms, host_json, versions_json, "
-    "error, log_tail";
+    "error, log_tail, properties_json";
 constexpr const char* kPointCols =
     "run_id, idx, target_kind, target_value, achieved_rate, duration_s, completed, failed, request_throughput, "
     "output_throughput, p50_ttft_ms, p99_ttft_ms, p50_tpot_ms, p99_tpot_ms, p99_e2el_ms, energy_per_token_j, "

@@ -98,14 +98,17 @@ void Store::begin_run(const RunRow& run, RunStatus status) {
   delete_run_children(db, run.id);
   Statement st(db.handle(),
                "INSERT INTO runs(id, study, model, method, config_json, status, started_unix_ms, finished_unix_ms, "
-               "host_json, versions_json, error, log_tail) VALUES(?,?,?,?,?,?,?,NULL,?,?,'','') "
+               "host_json, versions_json, error, log_tail, properties_json) VALUES(?,?,?,?,?,?,?,NULL,?,?,'','',?) "
                "ON CONFLICT(id) DO UPDATE SET study=excluded.study, model=excluded.model, method=excluded.method, "
                "config_json=excluded.config_json, status=excluded.status, started_unix_ms=excluded.started_unix_ms, "
                "finished_unix_ms=NULL, host_json=excluded.host_json, versions_json=excluded.versions_json, "
-               "error='', log_tail=''");
+               "error='', log_tail='', properties_json=excluded.properties_json");
   st.bind(1, run.id).bind(2, run.study).bind(3, run.model).bind(4, run.method).bind(5, run.config_json);
   st.bind(6, std::string(run_status_name(status))).bind(7, unix_ms());
-  st.bind(8, run.host_json).bind(9, run.versions_json).run();
+  st.bind(8, run.host_json).bind(9, run.versions_json);
+  if (run.properties_json.empty()) st.bind_null(10);
+  else st.bind(10, run.properties_json);
+  st.run();
   tx.commit();
 }
 
@@ -223,7 +226,7 @@ std::vector<RunRow> Store::runs(const std::string& study) const {
   Statement st(impl_->db.handle(),
                "SELECT id, study, model, method, config_json, status, COALESCE(started_unix_ms,0), "
                "COALESCE(finished_unix_ms,0), COALESCE(host_json,''), COALESCE(versions_json,''), COALESCE(error,''), "
-               "COALESCE(log_tail,'') FROM runs WHERE (?='' OR study=?) ORDER BY started_unix_ms, id");
+               "COALESCE(log_tail,''), COALESCE(properties_json,'') FROM runs WHERE (?='' OR study=?) ORDER BY started_unix_ms, id");
   st.bind(1, study).bind(2, study);
   std::vector<RunRow> out;
   while (st.step()) {
@@ -240,6 +243,7 @@ std::vector<RunRow> Store::runs(const std::string& study) const {
     r.versions_json = st.col_text(9);
     r.error = st.col_text(10);
     r.log_tail = st.col_text(11);
+    r.properties_json = st.col_text(12);
     out.push_back(std::move(r));
   }
   return out;

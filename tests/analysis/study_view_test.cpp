@@ -38,8 +38,9 @@ TEST(StudyView, ReadsConfigsPointsSlosAndQualityFromTheStore) {
   EXPECT_EQ(c.tp, 2);
   EXPECT_EQ(c.power_limit_w, 250);
   EXPECT_EQ(c.hardware, "pl250W");
-  EXPECT_DOUBLE_EQ(c.bits_per_weight, 3 + 32.0 / 64);
-  EXPECT_EQ(c.label(), "tiny / gptq(bits=3,group_size=64) / tp=2 / pl250W");
+  EXPECT_DOUBLE_EQ(c.bits_per_weight, 3 + 24.0 / 64);  // f16 scale + u8 zero point per group
+  EXPECT_EQ(c.method, "gptq(bits=3,group_size=64)");
+  EXPECT_EQ(c.label(), "tiny / gptq-w3g64 / tp=2 / pl250W");
   ASSERT_EQ(c.points.size(), 1u);
   EXPECT_EQ(c.points[0].workload, "chat");
   EXPECT_DOUBLE_EQ(c.points[0].metric("p99_tpot_ms"), 12.5);

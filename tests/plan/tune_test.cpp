@@ -160,8 +160,9 @@ TEST(PlanTune, JsonListsFrontDominatorsAndRecommendation) {
   auto s = tune_study(qmeter::testing::test_output_dir("plan_tune_json"));
   const auto p = plan::plan_tune(s, options());
   auto j = nlohmann::json::parse(plan::tune_json(p));
-  EXPECT_EQ(j["pareto_front"], nlohmann::json::array({"m / fp16", "m / w8a16", "m / gptq", "m / awq"}));
-  EXPECT_EQ(j["configurations"][2]["dominated_by"], nlohmann::json::array({"m / fp16", "m / w8a16", "m / awq"}));
+  // Configurations by their short labels (the registry's: w8a16 is rtn-w8, gptq / awq 4-bit groups of 128).
+  EXPECT_EQ(j["pareto_front"], nlohmann::json::array({"m / fp16", "m / rtn-w8", "m / gptq-w4g128", "m / awq-w4g128"}));
+  EXPECT_EQ(j["configurations"][2]["dominated_by"], nlohmann::json::array({"m / fp16", "m / rtn-w8", "m / awq-w4g128"}));
   EXPECT_EQ(j["recommended"], "m / fp16");
   EXPECT_EQ(j["objectives"][0]["direction"], "min");
   const auto table = plan::tune_table(p);

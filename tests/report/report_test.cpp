@@ -96,7 +96,7 @@ TEST(ReportSpecs, EveryChartIsWrittenWithFixedMethodColoursAndRunIdTooltips) {
   EXPECT_EQ(ids, expected);
   EXPECT_EQ(r.summary.charts.size(), expected.size());
 
-  const json domain = {"fp16", "w8a16", "w4a16-rtn", "awq"};
+  const json domain = {"fp16", "rtn-w8", "rtn-w4g128", "awq-w4g128"};  // the short labels
   for (const auto& [id, spec] : r.specs) {
     EXPECT_EQ(spec["$schema"], "https://vega.github.io/schema/vega-lite/v5.json") << id;
     int method_encodings = 0, tooltips = 0;
@@ -131,7 +131,8 @@ TEST(ReportSpecs, LatencyValuesAndSloLinesAreTheStoredOnes) {
   const auto& tpot = r.specs.at("latency_tpot");
   std::map<std::tuple<std::string, double, std::string>, double> got;
   for (const auto& row : values_of(tpot)) {
-    got[{row["method"].get<std::string>(), row["offered"].get<double>(), row["percentile"].get<std::string>()}] =
+    // Keyed by the stored method (the full form; "method" is the short label of the legend).
+    got[{row["method_options"].get<std::string>(), row["offered"].get<double>(), row["percentile"].get<std::string>()}] =
         row["value"].get<double>();
     EXPECT_FALSE(row["run_id"].get<std::string>().empty());
   }
@@ -167,10 +168,10 @@ TEST(ReportSpecs, KneeParetoQualityAndPowerTraceMatchHandComputedValues) {
   auto kn = [&](const std::string& method, const std::string& slo) { return knee[{method, slo}]; };
   EXPECT_NEAR(kn("fp16", "interactive")["knee"].get<double>(), 2 + 2 * 0.05 / 0.95, 1e-9);
   EXPECT_NE(kn("fp16", "interactive")["knee_kind"].get<std::string>().find("between 2 and 4"), std::string::npos);
-  EXPECT_EQ(kn("w8a16", "interactive")["knee"], 4.0);
-  EXPECT_EQ(kn("w8a16", "interactive")["note"], "\u2265 4");
-  EXPECT_EQ(kn("w4a16-rtn", "interactive")["note"], "none");  // 0.8 at the lowest load
-  for (const char* m : {"w8a16", "w4a16-rtn"}) EXPECT_EQ(kn(m, "batch")["knee"], 4.0);
+  EXPECT_EQ(kn("rtn-w8", "interactive")["knee"], 4.0);
+  EXPECT_EQ(kn("rtn-w8", "interactive")["note"], "\u2265 4");
+  EXPECT_EQ(kn("rtn-w4g128", "interactive")["note"], "none");  // 0.8 at the lowest load
+  for (const char* m : {"rtn-w8", "rtn-w4g128"}) EXPECT_EQ(kn(m, "batch")["knee"], 4.0);
   EXPECT_NEAR(kn("fp16", "batch")["knee"].get<double>(), 2 + 2 * (1.0 - 0.9) / 1.0, 1e-9);  // 1 at 2, 0 at 4
 
   // Pareto (minimize J/token and p99 TPOT). At 4 req/s: fp16 (0.40, 40) is dominated by w8a16
@@ -185,23 +186,25 @@ TEST(ReportSpecs, KneeParetoQualityAndPowerTraceMatchHandComputedValues) {
   }
   EXPECT_EQ(front.size(), 9u);
   EXPECT_FALSE((front[{4.0, "fp16"}]));
-  EXPECT_TRUE((front[{4.0, "w8a16"}]));
-  EXPECT_TRUE((front[{4.0, "w4a16-rtn"}]));
+  EXPECT_TRUE((front[{4.0, "rtn-w8"}]));
+  EXPECT_TRUE((front[{4.0, "rtn-w4g128"}]));
   EXPECT_FALSE((front[{1.0, "fp16"}]));
-  EXPECT_FALSE((front[{1.0, "w8a16"}]));
-  EXPECT_TRUE((front[{1.0, "w4a16-rtn"}]));
+  EXPECT_FALSE((front[{1.0, "rtn-w8"}]));
+  EXPECT_TRUE((front[{1.0, "rtn-w4g128"}]));
   EXPECT_EQ(pareto["layer"][1]["encoding"]["fill"]["field"], "quality");
   EXPECT_EQ(pareto["layer"][1]["encoding"]["fill"]["title"], "perplexity:tiny.perplexity (lower is better)");
 
-  // Quality vs bits: fp16 16, w8a16 8 + 32/4096, w4a16-rtn(4 bits, groups of 128) 4 + 32/128.
+  // Quality vs bits (the registry's, as stored): fp16 16, w8a16 8 + 32/4096 (an f32 scale per row
+  // of a nominal 4096), w4a16-rtn (4 bits, groups of 128) 4 + (16 + 8)/128 (f16 scale, u8 zero).
   std::map<std::pair<std::string, std::string>, json> q;
   for (const auto& row : values_of(r.specs.at("quality_vs_bits"))) q[{row["method"], row["key"]}] = row;
   EXPECT_EQ(q.size(), 3u * 2u + 2u);
   EXPECT_EQ((q[{"fp16", "perplexity:tiny.perplexity"}]["bits_per_weight"]), 16.0);
-  EXPECT_DOUBLE_EQ((q[{"w8a16", "kl.kl"}]["bits_per_weight"].get<double>()), 8 + 32.0 / 4096);
-  EXPECT_DOUBLE_EQ((q[{"w4a16-rtn", "mc:arc.acc"}]["bits_per_weight"].get<double>()), 4.25);
-  EXPECT_DOUBLE_EQ((q[{"w4a16-rtn", "perplexity:tiny.perplexity"}]["lo"].get<double>()), 5.40 - 0.06);
-  EXPECT_DOUBLE_EQ((q[{"w4a16-rtn", "perplexity:tiny.perplexity"}]["hi"].get<double>()), 5.40 + 0.06);
+  EXPECT_DOUBLE_EQ((q[{"rtn-w8", "kl.kl"}]["bits_per_weight"].get<double>()), 8 + 32.0 / 4096);
+  EXPECT_DOUBLE_EQ((q[{"rtn-w4g128", "mc:arc.acc"}]["bits_per_weight"].get<double>()), 4 + 24.0 / 128);
+  EXPECT_EQ((q[{"rtn-w4g128", "mc:arc.acc"}]["method_options"]), "w4a16-rtn");  // the full form, for the tooltip
+  EXPECT_DOUBLE_EQ((q[{"rtn-w4g128", "perplexity:tiny.perplexity"}]["lo"].get<double>()), 5.40 - 0.06);
+  EXPECT_DOUBLE_EQ((q[{"rtn-w4g128", "perplexity:tiny.perplexity"}]["hi"].get<double>()), 5.40 + 0.06);
 
   // Power trace of the first run: 10 idle samples, then 20 per load point at 100 + 20 * load W.
   const auto runs = store::Store::open(r.db_path)->runs("demo");
@@ -225,7 +228,7 @@ TEST(ReportSpecs, KneeParetoQualityAndPowerTraceMatchHandComputedValues) {
   std::map<std::pair<std::string, double>, double> ept;
   for (const auto& row : values_of(r.specs.at("energy_per_request")))
     ept[{row["method"].get<std::string>(), row["offered"].get<double>()}] = row["value"].get<double>();
-  EXPECT_EQ((ept[{"w8a16", 2.0}]), 38.0);
+  EXPECT_EQ((ept[{"rtn-w8", 2.0}]), 38.0);
 }
 
 TEST(ReportSpecs, WarningsNameTheFailedRunMismatchesAndUnstableWindows) {
@@ -233,7 +236,7 @@ TEST(ReportSpecs, WarningsNameTheFailedRunMismatchesAndUnstableWindows) {
   ASSERT_EQ(r.summary.warnings.size(), 3u);
   std::string all;
   for (const auto& w : r.summary.warnings) all += w + "\n";
-  EXPECT_NE(all.find("run03awq (tiny / awq) failed: backend exited during startup"), std::string::npos) << all;
+  EXPECT_NE(all.find("run03awq (tiny / awq-w4g128) failed: backend exited during startup"), std::string::npos) << all;
   EXPECT_NE(all.find("rate 4: 3 requests whose server token count differs"), std::string::npos) << all;
   EXPECT_NE(all.find("rate 4: not sustainable, meets no SLO (achieved 3.2 req/s, below 90% of the offered 4 req/s)"),
             std::string::npos)

@@ -18,6 +18,7 @@
 #include "../run_phases.h"
 #include "qmeter/core/error.h"
 #include "qmeter/core/process.h"
+#include "qmeter/quant/method_options.h"
 #include "qmeter/store/store.h"
 #include "reconciler.h"
 #include "results_layout.h"
@@ -233,6 +234,7 @@ StudySummary run_study_on_slurm(const StudyOptions& o, const SlurmOptions& so) {
       row.model = r->model.name;
       row.method = r->method.label();
       row.config_json = r->normalized_json;
+      row.properties_json = quant::configuration_properties(r->method.name, r->method.options).to_json();
       row.host_json = "{}";
       row.versions_json = versions_json();
       db->begin_run(row, store::RunStatus::kPending);

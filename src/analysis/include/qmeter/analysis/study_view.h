@@ -38,15 +38,19 @@ struct QualityView {
 };
 
 struct ConfigView {
-  std::string run_id, model, method, method_name, status, error;
+  // method: the full form with every option ("gptq(bits=4,calib=/data/kjv.txt)", for a column or
+  // a tooltip); method_label: the short one, unique within the study ("gptq-w4g128").
+  std::string run_id, model, method, method_name, method_label, status, error;
   int tp = 1;
   double power_limit_w = -1, locked_clock_mhz = -1;
   std::string hardware;  // label
+  // From the quantization registry: stored with the run, or computed on read for runs stored
+  // before it was (quant::configuration_properties); -1: unknown (a method the registry lacks).
   double bits_per_weight = -1;
   std::vector<PointView> points;
   std::map<std::string, QualityView> quality;  // "task.metric" and plain "metric" -> value
   std::map<std::string, std::string> method_options;
-  std::string label() const;  // "model / method / tp=N / hw"
+  std::string label() const;  // "model / method_label / tp=N / hw"
 };
 
 struct SloView {
@@ -72,9 +76,5 @@ struct LoadStudyOptions {
   bool include_unsustainable = false;
 };
 StudyView load_study(const store::Store& db, const std::string& study = "", const LoadStudyOptions& options = {});
-
-// Bits per weight of a method label when known (fp32 32, bf16/fp16 16, w8a16/int8 8, 4-bit groups
-// with their scale overhead, ...); -1 when unknown. Used for quality-vs-bits charts.
-double method_bits_per_weight(const std::string& method_name, const std::map<std::string, std::string>& options);
 
 }  // namespace qmeter::analysis

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "qmeter/core/option_schema.h"
+
 namespace qmeter::spec {
 
 struct ModelSpec {
@@ -149,8 +151,14 @@ struct KnownNames {
   std::vector<std::string> methods;
   std::vector<std::string> quality_tasks;  // the prefix before ':' ("perplexity", "mc", ...)
   // Set: checks a method entry's options where method names are checked (the embedded backend);
-  // the UsageError it throws is reported at the entry's line (e.g. a bad kv-cache-dtype).
-  std::function<void(const std::string& method, const std::map<std::string, std::string>& options)> method_options;
+  // an OptionError it throws is reported at the option's line, another UsageError at the entry's.
+  std::function<void(const std::string& method, const std::map<std::string, std::string>& options)> method_options = {};
+  // Option tables (core/option_schema.h), their owners': each option is checked against its table
+  // (unknown key, type, range) at its own line. Empty: any key, any value. The embedded backend's
+  // method options and backend options also take either spelling ('-' or '_'), stored as '_'.
+  std::vector<OptionSpec> method_option_schema = {};   // the embedded backend's methods
+  std::vector<OptionSpec> backend_option_schema = {};  // the embedded backend's `options`
+  std::vector<OptionSpec> quality_option_schema = {};  // a quality entry's options
 };
 
 // Throws UsageError "FILE:LINE:COL: FIELD: what is wrong". ${VAR} in strings expands from the

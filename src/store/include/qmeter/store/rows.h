@@ -21,6 +21,9 @@ struct RunRow {
   std::string model;
   std::string method;
   std::string config_json;  // the normalized RunConfig
+  // What the quantization registry derives from the configuration, as JSON ({"bits_per_weight":
+  // 4.1875, "label": "gptq-w4g128"}); "" for runs stored before schema 4.
+  std::string properties_json;
   RunStatus status = RunStatus::kPending;
   std::int64_t started_unix_ms = 0, finished_unix_ms = 0;
   std::string host_json;      // host and hardware description

@@ -13,7 +13,7 @@
 
 namespace qmeter::store {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // The results database itself failed (a full disk, a file-size limit, an I/O error, corruption).
 // Not the fault of the run being measured: a study stops on it instead of recording the run as
