@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -266,8 +267,10 @@ TEST(GgufQuantizedModel, Q4KLayersRoundTripThroughGgufAndTheCli) {
   const std::vector<int> toks = {1, 5, 17, 90, 3, 3, 64, 2};
   EXPECT_EQ(logits(*mem, toks), logits(*back, toks));
   // The q4_K kernels against the same weights dequantized at load (LoadOptions::weight_dtype), one
-  // token per step: batch 1 keeps every kernel on exact f32 activations (batch > 1 rounds them to
-  // bf16 for the bf16 classifier on AVX512_BF16 CPUs, kernels.h), so only f32 summation order differs.
+  // token per step. With AVX-512 VNNI the q4_K matmuls quantize activations to int8 per 32 values
+  // (relative error <= 2^-8 per value, engine/kernels_gguf_int8.h), even at batch 1: the logits
+  // stay within 2e-2 of their scale (measured 2e-3 here); without VNNI only f32 summation order
+  // differs (about 1e-6). A wrong decode of any block moves them by the order of the scale.
   auto f32 = engine::load_model(out, [] {
     engine::LoadOptions o;
     o.weight_dtype = DType::kF32;
@@ -281,7 +284,10 @@ TEST(GgufQuantizedModel, Q4KLayersRoundTripThroughGgufAndTheCli) {
     const std::vector<float> a(la.begin(), la.end());
     const auto lb = sb.feed(one);
     ASSERT_EQ(a.size(), lb.size());
-    for (std::size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], lb[i], 1e-4f) << "token " << t << " logit " << i;
+    float scale = 0;
+    for (float v : lb) scale = std::max(scale, std::fabs(v));
+    ASSERT_GT(scale, 0.0f);
+    for (std::size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], lb[i], 2e-2f * scale) << "token " << t << " logit " << i;
   }
 }
 
