@@ -11,7 +11,7 @@
 #include "cpu_features.h"
 #include "kernels_dispatch.h"
 #include "kernels_quant.h"  // packed formats (quant issue)
-#include "kernels_gguf_int8.h"  // integer-activation path (batch >= 2)
+#include "kernels_gguf_int8.h"  // integer-activation path
 #include "kernels_quant_gguf.h"  // GGUF block formats
 #include "qmeter/core/error.h"
 #include "qmeter/engine/gguf_blocks.h"

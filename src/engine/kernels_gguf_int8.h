@@ -1,6 +1,7 @@
 #pragma once
-// Private: the integer-activation matmul path (issue #17) for prefill and batched decode of the
-// GGUF block types and of qmeter's w8a16 / w4a16 formats (kQ8Row, kQ4Group).
+// Private: the integer-activation matmul path (issue #17) of the GGUF block types (every batch
+// size, decode included: dot_vnni) and of qmeter's w8a16 / w4a16 formats (kQ8Row, kQ4Group; batch
+// >= 2).
 //
 // Activations: each input token is quantized per block of 32 values (the GGUF types, as ggml's
 // q8_0 activation blocks) or 128 (w8a16 / w4a16, whose scales span 128 columns or more) to int8:
@@ -95,7 +96,7 @@ QMETER_INT8_GGUF_TYPES(QMETER_INT8_DECLARE)
 #undef QMETER_INT8_DECLARE
 }  // namespace avx512
 
-// Rows of the kernel table: batch >= 2 of every GGUF type in int8_weight_types() (appended to
+// Rows of the kernel table: batch >= 1 of every GGUF type in int8_weight_types() (appended to
 // gguf_matmul_kernels()), and of kQ8Row / kQ4Group (QMETER_INT8_ACT_PACKED_ROWS in kMatmulKernels).
 // kQ4Group's row is at the kAvx512 level only: where the CPU has AVX512_BF16 its VDPBF16PS kernel
 // (kernels_quant_q4_bf16.cpp) stays: end to end it was as fast or faster at batch 16 (TinyLlama
