@@ -11,6 +11,7 @@
 
 #include "qmeter/client/token_counter.h"
 #include "qmeter/core/error.h"
+#include "qmeter/core/parse_number.h"
 #include "flag_names.h"
 #include "qmeter/exec/energy_observer.h"
 #include "qmeter/loadgen/loadgen.h"
@@ -63,12 +64,7 @@ extern "C" void on_sigint_bench(int) { g_interrupted.store(true); }
 
 double parse_rate(const std::string& text) {
   if (text == "inf" || text == "INF" || text == "Inf") return -1;
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size() && std::isfinite(v) && v > 0) return v;
-  } catch (const std::exception&) {
-  }
+  if (const auto v = parse_double(text); v && std::isfinite(*v) && *v > 0) return *v;
   throw UsageError(fmt::format("--request-rate '{}': expected a positive number of requests/s or 'inf'", text));
 }
 

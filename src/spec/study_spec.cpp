@@ -11,6 +11,7 @@
 
 #include "qmeter/core/error.h"
 #include "qmeter/core/hash.h"
+#include "qmeter/core/parse_number.h"
 #include "qmeter/core/paths.h"
 #include "qmeter/workload/schedule.h"
 #include "command_templates.h"
@@ -84,14 +85,8 @@ std::string scalar(const YAML::Node& n, const Ctx& c) {
 double number(const YAML::Node& n, const Ctx& c) {
   std::string s = scalar(n, c);
   if (s == "inf" || s == "infinity" || s == ".inf") return std::numeric_limits<double>::infinity();
-  try {
-    std::size_t used = 0;
-    double v = std::stod(s, &used);
-    if (used != s.size()) throw std::invalid_argument(s);
-    return v;
-  } catch (const std::exception&) {
-    c.fail(n, "expected a number, got '" + s + "'");
-  }
+  if (const auto v = parse_double(s)) return *v;  // the whole scalar: "12abc" is refused
+  c.fail(n, "expected a number, got '" + s + "'");
 }
 
 int integer(const YAML::Node& n, const Ctx& c) {
