@@ -17,8 +17,8 @@
 #include "qmeter/report/report.h"
 #include "qmeter/store/store.h"
 #include "qmeter/workload/schedule.h"
-#include "record_rows.h"
 #include "embedded_backend.h"
+#include "record_rows.h"
 #include "run_phases.h"
 
 namespace qmeter::exec {
