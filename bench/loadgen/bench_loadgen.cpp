@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
                "p50 lag ms", "p99 lag ms", "p99 e2e ms", "cpu us/token");
     double best = 0;
     {
-      Mock mock({"--ttft-ms", "0", "--itl-ms", "0", "--output-len", "16", "--threads", "1"});
+      Mock mock({"--ttft-ms", "0", "--itl-ms", "0", "--tokens-before-eos", "16", "--io-threads", "1"});
       for (double rate : rates) {
         const int n = static_cast<int>(rate * seconds);
         const Point p = run_point(mock.url(), rate, n, 16, 8);
@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
 
     fmt::print("== 2. concurrent open streams (ITL 100 ms, 100 tokens each = ~10 s streams, opened at 5000/s)\n");
     for (int streams : stream_counts) {
-      Mock mock({"--ttft-ms", "0", "--itl-ms", "100", "--output-len", "100", "--threads", "1"});
+      Mock mock({"--ttft-ms", "0", "--itl-ms", "100", "--tokens-before-eos", "100", "--io-threads", "1"});
       const double cpu_mock0 = cpu_seconds(RUSAGE_CHILDREN);
       const Point p = run_point(mock.url(), 5000, streams, 100, 8);
       mock.stop();

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   const std::string out_path = "/tmp/qmeter_mock_capacity_" + std::to_string(getpid()) + ".txt";
   qmeter::SpawnOptions opts;
   opts.argv = {QMETER_BIN_PATH, "mock-server", "--port", "0", "--ttft-ms", std::to_string(ttft_ms), "--itl-ms",
-               std::to_string(itl_ms), "--threads", std::to_string(threads)};
+               std::to_string(itl_ms), "--io-threads", std::to_string(threads)};
   if (!request_log.empty()) {
     opts.argv.push_back("--request-log");
     opts.argv.push_back(request_log);
