@@ -20,6 +20,7 @@ const std::vector<OptionSpec>& task_option_schema() {
       O::text("fewshot_split", "mmlu: the dev (few-shot) file (default: mmlu_dev.jsonl beside the test file)"),
       O::choice("preprocess", "", {"hellaswag"}, "mc: lm-eval's HellaSwag preprocessing"),
       O::boolean("apply_chat_template", "render prompts through the model's chat template"),
+      O::boolean("fewshot_as_multiturn", "with apply_chat_template: each few-shot example a user and an assistant turn"),
       O::text("chat_template", "the chat template: tokenizer_config.json, a model folder, a .gguf or a template file"),
       O::integer("max_gen_tokens", "256", "generation tasks: most tokens generated per item", 1),
       O::integer("top_logprobs", "20", "kl through a server: the top-N log-probs compared", 1, 20),

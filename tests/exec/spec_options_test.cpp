@@ -64,3 +64,22 @@ TEST(SpecOptions, BothSpellingsOfARegistryOptionAreOneRun) {
   EXPECT_EQ(id_of("{name: gptq, group-size: 64, kv-cache-dtype: int8}"), id_of("{name: gptq, group_size: 64, kv_cache_dtype: int8}"));
   EXPECT_NE(id_of("{name: gptq, group_size: 64}"), id_of("{name: gptq, group_size: 32}"));
 }
+
+// Every option the quality phase reads is in the table the spec is checked against: a chat model's
+// study may ask for the chat template with multi-turn few-shot (the phase reads both booleans).
+TEST(SpecOptions, TheChatTemplateOptionsOfAQualityTaskAreAccepted) {
+  auto dir = qmeter::testing::test_output_dir("spec_options_chat");
+  std::ofstream(dir + "/t.jsonl") << "{}\n";
+  const std::string quality = "quality:\n  - {task: \"mmlu:" + dir + "/t.jsonl\", apply_chat_template: true, "
+                              "fewshot_as_multiturn: true, chat_template: " + dir + "/t.jsonl}\n";
+  const auto s = spec::parse_study_spec_text(spec_with("gptq", "{threads: 1}", quality), "s.yaml", exec::known_names());
+  const auto runs = spec::expand_runs(s);
+  ASSERT_EQ(runs.size(), 1u);
+  ASSERT_EQ(runs[0].quality.size(), 1u);
+  EXPECT_EQ(runs[0].quality[0].options.at("fewshot_as_multiturn"), "true");
+  EXPECT_EQ(runs[0].quality[0].options.at("apply_chat_template"), "true");
+  const std::string err = error_of(spec_with("gptq", "{threads: 1}", "quality:\n  - {task: \"mmlu:" + dir +
+                                                                      "/t.jsonl\", fewshot_as_multiturn: sometimes}\n"));
+  EXPECT_EQ(err.rfind("s.yaml:7:", 0), 0u) << err;
+  EXPECT_NE(err.find(": quality[0].fewshot_as_multiturn: 'sometimes' is not true or false"), std::string::npos) << err;
+}
