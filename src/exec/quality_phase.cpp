@@ -109,6 +109,8 @@ void run_quality_task(const spec::RunConfig& run, const spec::QualityTask& t, ba
     eo.kl_text = str_option(o, "text");
     eo.seed = run.seed;
     eo.capabilities = caps;
+    // The task library names a bad option by its spec field (quality[N].max_length), not a CLI flag.
+    eo.field_names = FieldNames::spec(fmt::format("quality[{}]", &t - run.quality.data()));
     if (options.progress) {
       eo.progress = [&](int done, int total) {
         if (done == total) fmt::print(stderr, "  quality {}: {} items\n", t.task, total);

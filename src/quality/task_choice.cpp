@@ -147,7 +147,7 @@ TaskResult run_multiple_choice(const TaskSpec& spec, Scorer& scorer, const EvalO
   if (o.limit > 0 && static_cast<int>(lines.size()) > o.limit) lines.resize(static_cast<std::size_t>(o.limit));
   std::vector<ChoiceItem> items;
   if (!o.preprocess.empty() && o.preprocess != "hellaswag")
-    throw UsageError(fmt::format("--preprocess '{}': the only preprocessing is 'hellaswag'", o.preprocess));
+    throw UsageError(fmt::format("{} '{}': the only preprocessing is 'hellaswag'", o.field_names("preprocess"), o.preprocess));
   for (const auto& l : lines) items.push_back(parse_choice_item(spec.arg, l, o.preprocess == "hellaswag"));
   // One request per (item, choice), all in one pool. Under a chat template (lm-eval's
   // --apply_chat_template) the context is the user turn of a rendered prompt that ends with the

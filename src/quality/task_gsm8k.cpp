@@ -118,7 +118,7 @@ std::vector<Problem> read_problems(const std::string& path) {
 
 TaskResult run_gsm8k(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o) {
   auto problems = read_problems(spec.arg);
-  if (o.num_fewshot < 0) throw UsageError("--num-fewshot must be >= 0");
+  if (o.num_fewshot < 0) throw UsageError(o.field_names("num_fewshot") + ": must be >= 0");
   std::vector<std::pair<std::string, std::string>> shots;
   std::size_t first = 0;
   if (!o.fewshot_path.empty()) {

@@ -107,7 +107,7 @@ TaskResult run_kl(const TaskSpec& spec, Scorer& scorer, const EvalOptions& o, Sc
   const auto docs = split_documents(read_text_file(o.kl_text, "kl text"));
   if (docs.empty()) throw UsageError(fmt::format("{}: no documents", o.kl_text));
   const bool full = scorer.has_full_distributions() && baseline->has_full_distributions();
-  if (!full && (o.top_logprobs < 1 || o.top_logprobs > 20)) throw UsageError("--top-logprobs must be within 1..20");
+  if (!full && (o.top_logprobs < 1 || o.top_logprobs > 20)) throw UsageError(o.field_names("top_logprobs") + ": must be within 1..20");
   // Each document from a fresh context (BOS where the model has one); a document longer than the
   // context continues in further windows, each again after BOS. Servers need room for the one
   // token an echo request generates.

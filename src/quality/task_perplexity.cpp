@@ -70,7 +70,7 @@ void score_documents(const std::vector<std::string>& docs, Scorer& scorer, const
   pieces.resize(docs.size());
   if (!o.capabilities.tokenize.supported) {
     if (o.truncate > 0)
-      throw UsageError(fmt::format("--truncate needs the server's /tokenize ({})", o.capabilities.tokenize.reason));
+      throw UsageError(fmt::format("{}: needs the server's /tokenize ({})", o.field_names("truncate"), o.capabilities.tokenize.reason));
     for_each_item(static_cast<int>(docs.size()), conc,
                   [&](int i) {
                     const auto& d = docs[static_cast<std::size_t>(i)];
@@ -84,7 +84,8 @@ void score_documents(const std::vector<std::string>& docs, Scorer& scorer, const
   }
   const auto prefix = scorer.tokenize("", true);  // [BOS] or nothing
   const int max_length = o.max_length > 0 ? o.max_length : scorer.context_length() - 1;
-  if (max_length < 2) throw UsageError(fmt::format("--max-length {} is too short (at least 2 tokens)", max_length));
+  if (max_length < 2)
+    throw UsageError(fmt::format("{} {}: too short (at least 2 tokens)", o.field_names("max_length"), max_length));
   // Documents are tokenized, split into windows, and every window of every document is scored in
   // one pool, so a few long documents still use every connection.
   std::vector<std::vector<RollingWindow>> windows(docs.size());
@@ -161,7 +162,7 @@ TaskResult run_perplexity(const TaskSpec& spec, Scorer& scorer, const EvalOption
     // Servers score echo requests with one generated token, so a window leaves room for it.
     const int ctx = o.window > 0 ? o.window : scorer.context_length() - 1;
     const int body = ctx - static_cast<int>(bos.size());
-    if (body < 2) throw UsageError(fmt::format("--window {} is too short", ctx));
+    if (body < 2) throw UsageError(fmt::format("{} {}: too short", o.field_names("window"), ctx));
     std::vector<std::vector<int>> windows;
     append_windows(bos, ids, body, o.limit, 0, windows);
     if (windows.empty()) throw UsageError(fmt::format("{}: the text has no tokens", spec.arg));
@@ -188,7 +189,7 @@ TaskResult run_perplexity(const TaskSpec& spec, Scorer& scorer, const EvalOption
       p.bytes = bytes * static_cast<double>(p.tokens) / static_cast<double>(std::max(1L, scored_ids));
     }
   } else {
-    throw UsageError(fmt::format("--ppl-mode: '{}' is not one of document, window", o.ppl_mode));
+    throw UsageError(fmt::format("{}: '{}' is not one of document, window", o.field_names("ppl_mode"), o.ppl_mode));
   }
 
   auto totals = [&](const std::vector<int>* sample) {

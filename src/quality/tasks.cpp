@@ -127,7 +127,7 @@ const Metric* TaskResult::find(const std::string& metric) const {
 
 TaskResult run_task(const TaskSpec& spec, Scorer& scorer, const EvalOptions& options, Scorer* baseline) {
   const auto& entry = find_task(spec.kind);
-  if (options.concurrency < 1) throw UsageError("--concurrency must be >= 1");
+  if (options.concurrency < 1) throw UsageError(options.field_names("concurrency") + ": must be >= 1");
   const Nanos t0 = steady_now_ns();
   TaskResult r = entry.run(spec, scorer, options, baseline);
   r.task = spec.name();

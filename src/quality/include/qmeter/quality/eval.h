@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/option_schema.h"
 #include "qmeter/quality/scorer.h"
 
 namespace qmeter::quality {
@@ -47,6 +48,9 @@ struct EvalOptions {
   // way where there are several (document perplexity without /tokenize scores whole texts).
   Capabilities capabilities;
   std::function<void(int done, int total)> progress;
+  // How the caller names these options in messages: the CLI's flags (--max-length, the default),
+  // or a spec's fields (quality[0].max_length); keys as in quality/task_options.h.
+  FieldNames field_names;
 };
 
 struct Metric {
