@@ -7,16 +7,14 @@
 
 #include "qmeter/client/http_call.h"
 #include "qmeter/core/error.h"
+#include "qmeter/core/text.h"
 
 namespace qmeter::client {
 
 std::function<int(const std::string&)> server_token_counter(const std::string& base_url, const std::string& model,
                                                             const std::string& api_key) {
   // /tokenize is served at the root, beside /v1 (vLLM's layout).
-  std::string root = base_url;
-  while (!root.empty() && root.back() == '/') root.pop_back();
-  if (root.size() >= 3 && root.compare(root.size() - 3, 3, "/v1") == 0) root.resize(root.size() - 3);
-  const std::string url = root + "/tokenize";
+  const std::string url = server_root_url(base_url) + "/tokenize";
   auto caller = std::make_shared<HttpCaller>(api_key, 60);
   return [caller, url, model](const std::string& text) {
     const nlohmann::json body = {{"model", model}, {"prompt", text}, {"add_special_tokens", false}};

@@ -35,6 +35,13 @@ bool iequals(std::string_view a, std::string_view b) {
          std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
 }
 
+std::string server_root_url(std::string_view base_url) {
+  std::string_view base = base_url;
+  while (!base.empty() && base.back() == '/') base.remove_suffix(1);
+  if (base.ends_with("/v1")) base.remove_suffix(3);
+  return std::string(base);
+}
+
 std::string join_url(std::string_view base_url, std::string_view path) {
   std::string_view base = base_url;
   while (!base.empty() && base.back() == '/') base.remove_suffix(1);

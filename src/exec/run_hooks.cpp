@@ -1,6 +1,7 @@
 #include "run_hooks.h"
 
 #include "qmeter/core/error.h"
+#include "qmeter/core/text.h"
 #include "embedded_backend_options.h"
 #include "qmeter/quality/eval.h"
 #include "qmeter/quality/task_options.h"
@@ -27,7 +28,8 @@ RunInstruments::RunInstruments(const spec::RunConfig& run, backend::Backend& bac
     energy_ = std::make_unique<EnergyObserver>(EnergyOptions{run.energy.source, run.energy.interval_ms, run.energy.idle_s});
     energy_->prepare();
   }
-  server_metrics_ = std::make_unique<ServerMetricsObserver>(backend.base_url() + "/metrics");
+  // /metrics lives at the server's root, also when the base URL names the API (".../v1").
+  server_metrics_ = std::make_unique<ServerMetricsObserver>(server_root_url(backend.base_url()) + "/metrics");
 }
 
 std::vector<loadgen::RunObserver*> RunInstruments::observers() {

@@ -40,6 +40,13 @@ TEST(Text, JoinUrlNeitherDoublesSlashesNorV1) {
   EXPECT_EQ(join_url("http://h/x/v10", "/v1/models"), "http://h/x/v10/v1/models");
 }
 
+TEST(Text, ServerRootUrlDropsTheApiPrefix) {
+  EXPECT_EQ(server_root_url("http://h:8000/v1/"), "http://h:8000");
+  EXPECT_EQ(server_root_url("http://h:8000/v1"), "http://h:8000");
+  EXPECT_EQ(server_root_url("http://h:8000/"), "http://h:8000");
+  EXPECT_EQ(server_root_url("http://h:8000/x/v10"), "http://h:8000/x/v10");
+}
+
 TEST(ParseNumber, AcceptsWholeNumbersOnly) {
   EXPECT_EQ(parse_int64("12"), 12);
   EXPECT_EQ(parse_int64(" -7 "), -7);

@@ -23,5 +23,8 @@ bool iequals(std::string_view a, std::string_view b);
 // path ("/v1/completions", "/metrics"): no doubled '/', and no doubled "/v1" when the base
 // already ends in /v1 (OpenAI SDK style base URLs).
 std::string join_url(std::string_view base_url, std::string_view path);
+// The server's root ("http://h:8000/v1/" -> "http://h:8000"): where /metrics, /health and
+// /tokenize live beside the OpenAI API (vLLM's layout), whichever form of base URL was given.
+std::string server_root_url(std::string_view base_url);
 
 }  // namespace qmeter
