@@ -23,18 +23,12 @@
 #include <thread>
 #include <vector>
 
+#include "qmeter/core/text.h"
+
 namespace qmeter::bench {
 
 // "a,b,,c" -> {"a", "b", "c"}: the list options of the benchmarks.
-inline std::vector<std::string> split_commas(const std::string& v) {
-  std::vector<std::string> out;
-  for (std::size_t p = 0; p <= v.size();) {
-    const std::size_t c = std::min(v.find(',', p), v.size());
-    if (c > p) out.push_back(v.substr(p, c - p));
-    p = c + 1;
-  }
-  return out;
-}
+inline std::vector<std::string> split_commas(const std::string& v) { return split_nonempty(v, ','); }
 
 // A large buffer for benchmark data: 2 MiB aligned and with transparent huge pages requested
 // (fewer TLB misses while streaming), first touched by the caller. Release with free_buffer.

@@ -30,6 +30,13 @@ std::vector<std::string> split_strings(std::string_view s, char sep) {
   return {views.begin(), views.end()};
 }
 
+std::vector<std::string> split_nonempty(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  for (const std::string_view f : split(s, sep))
+    if (!f.empty()) out.emplace_back(f);
+  return out;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&
          std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });

@@ -18,14 +18,6 @@ namespace qmeter::plan {
 
 namespace {
 
-// The non-empty fields of a list, trimmed ("a, ,b" -> a, b).
-std::vector<std::string> nonempty_fields(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  for (const std::string_view f : split(s, sep))
-    if (!f.empty()) out.emplace_back(f);
-  return out;
-}
-
 std::string join(const std::set<std::string>& items) {
   std::string s;
   for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
@@ -180,7 +172,7 @@ TunePlan plan_tune(const analysis::StudyView& study, const TuneOptions& o) {
 
   // Weights: positional or by name; every objective defaults to 1.
   plan.weights.assign(plan.objectives.size(), 1.0);
-  const auto weight_items = nonempty_fields(o.weights, ',');
+  const auto weight_items = split_nonempty(o.weights, ',');
   const bool named = !weight_items.empty() && weight_items[0].find('=') != std::string::npos;
   if (!named && !weight_items.empty() && weight_items.size() != plan.objectives.size())
     throw UsageError(fmt::format("--weights '{}': {} weights for {} objectives", o.weights, weight_items.size(),

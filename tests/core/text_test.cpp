@@ -22,6 +22,8 @@ TEST(Text, SplitKeepsEmptyFieldsAndTrimsEach) {
   EXPECT_EQ(split("a, b ,,c,", ','), (std::vector<std::string_view>{"a", "b", "", "c", ""}));
   EXPECT_EQ(split("", ','), (std::vector<std::string_view>{""}));
   EXPECT_EQ(split_strings("x;y", ';'), (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(split_nonempty(" a, ,b,", ','), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(split_nonempty("", ',').empty());
 }
 
 TEST(Text, IequalsIgnoresAsciiCaseOnly) {

@@ -15,6 +15,8 @@ std::string_view trim(std::string_view s);
 std::vector<std::string_view> split(std::string_view s, char sep);
 // The same fields as strings (for callers that keep them after `s` is gone).
 std::vector<std::string> split_strings(std::string_view s, char sep);
+// Only the non-empty fields, as strings ("a, ,b," -> a, b): list-valued flags.
+std::vector<std::string> split_nonempty(std::string_view s, char sep);
 
 // ASCII case-insensitive equality (header names, enum spellings).
 bool iequals(std::string_view a, std::string_view b);
