@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -50,6 +51,10 @@ PointResult run_point(const spec::RunConfig& run, const spec::WorkloadSpec& w, c
   if (w.prefix_len > 0) d.prefix_len = w.prefix_len;
   if (!w.trace_window.empty()) workload::parse_trace_window(w.trace_window, d, "trace_window");
   d.seed = run.seed + static_cast<std::uint64_t>(run.repeat) * 1000003ULL;
+  // The workload library names a bad field as the spec does (workloads[0].num_prompts), not --num-prompts.
+  const auto at = std::find_if(run.workloads.begin(), run.workloads.end(), [&](const spec::WorkloadSpec& x) { return &x == &w; });
+  d.field_names = FieldNames::spec(at == run.workloads.end() ? "workload " + w.name
+                                                            : fmt::format("workloads[{}]", at - run.workloads.begin()));
   workload::ArrivalOptions a;
   a.seed = d.seed;
   a.burstiness = w.burstiness;

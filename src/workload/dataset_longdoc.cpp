@@ -32,7 +32,8 @@ std::vector<std::size_t> word_starts(const std::string& text) {
 }  // namespace
 
 DatasetSample load_longdoc(const std::string& spec, const std::string& path, const DatasetOptions& options) {
-  if (options.input_len < 1) throw UsageError(fmt::format("--input-len must be at least 1, got {}", options.input_len));
+  if (options.input_len < 1)
+    throw UsageError(fmt::format("{} must be at least 1, got {}", options.field_names("input_len"), options.input_len));
   const std::string text = read_dataset_file(spec, path);
   const std::vector<std::size_t> starts = word_starts(text);
   if (starts.size() < 2) fail(spec, "the file has fewer than 2 words of text");

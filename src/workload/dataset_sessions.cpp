@@ -81,8 +81,9 @@ DatasetSample load_sharegpt_multiturn(const std::string& spec, const std::string
 
 DatasetSample load_multiturn(const std::string& spec, const std::string& path, const DatasetOptions& options) {
   const Nanos think = think_ns(options);
-  if (options.turns < 1) throw UsageError(fmt::format("--turns must be at least 1, got {}", options.turns));
-  if (options.input_len < 1) throw UsageError(fmt::format("--input-len must be at least 1, got {}", options.input_len));
+  if (options.turns < 1) throw UsageError(fmt::format("{} must be at least 1, got {}", options.field_names("turns"), options.turns));
+  if (options.input_len < 1)
+    throw UsageError(fmt::format("{} must be at least 1, got {}", options.field_names("input_len"), options.input_len));
   const LengthRange in = length_range(options.input_len, options.range_ratio);
   const LengthRange out = length_range(options.output_len, options.range_ratio);
   SeededRng lengths(derive_seed(options.seed, kSessionLengthStream));
@@ -109,13 +110,15 @@ DatasetSample load_multiturn(const std::string& spec, const std::string& path, c
 
 DatasetSample load_prefix(const std::string& spec, const std::string& path, const DatasetOptions& options) {
   const int groups = options.num_prefixes;
-  if (groups < 1) throw UsageError(fmt::format("--num-prefixes must be at least 1, got {}", groups));
-  if (options.prefix_len < 1) throw UsageError(fmt::format("--prefix-len must be at least 1, got {}", options.prefix_len));
-  if (options.input_len < 1) throw UsageError(fmt::format("--input-len (the suffix length) must be at least 1, got {}", options.input_len));
+  const FieldNames& names = options.field_names;
+  if (groups < 1) throw UsageError(fmt::format("{} must be at least 1, got {}", names("num_prefixes"), groups));
+  if (options.prefix_len < 1)
+    throw UsageError(fmt::format("{} must be at least 1, got {}", names("prefix_len"), options.prefix_len));
+  if (options.input_len < 1)
+    throw UsageError(fmt::format("{} (the suffix length) must be at least 1, got {}", names("input_len"), options.input_len));
   if (options.num_prompts % groups != 0)
-    throw UsageError(fmt::format("--num-prompts {} must be a multiple of --num-prefixes {} (each prefix is shared by "
-                                 "the same number of requests)",
-                                 options.num_prompts, groups));
+    throw UsageError(fmt::format("{} {} must be a multiple of {} {} (each prefix is shared by the same number of requests)",
+                                 names("num_prompts"), options.num_prompts, names("num_prefixes"), groups));
   const TokenBlockWords words(options.token_counter);
   std::vector<std::string> prefixes;
   for (int g = 0; g < groups; ++g)

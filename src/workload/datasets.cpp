@@ -49,10 +49,10 @@ std::string known_datasets() {
 std::span<const Dataset> dataset_table() { return kDatasets; }
 
 DatasetSample load_dataset(const DatasetOptions& options) {
-  if (options.num_prompts < 1) throw UsageError(fmt::format("--num-prompts must be at least 1, got {}", options.num_prompts));
-  if (options.output_len < 1) throw UsageError(fmt::format("--output-len must be at least 1, got {}", options.output_len));
+  if (options.num_prompts < 1) throw UsageError(fmt::format("{} must be at least 1, got {}", options.field_names("num_prompts"), options.num_prompts));
+  if (options.output_len < 1) throw UsageError(fmt::format("{} must be at least 1, got {}", options.field_names("output_len"), options.output_len));
   if (!(options.range_ratio >= 0.0 && options.range_ratio < 1.0))
-    throw UsageError(fmt::format("--range-ratio must be in [0, 1), got {}", options.range_ratio));
+    throw UsageError(fmt::format("{} must be in [0, 1), got {}", options.field_names("range_ratio"), options.range_ratio));
 
   const std::string& spec = options.spec;
   const std::size_t colon = spec.find(':');
@@ -61,11 +61,11 @@ DatasetSample load_dataset(const DatasetOptions& options) {
   for (const Dataset& d : kDatasets) {
     if (d.name != kind) continue;
     if (d.needs_path && path.empty())
-      throw UsageError(fmt::format("--dataset {}: needs a file, as {}:PATH", spec, kind));
+      throw UsageError(fmt::format("{} {}: needs a file, as {}:PATH", options.field_names("dataset"), spec, kind));
     if (!d.needs_path && colon != std::string::npos)
-      throw UsageError(fmt::format("--dataset {}: '{}' takes no path", spec, kind));
+      throw UsageError(fmt::format("{} {}: '{}' takes no path", options.field_names("dataset"), spec, kind));
     if (kind == "random" && options.input_len < 1)
-      throw UsageError(fmt::format("--input-len must be at least 1, got {}", options.input_len));
+      throw UsageError(fmt::format("{} must be at least 1, got {}", options.field_names("input_len"), options.input_len));
     DatasetSample sample = d.load(spec, path, options);
     // Session datasets give num_prompts conversations of one or more turns each.
     std::size_t units = 0;
@@ -74,7 +74,8 @@ DatasetSample load_dataset(const DatasetOptions& options) {
       throw Error(fmt::format("internal: dataset {} gave {} prompts for --num-prompts {}", spec, units, options.num_prompts));
     return sample;
   }
-  throw UsageError(fmt::format("--dataset {}: unknown dataset kind '{}' (known: {})", spec, kind, known_datasets()));
+  throw UsageError(
+      fmt::format("{} {}: unknown dataset kind '{}' (known: {})", options.field_names("dataset"), spec, kind, known_datasets()));
 }
 
 }  // namespace qmeter::workload

@@ -33,3 +33,23 @@ TEST(StudyQualityFieldNames, ALibraryErrorNamesTheSpecField) {
   EXPECT_EQ(errors[0].error, "quality[0].max_length 1: too short (at least 2 tokens)");
   EXPECT_EQ(errors[0].error.find("--"), std::string::npos);
 }
+
+// The same for a workload: the dataset library names the spec's fields, not --num-prompts.
+TEST(StudyQualityFieldNames, AWorkloadErrorNamesTheSpecFields) {
+  QMETER_REQUIRE_SHARED_DATA(model_path, "models/stories260K/stories260K.bin");
+  auto dir = qmeter::testing::test_output_dir("study_workload_field_names");
+  std::ofstream(dir + "/s.yaml") << "study: q\n"
+                                    "models: [{name: stories, path: \"" + model_path + "\"}]\n"
+                                    "methods: [fp32]\n"
+                                    "backend: {kind: embedded, options: {threads: 1}}\n"
+                                    "workloads: [{name: w, dataset: prefix, num_prefixes: 3, prefix_len: 8, input_len: 4,\n"
+                                    "             output_len: 4, num_prompts: 10, rates: [50]}]\n"
+                                    "energy: {source: none}\n";
+  qmeter::testing::run_qmeter({"run", dir + "/s.yaml", "--db", dir + "/r.db"}, dir + "/log.txt", 600);
+  auto db = store::Store::open(dir + "/r.db");
+  ASSERT_EQ(db->runs().size(), 1u) << read_file(dir + "/log.txt");
+  const std::string error = db->runs()[0].error;
+  EXPECT_NE(error.find("workloads[0].num_prompts 10 must be a multiple of workloads[0].num_prefixes 3"), std::string::npos)
+      << error;
+  EXPECT_EQ(error.find("--"), std::string::npos) << error;
+}

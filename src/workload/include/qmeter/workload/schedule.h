@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "qmeter/core/clock.h"
+#include "qmeter/core/option_schema.h"
 
 namespace qmeter::workload {
 
@@ -87,6 +88,9 @@ struct DatasetOptions {
   // clock (seconds from its first row); duration < 0 = to the end.
   double trace_window_start_s = 0.0;
   double trace_window_duration_s = -1.0;
+  // How the caller names these fields in messages: the CLI's flags (--num-prompts, the default)
+  // or a study spec's (workloads[0].num_prompts).
+  FieldNames field_names;
 };
 
 // The GSM8K k-shot prompt shared by quality evaluation and quality under load:
