@@ -107,9 +107,9 @@ QMETER_INLINE __m256i nibbles32(const std::uint8_t* p) {
 
 // 2 x 16 bytes of nibbles (blocks at p0, p1) -> 64 codes: each block's low nibbles, then its high ones.
 QMETER_INLINE __m512i nibbles64(const std::uint8_t* p0, const std::uint8_t* p1) {
-  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0))),
-                                               _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1)), 1);
-  const __m512i twice = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(both));
+  // Broadcast loads (load-port work, no shuffle): p0's bytes into lanes 0, 1, p1's into 2, 3.
+  const __m512i twice = _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0))),
+                                                    0xFF00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1)));
   return _mm512_and_si512(_mm512_srlv_epi64(twice, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(0x0F));
 }
 
