@@ -179,7 +179,7 @@ TEST(QuantizeCli, InvalidCombinationsExitWithUsageErrors) {
                        Bad{"--quantization int2-magic", "unknown quantization method 'int2-magic'"},
                        Bad{"--quantization w4a16-rtn --group-size 128", "--group-size 128 is larger than layer wq (64"},
                        Bad{"--quantization nf4 --group-size 64", "blocks are 64"},
-                       Bad{"--quantization smoothquant-w8a8 --alpha 2", "--alpha 2: must be within [0, 1]"}}) {
+                       Bad{"--quantization smoothquant-w8a8 --alpha 2", "--alpha: 2 must be at most 1"}}) {
     const CliRun r = run(base + b.args, scratch);
     EXPECT_EQ(r.exit_code, 2) << b.args << ": " << r.err;
     EXPECT_NE(r.err.find(b.message), std::string::npos) << b.args << ": " << r.err;
