@@ -72,13 +72,13 @@ ItlDistribution parse_itl_distribution(std::string_view text) {
 void MockServerConfig::validate() const {
   if (host.empty()) throw UsageError("--host must not be empty");
   if (port < 0 || port > 65535) throw UsageError(fmt::format("--port {} is out of range 0..65535", port));
-  if (io_threads < 1 || io_threads > 256) throw UsageError(fmt::format("--threads {} must be in 1..256", io_threads));
+  if (io_threads < 1 || io_threads > 256) throw UsageError(fmt::format("--io-threads {} must be in 1..256", io_threads));
   if (!std::isfinite(ttft_ms) || ttft_ms < 0) throw UsageError(fmt::format("--ttft-ms {} must be >= 0", ttft_ms));
   if (!std::isfinite(itl_ms) || itl_ms < 0) throw UsageError(fmt::format("--itl-ms {} must be >= 0", itl_ms));
   if (!std::isfinite(itl_lognormal_sigma) || itl_lognormal_sigma <= 0 || itl_lognormal_sigma > 10) {
     throw UsageError(fmt::format("--itl-sigma {} must be in (0, 10]", itl_lognormal_sigma));
   }
-  if (output_len && *output_len < 1) throw UsageError(fmt::format("--output-len {} must be >= 1", *output_len));
+  if (output_len && *output_len < 1) throw UsageError(fmt::format("--tokens-before-eos {} must be >= 1", *output_len));
   if (tokens_per_chunk < 1) throw UsageError(fmt::format("--tokens-per-chunk {} must be >= 1", tokens_per_chunk));
   double total = 0;
   std::set<FaultKind> seen;

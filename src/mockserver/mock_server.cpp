@@ -7,7 +7,7 @@
 //  - --ttft-ms is arrival -> first token chunk; --itl-ms is the mean gap between token chunks
 //    (with --tokens-per-chunk K each chunk carries K tokens, the last one possibly fewer);
 //  - stream headers go out on arrival; a role-only first chunk (fault) is sent then too;
-//  - finish_reason is "length" when max_tokens was reached, else "stop" (--output-len cut it);
+//  - finish_reason is "length" when max_tokens was reached, else "stop" (--tokens-before-eos cut it);
 //  - every generation reply carries X-Request-Id, the `id` of its chunks and of its log record;
 //  - --max-concurrent-streams N: a generation reply (streamed or not) holds one of N slots from the
 //    start of its schedule to its end; later requests wait in arrival order (SlotGate below) and

@@ -131,7 +131,7 @@ SchedulePlan plan_schedule(const analysis::StudyView& study, const LoadTrace& tr
   plan.states = static_cast<int>(states.size());
   const double work = static_cast<double>(trace.rates.size()) * states.size() * states.size();
   if (work > 4e8)
-    throw UsageError(fmt::format("{} slots x {} states is too large to solve exactly; use longer --slot-minutes or a "
+    throw UsageError(fmt::format("{} slots x {} states is too large to solve exactly; use longer --slot-min or a "
                                  "smaller --max-instances",
                                  trace.rates.size(), states.size()));
 

@@ -32,7 +32,7 @@ std::ifstream open_or_throw(const std::string& what, const std::string& path) {
 
 void check_slot(double slot_seconds, double rate_scale) {
   if (!(slot_seconds > 0 && std::isfinite(slot_seconds)))
-    throw UsageError(fmt::format("--slot-minutes: the slot length must be positive (got {} s)", slot_seconds));
+    throw UsageError(fmt::format("--slot-min: the slot length must be positive (got {} s)", slot_seconds));
   if (!(rate_scale > 0 && std::isfinite(rate_scale)))
     throw UsageError(fmt::format("--rate-scale {}: must be positive", rate_scale));
 }

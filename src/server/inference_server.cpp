@@ -69,7 +69,7 @@ InferenceServer::InferenceServer(ServeOptions options, std::shared_ptr<const eng
   if (o.kv_cache_memory_fraction > 0) {
     if (o.kv_cache_memory_fraction > 1) throw UsageError("--kv-cache-fraction must be in (0, 1]");
     const double available = available_memory_bytes();
-    if (available <= 0) throw Error("--kv-cache-fraction: /proc/meminfo has no MemAvailable; give --kv-cache-memory");
+    if (available <= 0) throw Error("--kv-cache-fraction: /proc/meminfo has no MemAvailable; give --kv-cache-mb");
     o.scheduler.kv_cache_bytes = static_cast<std::size_t>(o.kv_cache_memory_fraction * available);
   }
   impl_->scheduler = std::make_unique<Scheduler>(*impl_->model, o.scheduler);

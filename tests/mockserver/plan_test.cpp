@@ -229,9 +229,9 @@ TEST(MockServerConfig, BadSettingsNameTheirFlag) {
   EXPECT_NE(invalid([](auto& c) { c.ttft_ms = -1; }).find("--ttft-ms"), std::string::npos);
   EXPECT_NE(invalid([](auto& c) { c.itl_ms = -1; }).find("--itl-ms"), std::string::npos);
   EXPECT_NE(invalid([](auto& c) { c.tokens_per_chunk = 0; }).find("--tokens-per-chunk"), std::string::npos);
-  EXPECT_NE(invalid([](auto& c) { c.output_len = 0; }).find("--output-len"), std::string::npos);
+  EXPECT_NE(invalid([](auto& c) { c.output_len = 0; }).find("--tokens-before-eos"), std::string::npos);
   EXPECT_NE(invalid([](auto& c) { c.port = 70000; }).find("--port"), std::string::npos);
-  EXPECT_NE(invalid([](auto& c) { c.io_threads = 0; }).find("--threads"), std::string::npos);
+  EXPECT_NE(invalid([](auto& c) { c.io_threads = 0; }).find("--io-threads"), std::string::npos);
   EXPECT_NE(invalid([](auto& c) { c.faults = {{FaultKind::kDrop, 0.6}, {FaultKind::kStall, 0.6}}; }).find("add up"),
             std::string::npos);
   EXPECT_NE(invalid([](auto& c) { c.faults = {{FaultKind::kDrop, 0.1}, {FaultKind::kDrop, 0.1}}; }).find("twice"),

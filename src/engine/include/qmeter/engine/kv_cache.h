@@ -63,7 +63,7 @@ struct KvLayout {
     if (dtype == KvDType::kF32) return static_cast<std::size_t>(kv_dim) * sizeof(float);
     return scale_bytes() + (static_cast<std::size_t>(kv_dim) + 3) / 4 * 4;
   }
-  // KV bytes one position takes over all layers (what --kv-cache-memory is divided by).
+  // KV bytes one position takes over all layers (what --kv-cache-mb is divided by).
   std::size_t token_bytes() const { return static_cast<std::size_t>(n_layers) * 2 * row_bytes(); }
   std::size_t block_bytes() const { return token_bytes() * static_cast<std::size_t>(block_size); }
   static KvLayout for_model(const ModelConfig& c, int block_size = 16) {
