@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "embedded_backend_options.h"
 #include "qmeter/backend/backend.h"
 #include "qmeter/core/error.h"
 #include "qmeter/core/parse_number.h"
@@ -22,9 +23,17 @@ class EmbeddedBackend : public backend::Backend {
     o.model = ctx.model_path;
     o.port = 0;
     o.served_model_name = ctx.model_name;
+    // The options' one table (embedded_backend_options.cpp) checks them here too, for callers
+    // that did not come through the spec parser: unknown keys and ranges as the spec reports them.
+    std::map<std::string, std::string> checked;
+    try {
+      checked = check_options(embedded_backend_option_schema(), spec_.options, "backend", FieldNames::spec("backend.options"));
+    } catch (const UsageError& e) {
+      throw backend::BackendError(e.what(), "");
+    }
     auto opt = [&](const char* k) -> const std::string* {
-      auto it = spec_.options.find(k);
-      return it == spec_.options.end() ? nullptr : &it->second;
+      auto it = checked.find(k);
+      return it == checked.end() ? nullptr : &it->second;
     };
     // Strict numbers naming the option: "backend.options.threads: '12abc' is not an integer".
     auto int_option = [&](const char* k, int& out) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "embedded_backend.h"
@@ -37,6 +38,38 @@ TEST(EmbeddedBackend, DescribeIsValidJsonWhenTheModelPathHasQuotesAndBackslashes
   const auto j = nlohmann::json::parse(described);
   EXPECT_EQ(j["kind"], "embedded");
   EXPECT_NE(j["model"].get<std::string>().find(c.model_path), std::string::npos) << described;
+}
+
+// A caller that builds the backend without the spec parser (a library user) gets the same checks
+// from the options' one table, before any model is loaded.
+TEST(EmbeddedBackend, OptionsAreCheckedAgainstTheirTableAtStart) {
+  register_embedded_backend();
+  auto start_error = [](std::map<std::string, std::string> options) {
+    spec::BackendSpec s;
+    s.kind = "embedded";
+    s.options = std::move(options);
+    auto b = backend::make_backend(s);
+    backend::RunContext c;
+    c.run_id = "r1";
+    c.model_name = "m";
+    c.model_path = "synthetic:tiny";
+    c.method = "fp32";
+    try {
+      b->start(c);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    b->stop();
+    return std::string();
+  };
+  EXPECT_NE(start_error({{"max_seqs", "2"}}).find("backend.options.max_seqs"), std::string::npos);
+  EXPECT_NE(start_error({{"max_seqs", "2"}}).find("unknown"), std::string::npos);
+  EXPECT_NE(start_error({{"threads", "0"}}).find("backend.options.threads: 0 is below the minimum 1"), std::string::npos)
+      << start_error({{"threads", "0"}});
+  EXPECT_NE(start_error({{"kv-cache-mb", "lots"}}).find("backend.options.kv_cache_mb: 'lots' is not a number"),
+            std::string::npos)
+      << start_error({{"kv-cache-mb", "lots"}});
+  EXPECT_EQ(start_error({{"threads", "1"}, {"kv-cache-mb", "8"}}), "");
 }
 
 }  // namespace
