@@ -176,13 +176,42 @@ std::string generate_fitting(Scorer& scorer, const GenerateRequest& request) {
   }
 }
 
+std::vector<ScoredToken> score_loglik_fitted(Scorer& scorer, const std::string& text, std::size_t continuation_bytes,
+                                             int top_n, int context_length, bool can_tokenize) {
+  // One position stays free for the one token the scoring request generates (max_tokens 1).
+  const int limit = context_length - 1;
+  // Surely fits: every token holds at least one byte, plus BOS and a tokenizer's dummy space.
+  if (limit <= 0 || text.size() + 2 <= static_cast<std::size_t>(limit)) return score_text_fitting(scorer, text, top_n);
+  if (can_tokenize) {
+    std::vector<int> ids = scorer.tokenize(text, true);
+    if (static_cast<int>(ids.size()) <= limit) return score_text_fitting(scorer, text, top_n);
+    ids.erase(ids.begin(), ids.end() - limit);  // lm-eval: (context_enc + continuation_enc)[-max_length:]
+    return scorer.score_tokens(ids, top_n);
+  }
+  // Only a character estimate: keep the last limit - 2 bytes (then it surely fits), cut at a UTF-8
+  // boundary. Fewer tokens of context than lm-eval keeps; a continuation that long is sent whole.
+  if (continuation_bytes + 2 > static_cast<std::size_t>(limit)) return score_text_fitting(scorer, text, top_n);
+  std::size_t start = text.size() - static_cast<std::size_t>(limit - 2);
+  while (start < text.size() && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) ++start;
+  return score_text_fitting(scorer, text.substr(start), top_n);
+}
+
 std::vector<Loglik> score_logliks(Scorer& scorer, const std::vector<LoglikRequest>& requests, const EvalOptions& o,
                                   bool want_greedy, const char* what) {
   std::vector<Loglik> out(requests.size());
+  // The context length, learned once (a server's /v1/models); 0 where the scorer does not say,
+  // and then a prompt too long is only cut after the server refuses it (score_text_fitting).
+  int context_length = 0;
+  try {
+    context_length = requests.empty() ? 0 : scorer.context_length();
+  } catch (const Error&) {
+  }
   for_each_item(static_cast<int>(requests.size()), std::min(o.concurrency, scorer.max_concurrency()),
                 [&](int r) {
                   const auto& q = requests[static_cast<std::size_t>(r)];
-                  const auto scored = score_text_fitting(scorer, q.context + q.continuation, want_greedy ? 1 : 0);
+                  const auto scored = score_loglik_fitted(scorer, q.context + q.continuation, q.continuation.size(),
+                                                          want_greedy ? 1 : 0, context_length,
+                                                          o.capabilities.tokenize.supported);
                   int counted = 0;
                   Loglik& l = out[static_cast<std::size_t>(r)];
                   l.ll = continuation_logprob(scored, q.continuation.size(), &counted);

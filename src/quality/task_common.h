@@ -45,6 +45,17 @@ void append_windows(const std::vector<int>& bos, const std::vector<int>& ids, in
 // truncation lm-evaluation-harness applies), so a long context never drops the continuation.
 std::vector<ScoredToken> score_text_fitting(Scorer& scorer, const std::string& text, int top_n = 0);
 
+// Scores `text` (a context, then a continuation of `continuation_bytes` bytes) cut before it is
+// sent, in one scoring request, as lm-evaluation-harness cuts a loglikelihood request for an API
+// model: context + continuation tokens cut to the last `context_length - 1` (one position stays for
+// the token max_tokens 1 generates), the continuation kept whole. With `can_tokenize` the count is
+// exact (one /tokenize, then the cut token ids are scored); without, the text is cut to its last
+// context_length - 3 bytes, which surely fits (fewer context tokens than lm-eval keeps). A text
+// that surely fits by its byte count is sent as it is; `context_length` 0 (unknown) sends it as it
+// is too. A server's refusal of an uncut text still falls back to score_text_fitting's retry.
+std::vector<ScoredToken> score_loglik_fitted(Scorer& scorer, const std::string& text, std::size_t continuation_bytes,
+                                             int top_n, int context_length, bool can_tokenize);
+
 // lm-evaluation-harness's loglikelihood request: log P(continuation | context), and whether the
 // continuation is the greedy one (every one of its tokens the most likely; needs top_n 1).
 struct LoglikRequest {
