@@ -159,6 +159,23 @@ class ServerScorer final : public Scorer {
       const auto [r, why] = probe_post("/v1/chat/completions", body);
       if (!why.empty()) c.chat = {false, why};
     }
+    // 4. The server's chat template: llama-server's (and `qmeter serve`'s) GET /props answers
+    // {"chat_template": "...", "bos_token": "<s>", "eos_token": "</s>", ...}.
+    {
+      auto caller = acquire();
+      const auto reply = caller->get(join_url(server_root_url(o_.base_url), "/props"));
+      release(std::move(caller));
+      const json j = reply.ok() ? json::parse(reply.body, nullptr, false) : json();
+      auto str = [&](const char* key) {
+        return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+      };
+      c.chat_template_text = str("chat_template");
+      c.chat_bos_token = str("bos_token");
+      c.chat_eos_token = str("eos_token");
+      if (c.chat_template_text.empty())
+        c.chat_template = {false, reply.ok() ? "/props has no chat_template"
+                                             : fmt::format("/props answered {}", reply.error.empty() ? "HTTP " + std::to_string(reply.status) : reply.error)};
+    }
     return c;
   }
 

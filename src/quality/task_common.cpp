@@ -251,10 +251,14 @@ Metric mean_metric(const std::string& name, const std::vector<double>& values) {
 
 std::optional<ChatTemplate> loglik_chat_template(const EvalOptions& o, const char* task) {
   if (!o.apply_chat_template) return std::nullopt;
+  if (o.chat_template_path.empty() && !o.capabilities.chat_template_text.empty())
+    return ChatTemplate::from_text(o.capabilities.chat_template_text, "the server's /props chat_template",
+                                   o.capabilities.chat_bos_token, o.capabilities.chat_eos_token);
   if (o.chat_template_path.empty())
     throw UsageError(fmt::format("task {}: --apply-chat-template on a log-likelihood task needs the model's template "
                                  "(--chat-template tokenizer_config.json | model folder | model.gguf | template file; "
-                                 "spec option chat_template): a server's chat endpoint returns no prompt log-probabilities",
+                                 "spec option chat_template), or a server whose GET /props has a chat_template: a "
+                                 "server's chat endpoint returns no prompt log-probabilities",
                                  task));
   return ChatTemplate::load(o.chat_template_path);
 }

@@ -114,7 +114,8 @@ TaskResult unsupported_result(const TaskSpec& spec, const std::string& reason) {
 std::string Capabilities::json() const {
   nlohmann::ordered_json j;
   const std::pair<const char*, const Capability*> all[] = {
-      {"prompt_logprobs", &prompt_logprobs}, {"top_logprobs", &top_logprobs}, {"tokenize", &tokenize}, {"chat", &chat}};
+      {"prompt_logprobs", &prompt_logprobs}, {"top_logprobs", &top_logprobs}, {"tokenize", &tokenize}, {"chat", &chat},
+      {"chat_template", &chat_template}};
   for (const auto& [name, c] : all) j[name] = {{"supported", c->supported}, {"reason", c->reason}};
   return j.dump();
 }

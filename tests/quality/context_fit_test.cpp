@@ -11,6 +11,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "qmeter/core/error.h"
 #include "qmeter/net/http_server.h"
 #include "qmeter/quality/eval.h"
 #include "qmeter/quality/scorer.h"
@@ -174,6 +175,52 @@ TEST(ContextFit, APromptThatFitsIsSentAsItIsWithoutTokenizing) {
   EXPECT_EQ(srv.calls["POST /v1/completions"], 4);
   EXPECT_EQ(srv.calls["POST /tokenize"], 0);
   for (const auto& p : srv.scored) EXPECT_TRUE(p.is_string() && p.get<std::string>().rfind(kContext, 0) == 0) << p.dump();
+}
+
+// A template in the shape of the Zephyr/TinyLlama ones, with the bos_token it writes first.
+const char* kPropsTemplate =
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
+
+TEST(ServerChatTemplate, ApplyChatTemplateWithoutALocalOneUsesTheServersPropsTemplate) {
+  CharServer srv;
+  srv.context = 1000;
+  srv.props_template = kPropsTemplate;
+  EvalOptions o;
+  o.apply_chat_template = true;
+  const auto r = run_mmlu(srv, qmeter::testing::test_output_dir("quality_props_template"), o);
+  EXPECT_EQ(srv.calls["POST /v1/completions"], 4);
+  std::set<std::string> sent;
+  for (const auto& p : srv.scored) sent.insert(p.get<std::string>());
+  // lm-eval's chat rendering of MMLU: the description (with its "\n\n") as the system turn, the
+  // question as the user's; the letters right after the generation prompt, without " "; the
+  // template's leading bos_token left to the server's tokenizer (it adds BOS itself).
+  const std::string context =
+      "<|system|>\nThe following are multiple choice questions (with answers) about abstract algebra.\n\n</s>\n"
+      "<|user|>\nWhich one?\nA. a\nB. b\nC. c\nD. d\nAnswer:</s>\n<|assistant|>\n";
+  EXPECT_EQ(sent, (std::set<std::string>{context + "A", context + "B", context + "C", context + "D"}));
+  EXPECT_EQ(logliks(r), (std::vector<double>{-1, -1, -0.25, -1}));
+}
+
+TEST(ServerChatTemplate, WithoutPropsTheLogLikelihoodTaskSaysWhereATemplateComesFrom) {
+  CharServer srv;  // /props answers 404
+  auto scorer = make_server_scorer({srv.url(), "m", "", 30});
+  const auto caps = scorer->probe_capabilities();
+  EXPECT_FALSE(caps.chat_template.supported);
+  EXPECT_NE(caps.chat_template.reason.find("404"), std::string::npos) << caps.chat_template.reason;
+  EvalOptions o;
+  o.apply_chat_template = true;
+  o.num_fewshot = 0;
+  o.capabilities = caps;
+  const std::string path = qmeter::testing::test_output_dir("quality_props_none") + "/mmlu_test.jsonl";
+  std::ofstream(path) << kQuestion << "\n";
+  try {
+    run_task(parse_task_spec("mmlu:" + path), *scorer, o);
+    FAIL() << "no template anywhere: expected a UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--chat-template"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/props"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -33,6 +33,10 @@ struct Capabilities {
   Capability top_logprobs;     // the top-N alternatives of each prompt token
   Capability tokenize;         // /tokenize: token ids of a text
   Capability chat;             // /v1/chat/completions
+  // The server's own chat template (GET /props: llama.cpp's llama-server and `qmeter serve`), which
+  // --apply-chat-template uses on log-likelihood tasks when no local template is given.
+  Capability chat_template;
+  std::string chat_template_text, chat_bos_token, chat_eos_token;
   std::string json() const;    // {"prompt_logprobs": {"supported": b, "reason": s}, ...}
 };
 
