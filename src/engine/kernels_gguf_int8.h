@@ -86,6 +86,23 @@ void matmul_int8_act_vnni(const Matrix&, const float*, const void*, int, float*,
 // The table's row function: the VNNI kernel, or the type's f32-activation kernel without VNNI.
 void matmul_int8_act(const Matrix&, const float*, const void*, int, float*, int, int);
 void int8_act_prepare_avx512(const float* x, int batch, int cols, int block, void* out);
+// kQ8Row / kQ4Group (groups a multiple of 128 columns) at batch >= 2: one output row per lane,
+// 16 rows x up to 16 tokens per tile (kernels_quant_int8_lanes_avx512.cpp; requires has_vnni()).
+// Not bit-identical to scalar::matmul_int8_act (another f32 summation order): within the bound of
+// tests/engine/int8_lanes_test.cpp. matmul_int8_lanes is the table's row function: this kernel
+// where it applies, else matmul_int8_act.
+// Its activations: int8_act_prepare_b128's, then the tokens interleaved per tile of 16.
+std::size_t int8_lanes_prepared_bytes(int batch, int cols);
+void int8_lanes_prepare(const float* x, int batch, int cols, void* out);
+const std::uint8_t* int8_lanes_tokens(const void* prepared, int batch, int cols);
+bool int8_lanes_supported(const Matrix& w);
+void matmul_int8_lanes_vnni(const Matrix&, const float*, const void*, int, float*, int, int);
+void matmul_int8_lanes(const Matrix&, const float*, const void*, int, float*, int, int);
+// w4a16's row where the CPU has AVX512_BF16: this kernel, else (groups not a multiple of 128, no
+// VNNI) the VDPBF16PS kernel, so its activations are prepared both ways (int8 lanes, then bf16).
+std::size_t int8_lanes_bf16_prepared_bytes(int batch, int cols);
+void int8_lanes_bf16_prepare(const float* x, int batch, int cols, void* out);
+void matmul_int8_lanes_or_bf16(const Matrix&, const float*, const void*, int, float*, int, int);
 // Per GGUF type (kernels_gguf_int8_dot_avx512.cpp, VNNI): int8_dot_<type>, the batch-1 kernel,
 // and int8_decode_<type>_simd, the row decoder of the batched kernel.
 #define QMETER_INT8_GGUF_TYPES(X) X(q8_0) X(q4_0) X(q4_1) X(q5_0) X(q5_1) X(iq4_nl) X(q2_k) X(q3_k) X(q4_k) X(q5_k) X(q6_k) X(iq4_xs)
@@ -104,7 +121,10 @@ QMETER_INT8_GGUF_TYPES(QMETER_INT8_DECLARE)
 // the matmul alone is faster here (batched_matmul_bench). w8a16 gains: 0.25x -> 0.50x bf16.
 std::span<const MatmulKernel> gguf_int8_act_kernel_rows();
 #define QMETER_INT8_ACT_PACKED_ROWS                                                                                    \
-  {Isa::kAvx512, DType::kQ8Row, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare_b128},           \
-      {Isa::kAvx512, DType::kQ4Group, 2, avx512::matmul_int8_act, int8_act_prepared_bytes, int8_act_prepare_b128},
+  {Isa::kAvx512, DType::kQ8Row, 2, avx512::matmul_int8_lanes, avx512::int8_lanes_prepared_bytes, avx512::int8_lanes_prepare}, \
+      {Isa::kAvx512, DType::kQ4Group, 2, avx512::matmul_int8_lanes, avx512::int8_lanes_prepared_bytes,  \
+       avx512::int8_lanes_prepare},                                                                                   \
+      {Isa::kAvx512Bf16, DType::kQ4Group, 2, avx512::matmul_int8_lanes_or_bf16, avx512::int8_lanes_bf16_prepared_bytes, \
+       avx512::int8_lanes_bf16_prepare},
 
 }  // namespace qmeter::engine::kernels

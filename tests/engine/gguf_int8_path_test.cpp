@@ -205,7 +205,9 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
           type.dot_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 6, rows);
           EXPECT_EQ(y, ref) << "batch-1 kernel, batch " << batch;
         }
-        if (batch >= 2 || type.dot_vnni) {  // w8a16 / w4a16 keep their f32 kernels at batch 1
+        // w8a16 / w4a16 keep their f32 kernels at batch 1; where the lanes kernel serves them
+        // (another summation order) its own test below bounds the difference.
+        if ((batch >= 2 || type.dot_vnni) && !(batch >= 2 && is_packed(dtype) && k::avx512::int8_lanes_supported(t.m))) {
           matmul_isa(Isa::kAvx512, t.m, x.data(), batch, y2.data(), &pool);
           EXPECT_EQ(y2, ref) << "batch " << batch;
         }
@@ -240,6 +242,55 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
           const double bound = q_bound + 1.01 * n * 0x1p-24 * terms + 0x1p-24 * wx;
           const double got = ref[static_cast<std::size_t>(b) * rows + r];
           ASSERT_LE(std::fabs(got - exact), bound) << "batch " << batch << " token " << b << " row " << r;
+        }
+      }
+    }
+  }
+}
+
+TEST(GgufInt8Path, LanesKernelOfW8a16AndW4a16StaysWithinTheF32RoundingOfTheReference) {
+  // The one-row-per-lane kernel (kernels_quant_int8_lanes_avx512.cpp) computes the same integer
+  // sums as scalar::matmul_int8_act in another f32 order. Both round each of their f32 operations
+  // once (relative 2^-24) on terms of total size at most T = sum_i (|A_i u_i| + |M_i|) |d_i q_i|:
+  // the reference n_ref = chunks + chunks / 4 + 6 times per lane, the lanes kernel 3 per
+  // 128-column block plus the 8-term sum of a block's d * sum(q); so they differ by at most
+  // 1.01 (n_ref + n_lanes) 2^-24 T. 16-row tiles with ragged tails (37 rows split at 13), batch
+  // 2..33 (token tiles of 16 and partial ones), widths with a partial last block and chunk.
+  if (!have_avx512_vnni()) GTEST_SKIP() << "no AVX-512 VNNI";
+  std::mt19937 rng(23);
+  ThreadPool pool(3);
+  for (auto [dtype, group, cols] : {std::tuple{DType::kQ8Row, 0, 203}, std::tuple{DType::kQ8Row, 0, 1000},
+                                    std::tuple{DType::kQ4Group, 128, 203}, std::tuple{DType::kQ4Group, 256, 1000}}) {
+    SCOPED_TRACE(std::string(dtype_name(dtype)) + " group " + std::to_string(group) + " cols " + std::to_string(cols));
+    const int rows = 37;
+    const TestMatrix t = random_matrix(dtype, rows, cols, rng, group == 0 ? 64 : group);
+    ASSERT_TRUE(k::avx512::int8_lanes_supported(t.m));
+    const k::Int8WeightType& type = *k::int8_weight_type(dtype);
+    const int kpad = k::int8_act_kpad(cols), groups = k::int8_act_groups(cols);
+    const int chunks = kpad / 64, n_ref = chunks + chunks / 4 + 6, n_lanes = 3 * ((kpad + 127) / 128) + 8;
+    for (int batch = 2; batch <= 33; ++batch) {
+      const std::vector<float> x = random_x(batch, cols, rng);
+      std::vector<unsigned char> prepared(k::avx512::int8_lanes_prepared_bytes(batch, cols));
+      k::avx512::int8_lanes_prepare(x.data(), batch, cols, prepared.data());
+      const k::Int8Activations v = k::int8_act_view(prepared.data(), batch, cols);
+      std::vector<float> ref(static_cast<std::size_t>(batch) * rows), y(ref.size(), NAN), y2(ref.size(), NAN);
+      k::scalar::matmul_int8_act(t.m, x.data(), prepared.data(), batch, ref.data(), 0, rows);
+      k::avx512::matmul_int8_lanes_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 0, 13);
+      k::avx512::matmul_int8_lanes_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 13, rows);
+      matmul_isa(Isa::kAvx512, t.m, x.data(), batch, y2.data(), &pool);  // the table's row, 3 threads
+      for (int r = 0; r < rows; ++r) {
+        std::vector<std::uint8_t> u(static_cast<std::size_t>(kpad));
+        std::vector<float> a(static_cast<std::size_t>(kpad / 4)), m(static_cast<std::size_t>(groups));
+        type.decode_scalar(t.m, r, u.data(), a.data(), m.data());
+        for (int b = 0; b < batch; ++b) {
+          double terms = 0;
+          for (int c = 0; c < cols; ++c)
+            terms += (std::fabs(static_cast<double>(a[c / 4]) * u[c]) + std::fabs(m[c / 16])) *
+                     std::fabs(v.dx[static_cast<std::size_t>(b) * (kpad / 4) + c / 4] * v.xq[static_cast<std::size_t>(b) * kpad + c]);
+          const double bound = 1.01 * (n_ref + n_lanes) * 0x1p-24 * terms;
+          const std::size_t i = static_cast<std::size_t>(b) * rows + r;
+          ASSERT_LE(std::fabs(static_cast<double>(y[i]) - ref[i]), bound) << "batch " << batch << " token " << b << " row " << r;
+          ASSERT_EQ(y2[i], y[i]) << "batch " << batch << " token " << b << " row " << r << " (thread split)";
         }
       }
     }

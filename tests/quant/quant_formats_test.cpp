@@ -170,6 +170,9 @@ TEST(QuantKernels, Q4Bf16DotProductMatchesExactDotOfBf16Activations) {
         const engine::Matrix m = engine::packed_matrix(DType::kQ4Group, rows, cols, blob.data());
         const std::vector<float> dq = unpack(m);
         for (int batch : {1, 3, 8, 9, 11}) {  // 9: an 8-row tile plus a 1-row tail
+          // Groups of a multiple of 128 at batch >= 2 take the int8 lanes kernel where the CPU has
+          // VNNI (tests/engine/gguf_int8_path_test.cpp bounds it); the rest stay VDPBF16PS.
+          if (batch >= 2 && gs % 128 == 0 && engine::isa_supported(Isa::kAvx512)) continue;
           std::mt19937 rng(batch + cols);
           std::normal_distribution<float> n(0.0f, 1.0f);
           std::vector<float> x(static_cast<std::size_t>(batch) * cols);
