@@ -81,6 +81,7 @@ InferenceServer::InferenceServer(ServeOptions options, std::shared_ptr<const eng
   c.api_key = o.api_key;
   c.max_model_len = impl_->model->config.max_seq_len;
   if (o.max_model_len > 0) c.max_model_len = std::min(c.max_model_len, o.max_model_len);
+  c.chat_template = model_chat_template_text(o.model);
 }
 
 InferenceServer::~InferenceServer() { stop(); }

@@ -503,6 +503,15 @@ void handle_request(const ApiContext& ctx, const net::HttpRequest& req, const ne
               {"max_model_len", ctx.max_model_len}};
     return reply_json(w, 200, {{"object", "list"}, {"data", json::array({m})}});
   }
+  if (path == "/props" && req.method == "GET") {
+    // llama-server's shape: the template and the special tokens it uses (null when none).
+    const auto& tok = *ctx.model->tokenizer;
+    auto special = [&](int id) { return id >= 0 ? json(tok.piece(id)) : json(nullptr); };
+    return reply_json(w, 200, {{"chat_template", ctx.chat_template.empty() ? json(nullptr) : json(ctx.chat_template)},
+                               {"bos_token", special(tok.bos_id())}, {"eos_token", special(tok.eos_id())},
+                               {"model_alias", ctx.served_model_name},
+                               {"default_generation_settings", {{"n_ctx", ctx.max_model_len}}}});
+  }
   if (path == "/metrics") {
     net::HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";

@@ -18,7 +18,12 @@ struct ApiContext {
   std::string served_model_name;
   std::string api_key;
   int max_model_len = 0;
+  std::string chat_template;  // the model's own (GGUF metadata / tokenizer_config.json); "" when none
 };
+
+// The chat template text of model `model_spec` (a GGUF's tokenizer.chat_template, a folder's or
+// the tokenizer_config.json beside a weights file); "" when it has none. GET /props reports it.
+std::string model_chat_template_text(const std::string& model_spec);
 
 void handle_request(const ApiContext& ctx, const net::HttpRequest& request, const net::ResponseWriterPtr& writer);
 
