@@ -99,9 +99,7 @@ bool int8_lanes_supported(const Matrix& w);
 void matmul_int8_lanes_vnni(const Matrix&, const float*, const void*, int, float*, int, int);
 void matmul_int8_lanes(const Matrix&, const float*, const void*, int, float*, int, int);
 // w4a16's row where the CPU has AVX512_BF16: this kernel, else (groups not a multiple of 128, no
-// VNNI) the VDPBF16PS kernel, so its activations are prepared both ways (int8 lanes, then bf16).
-std::size_t int8_lanes_bf16_prepared_bytes(int batch, int cols);
-void int8_lanes_bf16_prepare(const float* x, int batch, int cols, void* out);
+// VNNI) the VDPBF16PS kernel on bf16 activations that each call converts itself.
 void matmul_int8_lanes_or_bf16(const Matrix&, const float*, const void*, int, float*, int, int);
 // Per GGUF type (kernels_gguf_int8_dot_avx512.cpp, VNNI): int8_dot_<type>, the batch-1 kernel,
 // and int8_decode_<type>_simd, the row decoder of the batched kernel.
@@ -124,7 +122,7 @@ std::span<const MatmulKernel> gguf_int8_act_kernel_rows();
   {Isa::kAvx512, DType::kQ8Row, 2, avx512::matmul_int8_lanes, avx512::int8_lanes_prepared_bytes, avx512::int8_lanes_prepare}, \
       {Isa::kAvx512, DType::kQ4Group, 2, avx512::matmul_int8_lanes, avx512::int8_lanes_prepared_bytes,  \
        avx512::int8_lanes_prepare},                                                                                   \
-      {Isa::kAvx512Bf16, DType::kQ4Group, 2, avx512::matmul_int8_lanes_or_bf16, avx512::int8_lanes_bf16_prepared_bytes, \
-       avx512::int8_lanes_bf16_prepare},
+      {Isa::kAvx512Bf16, DType::kQ4Group, 2, avx512::matmul_int8_lanes_or_bf16, avx512::int8_lanes_prepared_bytes,     \
+       avx512::int8_lanes_prepare},
 
 }  // namespace qmeter::engine::kernels

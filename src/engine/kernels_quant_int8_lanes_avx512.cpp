@@ -254,19 +254,15 @@ void matmul_int8_lanes(const Matrix& w, const float* x, const void* prepared, in
   matmul_int8_act(w, x, prepared, batch, y, row_begin, row_end);
 }
 
-std::size_t int8_lanes_bf16_prepared_bytes(int batch, int cols) {
-  return int8_lanes_prepared_bytes(batch, cols) + prepared_bytes_q4_bf16(batch, cols);
-}
-
-void int8_lanes_bf16_prepare(const float* x, int batch, int cols, void* out) {
-  int8_lanes_prepare(x, batch, cols, out);
-  prepare_q4_bf16(x, batch, cols, static_cast<std::byte*>(out) + int8_lanes_prepared_bytes(batch, cols));
-}
-
 void matmul_int8_lanes_or_bf16(const Matrix& w, const float* x, const void* prepared, int batch, float* y, int row_begin, int row_end) {
   if (has_vnni() && int8_lanes_supported(w)) return matmul_int8_lanes_vnni(w, x, prepared, batch, y, row_begin, row_end);
-  const void* bf16 = static_cast<const std::byte*>(prepared) + int8_lanes_prepared_bytes(batch, w.cols);
-  avx512bf16::matmul_q4_group_dp(w, x, bf16, batch, y, row_begin, row_end);
+  // Rare (groups of 32 / 64 / 96 columns): each call converts its own bf16 activations, so the
+  // common case does not pay for a conversion it does not use (4% of batch-16 decode).
+  thread_local std::vector<std::byte> bf16;
+  bf16.resize(prepared_bytes_q4_bf16(batch, w.cols) + 64);
+  void* at = bf16.data() + (64 - reinterpret_cast<std::uintptr_t>(bf16.data()) % 64) % 64;
+  prepare_q4_bf16(x, batch, w.cols, at);
+  avx512bf16::matmul_q4_group_dp(w, x, at, batch, y, row_begin, row_end);
 }
 
 }  // namespace qmeter::engine::kernels::avx512
