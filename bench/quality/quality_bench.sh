@@ -4,11 +4,15 @@
 # winogrande (2 requests per item), lambada (1 request, top-1 alternatives) and mmlu (5-shot, 4
 # requests per question, --limit per subject), at --max-concurrency 1 and 8. The scores on this model
 # are near chance; the figures are about speed.
-#   bench/quality/quality_bench.sh [build/src/cli/qmeter] [shared data folder] [server threads]
+# A request longer than the server's context (mmlu's 5-shot prompts on a 512-token model) is cut
+# before it is sent: one /tokenize and one scoring request (no refusal and retry).
+#   bench/quality/quality_bench.sh [build/src/cli/qmeter] [shared data folder] [server threads] [tasks]
+# tasks: a space-separated subset of "perplexity mc-arc winogrande lambada mmlu" (default: all).
 set -euo pipefail
 QMETER="${1:-build/src/cli/qmeter}"
 DATA="${2:-${QMETER_SHARED_DATA:-$(dirname "$0")/../../../shared/data}}"
 THREADS="${3:-2}"
+TASKS=" ${4:-perplexity mc-arc winogrande lambada mmlu} "
 MODEL="$DATA/models/stories260K/stories260K.bin"
 [ -f "$MODEL" ] || { echo "quality_bench: $MODEL is missing (set QMETER_SHARED_DATA)" >&2; exit 1; }
 OUT="$(mktemp -d)"
@@ -21,6 +25,7 @@ for _ in $(seq 1 200); do
   sleep 0.1
 done
 run() {  # name, concurrency, task, limit
+  [[ "$TASKS" == *" ${1%-c*} "* ]] || return 0
   "$QMETER" eval --base-url "http://127.0.0.1:$PORT" --task "$3" --limit "$4" --max-concurrency "$2" \
     --output-json "$OUT/$1.json" > "$OUT/$1.txt" 2>&1
   local ips secs
