@@ -30,9 +30,8 @@ QMETER_KERNELS_BEGIN_AVX512
 namespace qmeter::engine::kernels::avx512 {
 
 // 64 bytes of each of 16 rows -> 16 vectors of 4 bytes x 16 rows (vector j: bytes 4j..4j+3).
-void transpose16(const std::uint8_t* const* src, std::uint8_t* dst) {
-  __m512i r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(src[i]);
+inline void transpose16_regs(__m512i* r, std::uint8_t* dst) {
+  __m512i t[16];
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
     t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
@@ -52,6 +51,12 @@ void transpose16(const std::uint8_t* const* src, std::uint8_t* dst) {
     _mm512_storeu_si512(dst + 64 * (8 + c), _mm512_shuffle_i32x4(u1, u3, 0x88));
     _mm512_storeu_si512(dst + 64 * (12 + c), _mm512_shuffle_i32x4(u1, u3, 0xDD));
   }
+}
+
+void transpose16(const std::uint8_t* const* src, std::uint8_t* dst) {
+  __m512i r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(src[i]);
+  transpose16_regs(r, dst);
 }
 
 std::size_t int8_lanes_prepared_bytes(int batch, int cols) {
@@ -95,8 +100,6 @@ constexpr int kBlock = 128;    // activation block (int8_act_prepare_b128)
 constexpr std::size_t kBlockActBytes = 512 << 10;
 
 struct LaneScratch {
-  std::vector<std::uint8_t> rows;  // [16][kpad] decoded codes, row-major
-  std::vector<float> a, m;         // decoder outputs (unused here, the decoder writes them)
   std::vector<std::uint8_t> t;     // [kpad / 4][16 lanes][4 codes]
   std::vector<float> s, z;         // [nblocks][16]
   std::vector<float> d, ds;        // [batch][nblocks]: token block scale, d * sum(xq)
@@ -186,16 +189,11 @@ bool int8_lanes_supported(const Matrix& w) {
 }
 
 void matmul_int8_lanes_vnni(const Matrix& w, const float*, const void* prepared, int batch, float* y, int row_begin, int row_end) {
-  const Int8WeightType* t = int8_weight_type(w.dtype);
-  const Int8DecodeRowFn decode = t->decode_avx512 ? t->decode_avx512 : t->decode_scalar;
   const Int8Activations x = int8_act_view(prepared, batch, w.cols);
   const std::uint8_t* xt = int8_lanes_tokens(prepared, batch, w.cols);
   const int nblocks = (x.kpad + kBlock - 1) / kBlock, lanes4 = x.kpad / 4, groups_per_block = kBlock / 16;
   thread_local LaneScratch s;
-  s.rows.resize(static_cast<std::size_t>(kLanes) * x.kpad);
   s.t.resize(static_cast<std::size_t>(kLanes) * x.kpad);
-  s.a.resize(static_cast<std::size_t>(lanes4));
-  s.m.resize(static_cast<std::size_t>(x.ngroups));
   s.s.resize(static_cast<std::size_t>(kLanes) * nblocks);
   s.z.resize(static_cast<std::size_t>(kLanes) * nblocks);
   s.d.resize(static_cast<std::size_t>(batch) * nblocks);
@@ -209,6 +207,8 @@ void matmul_int8_lanes_vnni(const Matrix& w, const float*, const void* prepared,
         sum += x.xs[static_cast<std::size_t>(b) * x.ngroups + g];
       s.ds[i] = sum;
     }
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80)), low4 = _mm512_set1_epi8(0x0F);
+  const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
   const PackedHeader& h = packed_header(w);
   const auto* wbase = static_cast<const std::uint8_t*>(w.data) + sizeof(PackedHeader);
   const int block = std::max<int>(kMaxTokens, static_cast<int>(kBlockActBytes / static_cast<std::size_t>(x.kpad)) / kMaxTokens * kMaxTokens);
@@ -216,19 +216,29 @@ void matmul_int8_lanes_vnni(const Matrix& w, const float*, const void* prepared,
     const int be = std::min(batch, bb + block);
     for (int r = row_begin; r < row_end; r += kLanes) {
       const int nr = std::min(kLanes, row_end - r);
-      for (int i = 0; i < kLanes; ++i) {
-        std::uint8_t* u = s.rows.data() + static_cast<std::size_t>(i) * x.kpad;
-        if (i < nr) {
-          decode(w, r + i, u, s.a.data(), s.m.data());
-          std::fill(u + w.cols, u + x.kpad, 0);
-        } else {
-          std::fill(u, u + x.kpad, 0);
-        }
-      }
+      // Codes straight from the packed rows into registers, transposed 64 columns at a time (the
+      // row decoders' per-lane scale arrays are not needed here). Columns past cols are read
+      // masked; their codes meet zero activations.
+      const bool q8 = w.dtype == DType::kQ8Row;
       for (int c = 0; c < x.kpad / 64; ++c) {
-        const std::uint8_t* rows[kLanes];
-        for (int i = 0; i < kLanes; ++i) rows[i] = s.rows.data() + static_cast<std::size_t>(i) * x.kpad + 64 * c;
-        transpose16(rows, s.t.data() + 1024 * static_cast<std::size_t>(c));
+        __m512i v[kLanes];
+        const int valid = std::min(64, w.cols - 64 * c);  // >= 1: kpad is cols rounded up to 64
+        for (int i = 0; i < kLanes; ++i) {
+          const std::uint8_t* row = wbase + static_cast<std::size_t>(r + i) * h.row_stride;
+          if (i >= nr) {
+            v[i] = _mm512_setzero_si512();
+          } else if (q8) {
+            const __mmask64 m = valid == 64 ? ~0ull : (~0ull >> (64 - valid));
+            v[i] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, row + 64 * c), flip);
+          } else {
+            // 2 blocks of 16 bytes: 128-bit lanes [b0, b0, b1, b1], the odd ones shifted by 4.
+            const int bytes = std::min(32, static_cast<int>(h.codes_bytes) - 32 * c);
+            const __m256i q = _mm256_maskz_loadu_epi8(bytes >= 32 ? ~0u : (1u << bytes) - 1, row + 32 * c);
+            const __m512i z = _mm512_castsi256_si512(q);
+            v[i] = _mm512_and_si512(_mm512_srlv_epi64(_mm512_shuffle_i64x2(z, z, 0x50), shifts), low4);
+          }
+        }
+        transpose16_regs(v, s.t.data() + 1024 * static_cast<std::size_t>(c));
       }
       block_scales(w, r, nr, nblocks, s.s.data(), s.z.data());
       // The next tile's rows are requested into L2 while the first token tile computes (the
