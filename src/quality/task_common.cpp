@@ -183,10 +183,18 @@ std::vector<ScoredToken> score_loglik_fitted(Scorer& scorer, const std::string& 
   // Surely fits: every token holds at least one byte, plus BOS and a tokenizer's dummy space.
   if (limit <= 0 || text.size() + 2 <= static_cast<std::size_t>(limit)) return score_text_fitting(scorer, text, top_n);
   if (can_tokenize) {
-    std::vector<int> ids = scorer.tokenize(text, true);
-    if (static_cast<int>(ids.size()) <= limit) return score_text_fitting(scorer, text, top_n);
-    ids.erase(ids.begin(), ids.end() - limit);  // lm-eval: (context_enc + continuation_enc)[-max_length:]
-    return scorer.score_tokens(ids, top_n);
+    std::vector<int> ids;
+    bool tokenized = true;
+    try {
+      ids = scorer.tokenize(text, true);
+    } catch (const Error&) {  // capabilities not probed (default: all) on a server without /tokenize
+      tokenized = false;
+    }
+    if (tokenized && static_cast<int>(ids.size()) <= limit) return score_text_fitting(scorer, text, top_n);
+    if (tokenized) {
+      ids.erase(ids.begin(), ids.end() - limit);  // lm-eval: (context_enc + continuation_enc)[-max_length:]
+      return scorer.score_tokens(ids, top_n);
+    }
   }
   // Only a character estimate: keep the last limit - 2 bytes (then it surely fits), cut at a UTF-8
   // boundary. Fewer tokens of context than lm-eval keeps; a continuation that long is sent whole.

@@ -113,11 +113,11 @@ const std::string kContext =
     "The following are multiple choice questions (with answers) about abstract algebra.\n\n"
     "Which one?\nA. a\nB. b\nC. c\nD. d\nAnswer:";
 
-TaskResult run_mmlu(CharServer& srv, const std::string& dir, EvalOptions o = {}) {
+TaskResult run_mmlu(CharServer& srv, const std::string& dir, EvalOptions o = {}, bool probe = true) {
   const std::string path = dir + "/mmlu_test.jsonl";
   std::ofstream(path) << kQuestion << "\n";
   auto scorer = make_server_scorer({srv.url(), "m", "", 30});
-  o.capabilities = scorer->probe_capabilities();
+  if (probe) o.capabilities = scorer->probe_capabilities();
   o.num_fewshot = 0;
   srv.reset();
   return run_task(parse_task_spec("mmlu:" + path), *scorer, o);
@@ -165,6 +165,15 @@ TEST(ContextFit, WithoutTokenizeTheTextIsCutByBytesSoItSurelyFits) {
     const std::string text = kContext + letter;
     EXPECT_TRUE(sent.count(text.substr(text.size() - 29))) << letter;
   }
+  EXPECT_EQ(logliks(r), (std::vector<double>{-2, -2, -1.25, -2}));
+}
+
+TEST(ContextFit, UnprobedCapabilitiesOnAServerWithoutTokenizeFallBackToTheByteCut) {
+  CharServer srv;
+  srv.has_tokenize = false;
+  const auto r = run_mmlu(srv, qmeter::testing::test_output_dir("quality_context_fit_unprobed"), {}, false);
+  EXPECT_EQ(srv.refused, 0);
+  EXPECT_EQ(srv.calls["POST /v1/completions"], 4);
   EXPECT_EQ(logliks(r), (std::vector<double>{-2, -2, -1.25, -2}));
 }
 
