@@ -113,10 +113,10 @@ QMETER_INT8_GGUF_TYPES(QMETER_INT8_DECLARE)
 
 // Rows of the kernel table: batch >= 1 of every GGUF type in int8_weight_types() (appended to
 // gguf_matmul_kernels()), and of kQ8Row / kQ4Group (QMETER_INT8_ACT_PACKED_ROWS in kMatmulKernels).
-// kQ4Group's row is at the kAvx512 level only: where the CPU has AVX512_BF16 its VDPBF16PS kernel
-// (kernels_quant_q4_bf16.cpp) stays: end to end it was as fast or faster at batch 16 (TinyLlama
-// shape, 2 threads, A/B on one machine: 26-29 tokens/s with it, 24-25 with this path), although
-// the matmul alone is faster here (batched_matmul_bench). w8a16 gains: 0.25x -> 0.50x bf16.
+// kQ8Row / kQ4Group run the lanes kernel (matmul_int8_lanes); kQ4Group has a row at the
+// kAvx512Bf16 level too, whose fallback for other group sizes is the VDPBF16PS kernel
+// (decode_bench, tinyllama-1.1b at batch 16, medians of 3: w4a16 0.68x -> 1.25x, w8a16 0.62x ->
+// 1.15x bf16).
 std::span<const MatmulKernel> gguf_int8_act_kernel_rows();
 #define QMETER_INT8_ACT_PACKED_ROWS                                                                                    \
   {Isa::kAvx512, DType::kQ8Row, 2, avx512::matmul_int8_lanes, avx512::int8_lanes_prepared_bytes, avx512::int8_lanes_prepare}, \
