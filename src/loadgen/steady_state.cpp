@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "qmeter/loadgen/metrics.h"
 
@@ -127,17 +129,21 @@ void compute_steady_state(std::span<const RequestRecord> records, const MetricsO
   }
   v.p99_client_lag_ms = p99(own_lag);
   v.p99_connection_wait_ms = p99(conn_wait);
+  // Both causes are named when both hold: a connection limit that held requests back is the
+  // user's own setting and must not hide behind a lagging client (or the other way round).
+  std::vector<std::string> reasons;
   if (v.p99_client_lag_ms > v.threshold_ms) {
-    v.client_bound = true;
-    v.client_bound_reason = fmt::format("p99 client lag {:.3f} ms > {:.3f} ms: the load generator could not send on time",
-                                        v.p99_client_lag_ms, v.threshold_ms);
-  } else if (v.p99_connection_wait_ms > v.threshold_ms) {
-    v.client_bound = true;
-    v.client_bound_reason = fmt::format(
+    reasons.push_back(fmt::format("p99 client lag {:.3f} ms > {:.3f} ms: the load generator could not send on time",
+                                  v.p99_client_lag_ms, v.threshold_ms));
+  }
+  if (v.p99_connection_wait_ms > v.threshold_ms) {
+    reasons.push_back(fmt::format(
         "p99 wait for a free connection {:.3f} ms > {:.3f} ms: --max-connections held requests back, so the server "
         "did not receive the offered load",
-        v.p99_connection_wait_ms, v.threshold_ms);
+        v.p99_connection_wait_ms, v.threshold_ms));
   }
+  v.client_bound = !reasons.empty();
+  v.client_bound_reason = reasons.empty() ? "" : reasons.size() == 1 ? reasons[0] : reasons[0] + "; " + reasons[1];
 
   if (!options.closed_loop && measured.size() >= 2) {
     v.offered_rate = last_scheduled > first_scheduled

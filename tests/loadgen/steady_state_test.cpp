@@ -138,6 +138,20 @@ TEST(Verdict, ClientLagAboveTheThresholdIsClientBound) {
   EXPECT_FALSE(ms500.verdict.client_bound);
 }
 
+// A lagging client and a connection limit at once: both are named (the limit is the user's own
+// setting and must not hide behind the lag).
+TEST(Verdict, ALaggingClientAndAConnectionLimitAreBothNamed) {
+  std::vector<RequestRecord> rs;
+  for (int i = 0; i < 100; ++i) {
+    const double wait = i % 5 == 0 ? 4.0 : 0;
+    rs.push_back(req(10.0 * i, 10.0 * i + 10, wait + 3.0, wait));  // 3 ms of the client's own lag
+  }
+  const Metrics m = compute_metrics(rs, {});
+  EXPECT_TRUE(m.verdict.client_bound);
+  EXPECT_NE(m.verdict.client_bound_reason.find("could not send on time"), std::string::npos) << m.verdict.client_bound_reason;
+  EXPECT_NE(m.verdict.client_bound_reason.find("--max-connections"), std::string::npos) << m.verdict.client_bound_reason;
+}
+
 TEST(Verdict, WaitingForAConnectionIsReportedApartAndFlagged) {
   // Every fifth request waited 4 ms for a free connection; the client itself was on time.
   std::vector<RequestRecord> rs;
