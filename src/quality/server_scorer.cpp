@@ -197,7 +197,7 @@ class ServerScorer final : public Scorer {
                               "with \"echo\": true and \"logprobs\" (vLLM, SGLang, llama.cpp and `qmeter serve` "
                               "support it; chat-only endpoints do not)",
                               o_.base_url));
-    const auto& toks = (*lp)["tokens"];
+    const json toks = lp->value("tokens", json());  // absent: no token texts (a const [] on a missing key is UB)
     const auto& lps = (*lp)["token_logprobs"];
     const json tops = lp->value("top_logprobs", json());
     std::size_t n = lps.size();
