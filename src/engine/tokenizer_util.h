@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "qmeter/core/text.h"  // append_utf8
+
 namespace qmeter::engine::detail {
 
 // U+2581 LOWER ONE EIGHTH BLOCK: SentencePiece's visible space.
@@ -29,8 +31,6 @@ inline int utf8_sequence_length(unsigned char lead) {
 }
 // Byte length of the (possibly invalid) character starting at text[pos], never past the end.
 std::size_t utf8_char_length_at(std::string_view text, std::size_t pos);
-// Appends the UTF-8 encoding of a code point.
-void append_utf8(std::string& out, uint32_t cp);
 // Length of the longest prefix of `s` that is valid UTF-8 made of whole characters.
 std::size_t valid_utf8_prefix(std::string_view s);
 

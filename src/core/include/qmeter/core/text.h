@@ -1,5 +1,6 @@
 #pragma once
 // Small text helpers every parser of flags, CSV rows and config values needs, written once.
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,9 @@ std::vector<std::string_view> split(std::string_view s, char sep);
 std::vector<std::string> split_strings(std::string_view s, char sep);
 // Only the non-empty fields, as strings ("a, ,b," -> a, b): list-valued flags.
 std::vector<std::string> split_nonempty(std::string_view s, char sep);
+
+// Appends the UTF-8 encoding of a code point (tokenizer byte maps, JSON/Jinja \u escapes).
+void append_utf8(std::string& out, std::uint32_t code_point);
 
 // ASCII case-insensitive equality (header names, enum spellings).
 bool iequals(std::string_view a, std::string_view b);
