@@ -1,12 +1,15 @@
 // The GGUF block types in the integer-activation decomposition (kernels_gguf_int8.h:
 // w = A * u + M), decoded in registers 256 columns at a time, and the two kernels built on it:
 //   - the batch-1 (decode) kernel: each weight row streams once from memory and is decoded and
-//     multiplied in registers (VPDPBUSD against the token's int8 blocks), 2 rows at a time so the
-//     token's loads and the multiply latency are shared; no scratch round trip;
+//     multiplied in registers (VPDPBUSD against the token's int8 blocks), 3 rows at a time so the
+//     token's loads and the multiply latency are shared and 3 row streams are in flight (2 rows:
+//     q4_0 1.58 ms per tinyllama layer, 3 rows: 1.31, 4 rows: 1.32 and q8_0 slower from spills;
+//     gguf_types_bench --threads 1, thread CPU time); no scratch round trip;
 //   - the AVX-512 row decoders of the batched kernel (the same registers, stored).
 // Batch 1 was compute-bound with f32 activations (per 32 weights: widen, convert, scale, fma:
 // 14-26% of the read roofline, bench/engine/gguf_types_bench); here 64 weights cost one
-// VPDPBUSD, one conversion and one fma, plus the decode.
+// VPDPBUSD, one conversion and one fma, plus the decode (A * dx formed per block of 32 or group
+// of 16, not per lane chunk: q4_0 1.78 -> 1.58 ms per layer).
 // Bit-exactness: the batch-1 kernel does exactly the f32 operations of
 // scalar::matmul_int8_act (per 64 columns one fma of the converted lane sums by A * dx, per 256
 // columns one fma of the offsets M by xs, the same reduction tree), and the decoders produce
@@ -15,6 +18,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels_dispatch.h"
 #include "kernels_gguf_int8.h"
@@ -25,15 +29,27 @@ QMETER_KERNELS_BEGIN_AVX512_VNNI
 namespace qmeter::engine::kernels::avx512 {
 namespace {
 
+#define QMETER_INLINE __attribute__((always_inline)) inline
+
 // 256 columns of one row: the codes u of its 4 chunks of 64, the lane scales A of each chunk
-// (one per 4 columns) and the offsets M of its 16 groups of 16 columns.
+// (one per 4 columns) times the token's dx (the batch-1 kernel) or 1 (the row decoder), and the
+// offsets M of its 16 groups of 16 columns.
 struct Chunks {
   __m512i u[4];
   __m512 a[4];
   __m512 m;
 };
 
-#define QMETER_INLINE __attribute__((always_inline)) inline
+// What A is multiplied by before it is spread to the lanes: the token's activation scale of each
+// 32-column block (8 per 256 columns) and of each 16-column group (16), or ones. The product
+// A * dx is the one the reference forms per lane (the same two f32 values), formed here once per
+// block instead of once per lane chunk.
+struct ScaleMul {
+  __m256 block;
+  __m512 group;
+};
+QMETER_INLINE ScaleMul unit_scale_mul() { return {_mm256_set1_ps(1.0f), _mm512_set1_ps(1.0f)}; }
+
 
 QMETER_INLINE std::uint16_t raw16(const std::uint8_t* p) {
   std::uint16_t h;
@@ -60,18 +76,19 @@ QMETER_INLINE __m512i group_lane_index(int k) {
 // Group g of 16 has the offset of 32-weight block g / 2.
 QMETER_INLINE __m512i group_block_index() { return _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0); }
 
-// Per-block scales (8 blocks of 32) spread to the chunks' lanes and the groups' offsets.
-QMETER_INLINE void spread_block_scales(__m256 a8, __m256 m8, Chunks& c) {
-  const __m512 a = _mm512_castps256_ps512(a8), m = _mm512_castps256_ps512(m8);
+// Per-block scales (8 blocks of 32) times mul spread to the chunks' lanes, and the groups' offsets.
+QMETER_INLINE void spread_block_scales(__m256 a8, __m256 m8, const ScaleMul& mul, Chunks& c) {
+  const __m512 a = _mm512_castps256_ps512(_mm256_mul_ps(a8, mul.block)), m = _mm512_castps256_ps512(m8);
 #pragma GCC unroll 4
   for (int k = 0; k < 4; ++k) c.a[k] = _mm512_permutexvar_ps(block_lane_index(k), a);
   c.m = _mm512_permutexvar_ps(group_block_index(), m);
 }
 
-// Per-group scales (16 groups of 16) spread to the chunks' lanes; M = offset * A.
-QMETER_INLINE void spread_group_scales(__m512 a16, float offset, Chunks& c) {
+// Per-group scales (16 groups of 16) times mul spread to the chunks' lanes; M = offset * A.
+QMETER_INLINE void spread_group_scales(__m512 a16, float offset, const ScaleMul& mul, Chunks& c) {
+  const __m512 ad = _mm512_mul_ps(a16, mul.group);
 #pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) c.a[k] = _mm512_permutexvar_ps(group_lane_index(k), a16);
+  for (int k = 0; k < 4; ++k) c.a[k] = _mm512_permutexvar_ps(group_lane_index(k), ad);
   c.m = _mm512_mul_ps(a16, _mm512_set1_ps(offset));
 }
 
@@ -189,23 +206,26 @@ struct Blocks32 {
     const __m512i word = _mm512_load_si512(kWord);
     const __m512i idx = _mm512_and_si512(word, _mm512_set1_epi16(63));
     constexpr int kSpan = 8 * B::kBytes;
+    // Whether a wanted word lies past the first 128 bytes (q4_0 / iq4_nl: 8 scales within 126
+    // bytes, no mins: one VPERMT2W is enough).
+    constexpr bool kPast128 = 7 * B::kBytes / 2 >= 64 || (B::kMinAt >= 0 && (7 * B::kBytes + B::kMinAt) / 2 >= 64);
     const __m512i lo = _mm512_permutex2var_epi16(_mm512_loadu_si512(p), idx,
                                                  _mm512_maskz_loadu_epi8(kSpan >= 128 ? ~0ull : ~0ull >> (128 - kSpan), p + 64));
     __m512i words = lo;
-    if constexpr (kSpan > 128) {
+    if constexpr (kSpan > 128 && kPast128) {
       const __mmask64 m2 = kSpan >= 192 ? ~0ull : ~0ull >> (192 - kSpan), m3 = kSpan >= 256 ? ~0ull : kSpan <= 192 ? 0 : ~0ull >> (256 - kSpan);
       const __m512i hi = _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m2, p + 128), idx, _mm512_maskz_loadu_epi8(m3, p + 192));
       words = _mm512_mask_blend_epi16(_mm512_cmpge_epu16_mask(word, _mm512_set1_epi16(64)), lo, hi);
     }
     return _mm512_cvtph_ps(_mm512_castsi512_si256(words));
   }
-  static QMETER_INLINE void decode(const std::uint8_t* p, int nb, Chunks& c) {
+  static QMETER_INLINE void decode(const std::uint8_t* p, int nb, const ScaleMul& mul, Chunks& c) {
     if (nb == 8) {
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) c.u[k] = B::codes2(p + 2 * k * B::kBytes, p + (2 * k + 1) * B::kBytes);
       const __m512 dm = scales_and_mins(p);
       const __m256 a8 = _mm512_castps512_ps256(dm);
-      spread_block_scales(a8, B::kMinAt >= 0 ? _mm512_extractf32x8_ps(dm, 1) : _mm256_mul_ps(a8, _mm256_set1_ps(B::kMScale)), c);
+      spread_block_scales(a8, B::kMinAt >= 0 ? _mm512_extractf32x8_ps(dm, 1) : _mm256_mul_ps(a8, _mm256_set1_ps(B::kMScale)), mul, c);
       return;
     }
     __m256i u[8];
@@ -231,7 +251,7 @@ struct Blocks32 {
     }
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) c.u[k] = _mm512_inserti64x4(_mm512_castsi256_si512(u[2 * k]), u[2 * k + 1], 1);
-    spread_block_scales(a8, m8, c);
+    spread_block_scales(a8, m8, mul, c);
   }
 };
 
@@ -240,14 +260,14 @@ template <typename S>
 struct Blocks256 {
   static QMETER_INLINE const std::uint8_t* at(const std::uint8_t* row, int s) { return row + static_cast<std::size_t>(s) * S::kBytes; }
   static constexpr int kSuperBytes = S::kBytes;
-  static QMETER_INLINE void decode(const std::uint8_t* p, int, Chunks& c) { S::decode(p, c); }
+  static QMETER_INLINE void decode(const std::uint8_t* p, int, const ScaleMul& mul, Chunks& c) { S::decode(p, mul, c); }
 };
 
 // q4_K / q5_K: u = the 4 (5) bit code, A = d * sc[j], M = -(dmin * m[j]) per sub-block j of 32.
 template <bool kFive>
 struct SuperQ45K {
   static constexpr int kBytes = kFive ? kQ5KBytes : kQ4KBytes;
-  static QMETER_INLINE void decode(const std::uint8_t* b, Chunks& c) {
+  static QMETER_INLINE void decode(const std::uint8_t* b, const ScaleMul& mul, Chunks& c) {
     // The 12 bytes of 6-bit scales and mins (q4k_scale_min), 4 sub-blocks per u32 at once.
     const std::uint32_t s0 = raw32(b + 4), s1 = raw32(b + 8), s2 = raw32(b + 12);
     const std::uint32_t sc_lo = s0 & 0x3F3F3F3Fu, mn_lo = s1 & 0x3F3F3F3Fu;
@@ -264,7 +284,7 @@ struct SuperQ45K {
       c.u[k] = split_bits(qs + 32 * k, 0, 4, 0x0F);
       if constexpr (kFive) c.u[k] = _mm512_mask_add_epi8(c.u[k], bits_of(b + 16, 2 * k, 2 * k + 1), c.u[k], _mm512_set1_epi8(16));
     }
-    spread_block_scales(a8, m8, c);
+    spread_block_scales(a8, m8, mul, c);
   }
 };
 
@@ -272,7 +292,7 @@ struct SuperQ45K {
 // low nibbles of ql (k even) or high ones (k odd), high 2 bits at bits 0/2 or 4/6 of qh.
 struct SuperQ6K {
   static constexpr int kBytes = kQ6KBytes;
-  static QMETER_INLINE void decode(const std::uint8_t* b, Chunks& c) {
+  static QMETER_INLINE void decode(const std::uint8_t* b, const ScaleMul& mul, Chunks& c) {
     const __m512 a16 = _mm512_mul_ps(set1_half(b + 208),
                                      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))));
 #pragma GCC unroll 4
@@ -285,7 +305,7 @@ struct SuperQ6K {
       const __m512i high = split_bits(qh, 4 * (k % 2), 4 * (k % 2) + 2, 3);
       c.u[k] = _mm512_or_si512(low, _mm512_slli_epi64(high, 4));
     }
-    spread_group_scales(a16, -32.0f, c);
+    spread_group_scales(a16, -32.0f, mul, c);
   }
 };
 
@@ -294,7 +314,7 @@ struct SuperQ6K {
 // 4n + k' and 4n + k' + 1.
 struct SuperQ3K {
   static constexpr int kBytes = kQ3KBytes;
-  static QMETER_INLINE void decode(const std::uint8_t* b, Chunks& c) {
+  static QMETER_INLINE void decode(const std::uint8_t* b, const ScaleMul& mul, Chunks& c) {
     // q3k_scale() of the 16 groups, 4 per u32: low 4 bits from bytes 0..7 (low nibbles for groups
     // 0..7, high ones for 8..15), high 2 bits at 2 (g / 4) of byte 8 + g % 4.
     const std::uint32_t s0 = raw32(b + 96), s1 = raw32(b + 100), hi = raw32(b + 104);
@@ -310,7 +330,7 @@ struct SuperQ3K {
       const __m512i low = split_bits(b + 32 + 32 * n, 2 * kk, 2 * kk + 2, 3);
       c.u[k] = _mm512_mask_add_epi8(low, bits_of(b, 4 * n + kk, 4 * n + kk + 1), low, _mm512_set1_epi8(4));
     }
-    spread_group_scales(a16, -4.0f, c);
+    spread_group_scales(a16, -4.0f, mul, c);
   }
 };
 
@@ -318,14 +338,15 @@ struct SuperQ3K {
 // Chunk k: qs + 32 (k / 2), bit pairs at 4 (k % 2) and 4 (k % 2) + 2.
 struct SuperQ2K {
   static constexpr int kBytes = kQ2KBytes;
-  static QMETER_INLINE void decode(const std::uint8_t* b, Chunks& c) {
+  static QMETER_INLINE void decode(const std::uint8_t* b, const ScaleMul& mul, Chunks& c) {
     const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
     const __m512 a16 = _mm512_mul_ps(set1_half(b + 80), _mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
     const __m512 m16 = _mm512_mul_ps(set1_half(b + 82), _mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4)));
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) c.u[k] = split_bits(b + 16 + 32 * (k / 2), 4 * (k % 2), 4 * (k % 2) + 2, 3);
+    const __m512 ad = _mm512_mul_ps(a16, mul.group);
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) c.a[k] = _mm512_permutexvar_ps(group_lane_index(k), a16);
+    for (int k = 0; k < 4; ++k) c.a[k] = _mm512_permutexvar_ps(group_lane_index(k), ad);
     c.m = _mm512_xor_ps(_mm512_set1_ps(-0.0f), m16);
   }
 };
@@ -333,7 +354,7 @@ struct SuperQ2K {
 // iq4_xs: sub-block j is an iq4_nl block at qs + 16 j with scale d * (ls[j] - 32); M = -128 A.
 struct SuperIQ4XS {
   static constexpr int kBytes = kIQ4XSBytes;
-  static QMETER_INLINE void decode(const std::uint8_t* b, Chunks& c) {
+  static QMETER_INLINE void decode(const std::uint8_t* b, const ScaleMul& mul, Chunks& c) {
     // iq4xs_scale() of the 8 sub-blocks as bytes of one u64 (in registers: no store to reload).
     const std::uint16_t scales_h = raw16(b + 2);
     std::uint64_t ls = 0;
@@ -348,7 +369,7 @@ struct SuperIQ4XS {
       const __m256i u1 = _mm256_shuffle_epi8(table, nibbles32(b + 8 + 32 * k + 16));
       c.u[k] = _mm512_inserti64x4(_mm512_castsi256_si512(u0), u1, 1);
     }
-    spread_block_scales(a8, _mm256_mul_ps(a8, _mm256_set1_ps(-128.0f)), c);
+    spread_block_scales(a8, _mm256_mul_ps(a8, _mm256_set1_ps(-128.0f)), mul, c);
   }
 };
 
@@ -360,17 +381,24 @@ QMETER_INLINE float reduce16(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
 }
 
-// 256 columns (chunks of 64, k < `chunks`) of NR decoded rows against one token.
+// One token's activation scales per 32-column block and per 16-column group (zero past kpad,
+// up to whole 256 columns), read by the decoders as ScaleMul.
+struct TokenScales {
+  const float* block;
+  const float* group;
+  QMETER_INLINE ScaleMul at(int s) const { return {_mm256_loadu_ps(block + 8 * s), _mm512_loadu_ps(group + 16 * s)}; }
+};
+
+// 256 columns (chunks of 64, k < `chunks`) of NR decoded rows (A already times dx) against one token.
 template <int NR>
 QMETER_INLINE void dot_chunks(const Chunks (&c)[NR], const Int8Activations& x, int s, int chunks, __m512 (&acc)[NR]) {
 #pragma GCC unroll 4
   for (int k = 0; k < chunks; ++k) {
     const __m512i xq = _mm512_loadu_si512(x.xq + 256 * s + 64 * k);
-    const __m512 dx = _mm512_loadu_ps(x.dx + 64 * s + 16 * k);
 #pragma GCC unroll 4
     for (int r = 0; r < NR; ++r) {
       const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[r].u[k], xq);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(c[r].a[k], dx), acc[r]);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), c[r].a[k], acc[r]);
     }
   }
   const __m512 xs = _mm512_loadu_ps(x.xs + 16 * s);
@@ -381,7 +409,7 @@ QMETER_INLINE void dot_chunks(const Chunks (&c)[NR], const Int8Activations& x, i
 // Rows r0 .. r0 + NR against one token. Decoding the NR rows' 256 columns first, then their 4
 // chunks, keeps the token's loads shared and NR independent multiply chains in flight.
 template <typename T, int NR>
-void dot_rows(const Matrix& w, std::size_t row_bytes, const Int8Activations& x, float* y, int r0) {
+void dot_rows(const Matrix& w, std::size_t row_bytes, const Int8Activations& x, const TokenScales& ts, float* y, int r0) {
   const auto* base = static_cast<const std::uint8_t*>(w.data) + row_bytes * static_cast<std::size_t>(r0);
   const int full = w.cols / 256;
   // Each row's stream requests the same bytes of the next tile's row (NR rows on): a tile ahead,
@@ -392,12 +420,13 @@ void dot_rows(const Matrix& w, std::size_t row_bytes, const Int8Activations& x, 
   for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
   for (int s = 0; s < full; ++s) {
     Chunks c[NR];
+    const ScaleMul mul = ts.at(s);
 #pragma GCC unroll 4
     for (int r = 0; r < NR; ++r) {
       const std::uint8_t* p = T::at(base + row_bytes * r, s);
 #pragma GCC unroll 8
       for (int line = 0; line < T::kSuperBytes; line += 64) __builtin_prefetch(p + ahead + line, 0, 2);
-      T::decode(p, 8, c[r]);
+      T::decode(p, 8, mul, c[r]);
     }
     dot_chunks<NR>(c, x, s, 4, acc);
   }
@@ -405,7 +434,7 @@ void dot_rows(const Matrix& w, std::size_t row_bytes, const Int8Activations& x, 
     const int left = w.cols - 256 * full;
     Chunks c[NR];
 #pragma GCC unroll 4
-    for (int r = 0; r < NR; ++r) T::decode(T::at(base + row_bytes * r, full), left / 32, c[r]);
+    for (int r = 0; r < NR; ++r) T::decode(T::at(base + row_bytes * r, full), left / 32, ts.at(full), c[r]);
     dot_chunks<NR>(c, x, full, (left + 63) / 64, acc);
   }
 #pragma GCC unroll 4
@@ -415,14 +444,20 @@ void dot_rows(const Matrix& w, std::size_t row_bytes, const Int8Activations& x, 
 template <typename T>
 void dot_kernel(const Matrix& w, const float*, const void* prepared, int batch, float* y, int row_begin, int row_end) {
   const std::size_t rb = gguf_row_bytes(w.dtype, w.cols);
+  const Int8Activations all = int8_act_view(prepared, batch, w.cols);
+  thread_local std::vector<float> block_dx, group_dx;  // the token's TokenScales
+  block_dx.assign(static_cast<std::size_t>(all.ngroups / 2), 0.0f);
+  group_dx.assign(static_cast<std::size_t>(all.ngroups), 0.0f);
   for (int b = 0; b < batch; ++b) {  // served at batch 1; any batch is correct (one token at a time)
-    const Int8Activations all = int8_act_view(prepared, batch, w.cols);
     const Int8Activations x{all.xq + static_cast<std::size_t>(b) * all.kpad, all.dx + static_cast<std::size_t>(b) * (all.kpad / 4),
                             all.xs + static_cast<std::size_t>(b) * all.ngroups, all.kpad, all.ngroups};
+    for (int g = 0; g < x.kpad / 16; ++g) group_dx[static_cast<std::size_t>(g)] = x.dx[4 * g];
+    for (int j = 0; j < x.kpad / 32; ++j) block_dx[static_cast<std::size_t>(j)] = x.dx[8 * j];
+    const TokenScales ts{block_dx.data(), group_dx.data()};
     float* yb = y + static_cast<std::size_t>(b) * w.rows;
     int r = row_begin;
-    for (; r + 2 <= row_end; r += 2) dot_rows<T, 2>(w, rb, x, yb, r);
-    if (r < row_end) dot_rows<T, 1>(w, rb, x, yb, r);
+    for (; r + 3 <= row_end; r += 3) dot_rows<T, 3>(w, rb, x, ts, yb, r);
+    for (; r < row_end; ++r) dot_rows<T, 1>(w, rb, x, ts, yb, r);
   }
 }
 
@@ -435,9 +470,9 @@ void decode_row(const Matrix& w, int row, std::uint8_t* u, float* a, float* m) {
     Chunks c;
     int chunks = 4;
     if (left >= 256) {
-      T::decode(T::at(p, s), 8, c);
+      T::decode(T::at(p, s), 8, unit_scale_mul(), c);
     } else {
-      T::decode(T::at(p, s), left / 32, c);
+      T::decode(T::at(p, s), left / 32, unit_scale_mul(), c);
       chunks = (left + 63) / 64;
     }
     for (int k = 0; k < chunks; ++k) {

@@ -201,8 +201,8 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
         EXPECT_EQ(y, ref) << "batch " << batch;
         if (type.dot_vnni) {  // the batch-1 kernel (any batch is one token at a time), also bit-identical
           std::fill(y.begin(), y.end(), 0.0f);
-          type.dot_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 0, 6);
-          type.dot_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 6, rows);
+          type.dot_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 0, 8);  // 3-row tiles + 2
+          type.dot_vnni(t.m, x.data(), prepared.data(), batch, y.data(), 8, rows);
           EXPECT_EQ(y, ref) << "batch-1 kernel, batch " << batch;
         }
         // w8a16 / w4a16 keep their f32 kernels at batch 1; where the lanes kernel serves them
