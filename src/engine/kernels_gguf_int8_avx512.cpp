@@ -191,14 +191,19 @@ void tile(const Scratch& s, const Int8Activations& x, int b0, float* y, int y_ro
       for (int b = 0; b < NB; ++b) {
         const std::int8_t* xb = x.xq + static_cast<std::size_t>(b0 + b) * x.kpad;
         const __m512 dx = _mm512_loadu_ps(x.dx + static_cast<std::size_t>(b0 + b) * lanes + 16 * k0);
+        // Indexed by i < SPAN (not k - k0): the bound the compiler can see (k - k0 drew a
+        // false -Warray-bounds from the unrolled loop).
+        const int n = k1 - k0;
         __m512i xq[SPAN];
 #pragma GCC unroll 4
-        for (int k = k0; k < k1; ++k) xq[k - k0] = _mm512_loadu_si512(xb + 64 * k);
+        for (int i = 0; i < SPAN; ++i)
+          if (i < n) xq[i] = _mm512_loadu_si512(xb + 64 * (k0 + i));
 #pragma GCC unroll 4
         for (int r = 0; r < NR; ++r) {
           __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(s.urow(r) + 64 * k0), xq[0]);
 #pragma GCC unroll 4
-          for (int k = k0 + 1; k < k1; ++k) p = _mm512_dpbusd_epi32(p, _mm512_loadu_si512(s.urow(r) + 64 * k), xq[k - k0]);
+          for (int i = 1; i < SPAN; ++i)
+            if (i < n) p = _mm512_dpbusd_epi32(p, _mm512_loadu_si512(s.urow(r) + 64 * (k0 + i)), xq[i]);
           acc[r][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(a[r], dx), acc[r][b]);
         }
       }
