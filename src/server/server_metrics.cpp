@@ -32,8 +32,21 @@ ServerMetrics::ServerMetrics()
       e2e_s({0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60}),
       tpot_s({0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5}) {}
 
+namespace {
+// A label value as the exposition format writes it: backslash, double quote and line feed
+// escaped (a served model name may hold any of them; unescaped, the scrape fails to parse).
+std::string label_value(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c == '\n' ? std::string("\\n") : std::string(1, c);
+  }
+  return out;
+}
+}  // namespace
+
 std::string ServerMetrics::prometheus_text(const SchedulerStats& s, const std::string& model_name) const {
-  const std::string l = fmt::format("model_name=\"{}\"", model_name);
+  const std::string l = fmt::format("model_name=\"{}\"", label_value(model_name));
   std::string out;
   auto gauge = [&](const char* name, const char* help, double v) {
     out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n{}{{{}}} {}\n", name, help, name, name, l, v);
