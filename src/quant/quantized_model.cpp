@@ -134,7 +134,7 @@ bool copy_tokenizer(const std::string& source, const engine::Model& model, const
     for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "tokenizer.bin"})
       if (fs::exists(src / name)) copy(src / name, name);
   } else if (model.format == "llama2c") {
-    for (const std::string name : {fmt::format("tok{}.bin", model.config.vocab_size), std::string("tokenizer.bin")})
+    for (const std::string& name : {fmt::format("tok{}.bin", model.config.vocab_size), std::string("tokenizer.bin")})
       if (fs::exists(src.parent_path() / name)) {
         copy(src.parent_path() / name, "tokenizer.bin");
         break;
