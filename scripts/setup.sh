@@ -27,10 +27,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The report's chart libraries (vega, vega-lite, vega-embed), pinned by package-lock.json and
-# inlined into every report at build time so reports work offline.
+# npm folders, each pinned by its package-lock.json (installed again only when the lock is newer):
+# src/report/web: the report's chart libraries (vega, vega-lite, vega-embed), inlined into every
+#   report at build time so reports work offline;
+# tests/llamacpp: llama.cpp's own CPU shared libraries (the @node-llama-cpp/linux-x64 prebuilt),
+#   the ground truth the tests/llamacpp tests check qmeter's GGUF files against.
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-WEB="$ROOT/src/report/web"
-if [ ! -f "$WEB/node_modules/.package-lock.json" ] || [ "$WEB/package-lock.json" -nt "$WEB/node_modules/.package-lock.json" ]; then
-  (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+for NPM_DIR in "$ROOT/src/report/web" "$ROOT/tests/llamacpp"; do
+  if [ ! -f "$NPM_DIR/node_modules/.package-lock.json" ] || [ "$NPM_DIR/package-lock.json" -nt "$NPM_DIR/node_modules/.package-lock.json" ]; then
+    (cd "$NPM_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

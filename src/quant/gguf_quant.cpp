@@ -221,9 +221,12 @@ void quantize_row_gguf(DType d, const float* x, int n, std::uint8_t* out) {
 DType gguf_storage_dtype(DType want, int cols) {
   if (want == DType::kF16 || want == DType::kF32 || want == DType::kBF16) return want;
   if (cols % engine::gguf_block_elems(want) != 0) {  // llama.cpp's per-tensor fallback
+    // As llama.cpp's llama_tensor_get_type at commit 0ad4a86 (checked against it byte for byte by
+    // tests/llamacpp): q2_K and q3_K fall back to q4_0 (older llama.cpp used iq4_nl, which some
+    // of its backends lack), iq4_xs still to iq4_nl.
     switch (want) {
       case DType::kGgufQ2K:
-      case DType::kGgufQ3K:
+      case DType::kGgufQ3K: want = DType::kGgufQ4_0; break;
       case DType::kGgufIQ4XS: want = DType::kGgufIQ4NL; break;
       case DType::kGgufQ4K: want = DType::kGgufQ5_0; break;
       case DType::kGgufQ5K: want = DType::kGgufQ5_1; break;

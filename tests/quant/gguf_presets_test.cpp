@@ -244,8 +244,9 @@ TEST(GgufQuantizers, RoundTripErrorBoundsPerType) {
 }
 
 TEST(GgufQuantizers, FallbackForWidthsThatAreNotWholeBlocks) {
-  EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ2K, 64), DType::kGgufIQ4NL);
-  EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ3K, 96), DType::kGgufIQ4NL);
+  // llama.cpp 0ad4a86 (tests/llamacpp compares the files): q2_K / q3_K fall back to q4_0, not iq4_nl.
+  EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ2K, 64), DType::kGgufQ4_0);
+  EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ3K, 96), DType::kGgufQ4_0);
   EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufIQ4XS, 64), DType::kGgufIQ4NL);
   EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ4K, 64), DType::kGgufQ5_0);
   EXPECT_EQ(quant::gguf_storage_dtype(DType::kGgufQ5K, 64), DType::kGgufQ5_1);
@@ -324,8 +325,8 @@ TEST(GgufPresets, MixtureOnStories260KShapeIsTheFallbackTable) {
       {"q4_0", DType::kGgufQ8_0, DType::kGgufQ4_0, DType::kGgufQ4_0, DType::kGgufQ4_0, DType::kGgufQ4_0},
       {"q4_1", DType::kGgufQ8_0, DType::kGgufQ4_1, DType::kGgufQ4_1, DType::kGgufQ4_1, DType::kGgufQ4_1},
       {"q5_0", DType::kGgufQ8_0, DType::kGgufQ5_0, DType::kGgufQ5_0, DType::kGgufQ5_0, DType::kGgufQ5_0},
-      {"q2_k", DType::kGgufQ8_0, DType::kGgufIQ4NL, DType::kGgufIQ4NL, DType::kGgufIQ4NL, DType::kGgufIQ4NL},
-      {"q3_k_m", DType::kGgufQ8_0, DType::kGgufIQ4NL, DType::kGgufQ5_1, DType::kGgufQ5_0, DType::kGgufQ5_0},
+      {"q2_k", DType::kGgufQ8_0, DType::kGgufQ4_0, DType::kGgufQ4_0, DType::kGgufQ4_0, DType::kGgufQ4_0},
+      {"q3_k_m", DType::kGgufQ8_0, DType::kGgufQ4_0, DType::kGgufQ5_1, DType::kGgufQ5_0, DType::kGgufQ5_0},
       {"q4_k_m", DType::kGgufQ8_0, DType::kGgufQ5_0, DType::kGgufQ5_0, DType::kGgufQ8_0, DType::kGgufQ5_0},
       {"q5_k_m", DType::kGgufQ8_0, DType::kGgufQ5_1, DType::kGgufQ5_1, DType::kGgufQ8_0, DType::kGgufQ5_1},
       {"q6_k", DType::kGgufQ8_0, DType::kGgufQ8_0, DType::kGgufQ8_0, DType::kGgufQ8_0, DType::kGgufQ8_0},

@@ -2,7 +2,8 @@
 // A random llama model whose widths are whole 256-weight super-blocks (dim 256, ffn 512, 4 query
 // heads of 64, vocabulary 96, untied), written as an f32 GGUF file: the source the GGUF
 // quantization tests quantize with real K-quant blocks (stories260K's 64-wide layers only reach
-// the fallback types).
+// the fallback types). random_llama_model() builds such a model of any shape (tests/llamacpp uses
+// it with a tokenizer's vocabulary size).
 #include <memory>
 #include <random>
 #include <string>
@@ -13,12 +14,15 @@
 
 namespace qmeter::testing {
 
-inline std::string random_f32_gguf(const std::string& dir, int n_layers, int n_kv_heads, unsigned seed) {
-  engine::Model m;
+// A random f32 llama model (untied, norms 1, weights N(0, 0.05) from `seed`), head_dim dim / n_heads.
+inline std::unique_ptr<engine::Model> random_llama_model(int dim, int hidden_dim, int n_layers, int n_heads, int n_kv_heads,
+                                                         int vocab_size, unsigned seed) {
+  auto mp = std::make_unique<engine::Model>();
+  engine::Model& m = *mp;
   engine::ModelConfig& c = m.config;
-  c.dim = 256, c.hidden_dim = 512, c.n_layers = n_layers, c.n_heads = 4, c.n_kv_heads = n_kv_heads, c.head_dim = 64;
-  c.vocab_size = 96, c.max_seq_len = 64, c.tied_embeddings = false;
-  m.source = "random-256";
+  c.dim = dim, c.hidden_dim = hidden_dim, c.n_layers = n_layers, c.n_heads = n_heads, c.n_kv_heads = n_kv_heads;
+  c.head_dim = dim / n_heads, c.vocab_size = vocab_size, c.max_seq_len = 64, c.tied_embeddings = false;
+  m.source = "random-" + std::to_string(dim);
   std::mt19937 rng(seed);
   std::normal_distribution<float> g(0.0f, 0.05f);
   auto mat = [&](int rows, int cols) {
@@ -38,8 +42,13 @@ inline std::string random_f32_gguf(const std::string& dir, int n_layers, int n_k
     m.weights.layers.push_back(std::move(lw));
   }
   m.weights.final_norm.assign(static_cast<std::size_t>(c.dim), 1.0f);
+  return mp;
+}
+
+inline std::string random_f32_gguf(const std::string& dir, int n_layers, int n_kv_heads, unsigned seed) {
+  const auto m = random_llama_model(256, 512, n_layers, 4, n_kv_heads, 96, seed);
   const std::string path = dir + "/random-f32.gguf";
-  engine::write_gguf_model(m, path, {});
+  engine::write_gguf_model(*m, path, {});
   return path;
 }
 

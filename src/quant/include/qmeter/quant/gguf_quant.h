@@ -20,7 +20,8 @@
 //           (d = max / -32).
 // Rows whose width is not a multiple of the block cannot be stored in the format (ggml has no
 // partial blocks). Rule, per matrix (gguf_storage_dtype), llama-quantize's fallback:
-//   q2_K, q3_K, iq4_xs -> iq4_nl, q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0 when cols % 256 != 0;
+//   q2_K, q3_K -> q4_0, iq4_xs -> iq4_nl, q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0 when
+//   cols % 256 != 0 (llama.cpp commit 0ad4a86, which tests/llamacpp checks byte for byte);
 //   then any -> f16 when cols % 32 != 0 (llama.cpp refuses such a tensor; qmeter keeps it f16).
 // No padded partial block is ever written: every file stays loadable by llama.cpp.
 #include <cstddef>
