@@ -102,6 +102,9 @@ void expect_same_files(const qt::LlamaCpp& l, const std::string& src, const std:
               mixture.c_str());
 }
 
+// gtest prints the parameter into the ctest name: the preset's name, not its bytes.
+void PrintTo(const Preset& p, std::ostream* os) { *os << p.name; }
+
 class LlamaCppQuantize : public ::testing::TestWithParam<Preset> {};
 
 }  // namespace
