@@ -52,7 +52,8 @@ const std::vector<MethodInfo>& methods() {
        "preset); rows not a multiple of 256 fall back to q5_0, not of 32 to f16"},
       // llama-quantize's presets (gguf_quant.h): llama.cpp's per-tensor mixture and its reference
       // quantizers; in every one the classifier (the tied embedding) is q6_K, and a width that is
-      // not whole blocks falls back per tensor (K types to iq4_nl / q5_0 / q5_1 / q8_0, then f16).
+      // not whole blocks falls back per tensor (q2_K / q3_K to q4_0, q4_K / q5_K / q6_K to q5_0 / q5_1 / q8_0,
+      // iq4_xs to iq4_nl, then f16; gguf_quant.h).
       {"q4_1", 4, {4}, false, DType::kGgufQ4_1,
        "GGUF preset Q4_1: q4_1 (scale + min per 32), classifier q6_K; widths not a multiple of 32 f16"},
       {"q5_0", 5, {5}, false, DType::kGgufQ5_0,
@@ -61,10 +62,10 @@ const std::vector<MethodInfo>& methods() {
        "GGUF preset Q5_1: q5_1 (5-bit, scale + min per 32), classifier q6_K; widths not a multiple of 32 f16"},
       {"q2_k", 2, {2}, false, DType::kGgufQ2K,
        "GGUF preset Q2_K: q2_K, attn_v q4_K (n_heads/n_kv_heads >= 4) or q3_K, ffn_down and attn_output q3_K, "
-       "classifier q6_K; widths not a multiple of 256: iq4_nl (q3_K: iq4_nl, q4_K: q5_0)"},
+       "classifier q6_K; widths not a multiple of 256: q4_0 (q3_K: q4_0, q4_K: q5_0)"},
       {"q3_k_m", 3, {3}, false, DType::kGgufQ3K,
        "GGUF preset Q3_K_M: q3_K, attn_v q5_K (layers 0-1) / q4_K, ffn_down q5_K (first 1/16) / q4_K, attn_output "
-       "q4_K, classifier q6_K; widths not a multiple of 256: iq4_nl / q5_0 / q5_1 / q8_0"},
+       "q4_K, classifier q6_K; widths not a multiple of 256: q4_0 / q5_0 / q5_1 / q8_0"},
       {"q4_k_m", 4, {4}, false, DType::kGgufQ4K,
        "GGUF preset Q4_K_M: q4_K, attn_v and ffn_down q6_K in the use_more_bits layers (first and last eighth, "
        "every third between), classifier q6_K; widths not a multiple of 256: q5_0 (q6_K: q8_0)"},
