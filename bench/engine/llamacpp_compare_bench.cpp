@@ -236,6 +236,16 @@ struct LlamaEngine {
   }
 };
 
+// /proc/loadavg's 1, 5 and 15-minute figures: the machine may be shared, and a loaded machine
+// slows llama.cpp's spinning thread barriers far more than qmeter's pool (which sleeps).
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return in ? fmt::format("{} {} {}", a, b, c) : "unknown";
+}
+std::string load_average_1min() { return load_average().substr(0, load_average().find(' ')); }
+
 // One table row: both engines on `path`, alternating run by run; median of the reps.
 void run_row(const ll::Api& api, const Args& a, ThreadPool& pool, const FileKind& kind, const std::string& path) {
   LoadOptions lo;
@@ -265,7 +275,7 @@ void run_row(const ll::Api& api, const Args& a, ThreadPool& pool, const FileKind
     }
     line += fmt::format(" | {:>8.2f} {:>8.2f} {:>5.2f}x", median(qp), median(lp), median(qp) / median(lp));
   }
-  fmt::print("{}\n", line);
+  fmt::print("{} | {}\n", line, load_average_1min());
   std::fflush(stdout);
 }
 
@@ -274,13 +284,6 @@ void run_row(const ll::Api& api, const Args& a, ThreadPool& pool, const FileKind
                "usage: llamacpp_compare_bench [--threads N] [--files f16,q8_0,q4_0,q4_k_m,q6_k,q4_k] [--reps N] "
                "[--context N] [--steps N] [--prefill N[,N...]] [--work-dir DIR] [--llamacpp-dir DIR]\n");
   std::exit(2);
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return in ? fmt::format("{} {} {}", a, b, c) : "unknown";
 }
 
 }  // namespace
@@ -347,10 +350,11 @@ int main(int argc, char** argv) {
       header += fmt::format(" | {:>8} {:>8} {:>6}", "qmeter", "llama", "ratio");
       top += fmt::format(" | {:>24}", fmt::format("prefill {}", n));
     }
+    header += " | load";
     fmt::print("{}\n{}\n{}\n", top, header, std::string(header.size(), '-'));
     for (const auto& [kind, path] : rows) run_row(api, a, pool, *kind, path);
     fmt::print("(tokens/s, median of {} runs alternating the engines; ratio = qmeter / llama.cpp; {} with SYNTHETIC "
-               "random weights; decode: {} steps after a {}-token prompt; prefill in one pass; files in {})\n",
+               "random weights; decode: {} steps after a {}-token prompt; prefill in one pass; load = 1-minute load average after the row; files in {})\n",
                a.reps, kShape, a.steps, a.context, a.work_dir);
     fmt::print("load average after: {}\n", load_average());
   } catch (const std::exception& e) {
