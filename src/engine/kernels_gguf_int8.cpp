@@ -318,19 +318,71 @@ const Int8WeightType* int8_weight_type(DType d) {
 
 std::span<const Int8WeightType> int8_weight_types() { return kTypes; }
 
+int int8_scale_unit_cols(DType d) {
+  return d == DType::kGgufQ2K || d == DType::kGgufQ3K || d == DType::kGgufQ6K ? 16 : 32;
+}
+
 std::span<const MatmulKernel> gguf_int8_act_kernel_rows() {
   static const std::vector<MatmulKernel> rows = [] {
     std::vector<MatmulKernel> out;
     for (const Int8WeightType& t : kTypes)
-      if (is_gguf_block(t.dtype))
+      if (is_gguf_block(t.dtype)) {
         out.push_back({Isa::kAvx512, t.dtype, t.dot_vnni ? 1 : 2, avx512::matmul_int8_act, int8_act_prepared_bytes,
                        t.act_block == 32 ? int8_act_prepare : int8_act_prepare_b128});
+        out.push_back({Isa::kAvx512, t.dtype, kGgufLanesMinBatch, avx512::matmul_int8_lanes_gguf, avx512::int8_lanes_prepared_bytes,
+                       avx512::int8_lanes_prepare_b32});
+      }
     return out;
   }();
   return rows;
 }
 
+namespace avx512 {
+void matmul_int8_lanes_gguf(const Matrix& w, const float* x, const void* prepared, int batch, float* y, int row_begin, int row_end) {
+  if (has_vnni()) return matmul_int8_lanes_gguf_vnni(w, x, prepared, batch, y, row_begin, row_end);
+  int8_weight_type(w.dtype)->f32_fallback(w, x, prepared, batch, y, row_begin, row_end);
+}
+}  // namespace avx512
+
 namespace scalar {
+namespace {
+
+// One weight row as the reference decoder writes it, zero past cols (the reference kernels' scratch).
+struct ReferenceRow {
+  std::vector<std::uint8_t> u;
+  std::vector<float> a, m;
+  explicit ReferenceRow(const Int8Activations& x)
+      : u(static_cast<std::size_t>(x.kpad)), a(static_cast<std::size_t>(x.kpad / 4)), m(static_cast<std::size_t>(x.ngroups)) {}
+  void decode(const Int8WeightType& t, const Matrix& w, int r) {
+    std::fill(u.begin(), u.end(), 0);
+    std::fill(a.begin(), a.end(), 0.0f);
+    std::fill(m.begin(), m.end(), 0.0f);
+    t.decode_scalar(w, r, u.data(), a.data(), m.data());
+  }
+};
+
+struct TokenActivations {
+  const std::int8_t* xq;
+  const float* dx;
+  const float* xs;
+};
+TokenActivations token(const Int8Activations& x, int b) {
+  return {x.xq + static_cast<std::size_t>(b) * x.kpad, x.dx + static_cast<std::size_t>(b) * (x.kpad / 4),
+          x.xs + static_cast<std::size_t>(b) * x.ngroups};
+}
+
+// y[b][r] = dot(decoded row r, token b) for rows row_begin .. row_end, every token.
+template <typename Dot>
+void reference_outputs(const Int8WeightType& t, const Matrix& w, const Int8Activations& x, int batch, float* y, int row_begin,
+                       int row_end, Dot dot) {
+  ReferenceRow row(x);
+  for (int r = row_begin; r < row_end; ++r) {
+    row.decode(t, w, r);
+    for (int b = 0; b < batch; ++b) y[static_cast<std::size_t>(b) * w.rows + r] = dot(row, token(x, b));
+  }
+}
+
+}  // namespace
 
 // Emulates avx512::matmul_int8_act_vnni lane by lane: the same products, fmas and reduction tree.
 void matmul_int8_act(const Matrix& w, const float*, const void* prepared, int batch, float* y, int row_begin, int row_end) {
@@ -338,17 +390,9 @@ void matmul_int8_act(const Matrix& w, const float*, const void* prepared, int ba
   if (!t) throw Error(std::string("matmul_int8_act: no integer path for ") + std::string(dtype_name(w.dtype)));
   const Int8Activations x = int8_act_view(prepared, batch, w.cols);
   const int chunks = x.kpad / 64, span = t->span ? t->span(w) : 1;
-  std::vector<std::uint8_t> u(static_cast<std::size_t>(x.kpad));
-  std::vector<float> a(static_cast<std::size_t>(x.kpad / 4)), m(static_cast<std::size_t>(x.ngroups));
-  for (int r = row_begin; r < row_end; ++r) {
-    std::fill(u.begin(), u.end(), 0);
-    std::fill(a.begin(), a.end(), 0.0f);
-    std::fill(m.begin(), m.end(), 0.0f);
-    t->decode_scalar(w, r, u.data(), a.data(), m.data());
-    for (int b = 0; b < batch; ++b) {
-      const std::int8_t* xq = x.xq + static_cast<std::size_t>(b) * x.kpad;
-      const float* dx = x.dx + static_cast<std::size_t>(b) * (x.kpad / 4);
-      const float* xs = x.xs + static_cast<std::size_t>(b) * x.ngroups;
+  reference_outputs(*t, w, x, batch, y, row_begin, row_end, [&](const ReferenceRow& row, const TokenActivations& tok) {
+      const auto& [u, a, m] = row;
+      const auto [xq, dx, xs] = tok;
       float acc[16] = {};
       for (int k0 = 0; k0 < chunks; k0 += span) {
         const int k1 = std::min(chunks, k0 + span);
@@ -366,9 +410,29 @@ void matmul_int8_act(const Matrix& w, const float*, const void* prepared, int ba
       }
       for (int width = 8; width >= 1; width /= 2)
         for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
-      y[static_cast<std::size_t>(b) * w.rows + r] = acc[0];
-    }
-  }
+      return acc[0];
+  });
+}
+
+// Emulates avx512::matmul_int8_lanes_gguf_vnni for one output at a time: per scale unit its int32
+// sum converted once, times A * dx, then the unit's group offsets, in column order.
+void matmul_int8_lanes_gguf(const Matrix& w, const float*, const void* prepared, int batch, float* y, int row_begin, int row_end) {
+  const Int8WeightType* t = int8_weight_type(w.dtype);
+  if (!t || !is_gguf_block(w.dtype)) throw Error(std::string("matmul_int8_lanes_gguf: not a GGUF type: ") + std::string(dtype_name(w.dtype)));
+  const Int8Activations x = int8_act_view(prepared, batch, w.cols);
+  const int unit = int8_scale_unit_cols(w.dtype);
+  reference_outputs(*t, w, x, batch, y, row_begin, row_end, [&](const ReferenceRow& row, const TokenActivations& tok) {
+      const auto& [u, a, m] = row;
+      const auto [xq, dx, xs] = tok;
+      float acc = 0.0f;
+      for (int c0 = 0; c0 < x.kpad; c0 += unit) {
+        std::int32_t s = 0;
+        for (int c = c0; c < c0 + unit; ++c) s += static_cast<std::int32_t>(u[c]) * xq[c];
+        acc = std::fma(static_cast<float>(s), a[c0 / 4] * dx[c0 / 4], acc);
+        for (int g = c0 / 16; g < (c0 + unit) / 16; ++g) acc = std::fma(m[g], xs[g], acc);
+      }
+      return acc;
+  });
 }
 
 }  // namespace scalar

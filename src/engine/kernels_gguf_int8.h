@@ -75,9 +75,19 @@ struct Int8WeightType {
 const Int8WeightType* int8_weight_type(DType d);
 std::span<const Int8WeightType> int8_weight_types();
 
+// Columns that share one scale A in a GGUF type's decomposition: 16 (q2_K, q3_K, q6_K: per
+// group) or 32 (the others: per block or sub-block).
+int int8_scale_unit_cols(DType d);
+// GGUF types at batch >= kGgufLanesMinBatch take the lanes kernel (kernels_gguf_int8_lanes_avx512.cpp:
+// one output row per vector lane, int32 sums per scale unit); below it matmul_int8_act.
+constexpr int kGgufLanesMinBatch = 10;
+
 namespace scalar {
 // Reference: decode_scalar + a lane-by-lane emulation of the VNNI kernel's f32 operations.
 void matmul_int8_act(const Matrix&, const float*, const void*, int, float*, int, int);
+// Reference of the GGUF lanes kernel (its f32 operations per output, in its order); reads the
+// int8_lanes_prepare_b32 activations (their int8_act part).
+void matmul_int8_lanes_gguf(const Matrix&, const float*, const void*, int, float*, int, int);
 }  // namespace scalar
 namespace avx512 {
 bool has_vnni();  // kernels_quant_int8_avx512.cpp
@@ -94,6 +104,13 @@ void int8_act_prepare_avx512(const float* x, int batch, int cols, int block, voi
 // Its activations: int8_act_prepare_b128's, then the tokens interleaved per tile of 16.
 std::size_t int8_lanes_prepared_bytes(int batch, int cols);
 void int8_lanes_prepare(const float* x, int batch, int cols, void* out);
+void int8_lanes_prepare_b32(const float* x, int batch, int cols, void* out);  // the GGUF types' (blocks of 32)
+// 64 bytes of each of 16 rows (src[i]) -> 16 vectors of 4 bytes x 16 rows at dst (1024 bytes).
+void transpose16(const std::uint8_t* const* src, std::uint8_t* dst);
+// The GGUF lanes kernel (requires has_vnni()), bit-identical to scalar::matmul_int8_lanes_gguf,
+// and the table's row function (it, or the type's f32-activation kernel without VNNI).
+void matmul_int8_lanes_gguf_vnni(const Matrix&, const float*, const void*, int, float*, int, int);
+void matmul_int8_lanes_gguf(const Matrix&, const float*, const void*, int, float*, int, int);
 const std::uint8_t* int8_lanes_tokens(const void* prepared, int batch, int cols);
 bool int8_lanes_supported(const Matrix& w);
 void matmul_int8_lanes_vnni(const Matrix&, const float*, const void*, int, float*, int, int);

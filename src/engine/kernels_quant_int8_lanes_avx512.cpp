@@ -63,11 +63,11 @@ std::size_t int8_lanes_prepared_bytes(int batch, int cols) {
   return int8_act_prepared_bytes(batch, cols) + static_cast<std::size_t>((batch + 15) / 16) * 16 * int8_act_kpad(cols);
 }
 
-// The int8 activations (block 128), then each tile of 16 tokens interleaved 4 bytes at a time
+namespace {
+// Each tile of 16 tokens of prepared int8 activations interleaved 4 bytes at a time
 // ([tile][kpad / 4][16 tokens][4]), so a kernel step broadcasts its 16 tokens' dwords from one
 // cache line at fixed offsets (16 token pointers exhausted the general registers).
-void int8_lanes_prepare(const float* x, int batch, int cols, void* out) {
-  int8_act_prepare_b128(x, batch, cols, out);
+void interleave_tokens(int batch, int cols, void* out) {
   const Int8Activations v = int8_act_view(out, batch, cols);
   auto* t = static_cast<std::uint8_t*>(out) + int8_act_prepared_bytes(batch, cols);
   alignas(64) static const std::uint8_t zero[64] = {};
@@ -79,6 +79,20 @@ void int8_lanes_prepare(const float* x, int batch, int cols, void* out) {
       transpose16(rows, t + static_cast<std::size_t>(b0) * v.kpad + 1024 * static_cast<std::size_t>(c));
     }
 }
+}  // namespace
+
+// The int8 activations (blocks of 128: w8a16 / w4a16; of 32: the GGUF types), then interleaved.
+// Without VNNI the rows take their f32-activation kernels, which read x itself.
+void int8_lanes_prepare(const float* x, int batch, int cols, void* out) {
+  if (!has_vnni()) return;
+  int8_act_prepare_b128(x, batch, cols, out);
+  interleave_tokens(batch, cols, out);
+}
+void int8_lanes_prepare_b32(const float* x, int batch, int cols, void* out) {
+  if (!has_vnni()) return;
+  int8_act_prepare(x, batch, cols, out);
+  interleave_tokens(batch, cols, out);
+}
 
 const std::uint8_t* int8_lanes_tokens(const void* prepared, int batch, int cols) {
   return static_cast<const std::uint8_t*>(prepared) + int8_act_prepared_bytes(batch, cols);
@@ -89,6 +103,8 @@ const std::uint8_t* int8_lanes_tokens(const void* prepared, int batch, int cols)
 QMETER_KERNELS_END
 
 QMETER_KERNELS_BEGIN_AVX512_VNNI
+
+#include "kernels_int8_lanes_step.h"
 
 namespace qmeter::engine::kernels::avx512 {
 namespace {
@@ -125,17 +141,7 @@ void lane_tile(const LaneScratch& s, const Int8Activations& x, const std::uint8_
     __m512i p[NB];
 #pragma GCC unroll 16
     for (int b = 0; b < NB; ++b) p[b] = _mm512_setzero_si512();
-    for (int k = k0; k < k1; ++k) {
-      for (int i = 0; i < pf_per_step; ++i)
-        __builtin_prefetch(pf + 64 * (static_cast<std::size_t>(k) * pf_per_step + i), 0, 2);
-      const __m512i wv = _mm512_loadu_si512(s.t.data() + 64 * static_cast<std::size_t>(k));
-#pragma GCC unroll 16
-      for (int b = 0; b < NB; ++b) {
-        std::int32_t xv;
-        std::memcpy(&xv, xtile + 64 * static_cast<std::size_t>(k) + 4 * b, 4);
-        p[b] = _mm512_dpbusd_epi32(p[b], wv, _mm512_set1_epi32(xv));
-      }
-    }
+    for (int k = k0; k < k1; ++k) lanes_step<NB>(s.t.data(), xtile, k, pf, pf_per_step, p);
     const __m512 sv = _mm512_loadu_ps(s.s.data() + kLanes * blk), zv = _mm512_loadu_ps(s.z.data() + kLanes * blk);
 #pragma GCC unroll 16
     for (int b = 0; b < NB; ++b) {

@@ -192,6 +192,12 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
       const k::Int8Activations v = k::int8_act_view(prepared.data(), batch, cols);
       std::vector<float> ref(static_cast<std::size_t>(batch) * rows);
       k::scalar::matmul_int8_act(t.m, x.data(), prepared.data(), batch, ref.data(), 0, rows);
+      // The GGUF lanes kernel's reference (another f32 order over the same integer sums).
+      std::vector<float> lanes_ref;
+      if (is_gguf_block(dtype)) {
+        lanes_ref.resize(ref.size());
+        k::scalar::matmul_int8_lanes_gguf(t.m, x.data(), prepared.data(), batch, lanes_ref.data(), 0, rows);
+      }
       if (have_avx512_vnni()) {
         // The VNNI kernel over two uneven row ranges, and the kernel table through matmul() on
         // 3 threads: bit-identical to the reference.
@@ -207,9 +213,24 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
         }
         // w8a16 / w4a16 keep their f32 kernels at batch 1; where the lanes kernel serves them
         // (another summation order) its own test below bounds the difference.
-        if ((batch >= 2 || type.dot_vnni) && !(batch >= 2 && is_packed(dtype) && k::avx512::int8_lanes_supported(t.m))) {
+        const bool gguf_lanes = is_gguf_block(dtype) && batch >= k::kGgufLanesMinBatch;
+        if ((batch >= 2 || type.dot_vnni) && !(batch >= 2 && is_packed(dtype) && k::avx512::int8_lanes_supported(t.m)) && !gguf_lanes) {
           matmul_isa(Isa::kAvx512, t.m, x.data(), batch, y2.data(), &pool);
           EXPECT_EQ(y2, ref) << "batch " << batch;
+        }
+        if (is_gguf_block(dtype)) {
+          // The GGUF lanes kernel (16-row tiles: 37 rows split at 13, token tiles of 16 and
+          // partial ones) and, from kGgufLanesMinBatch, the table: bit-identical to its reference.
+          std::vector<unsigned char> lp(k::avx512::int8_lanes_prepared_bytes(batch, cols));
+          k::avx512::int8_lanes_prepare_b32(x.data(), batch, cols, lp.data());
+          std::fill(y.begin(), y.end(), 0.0f);
+          k::avx512::matmul_int8_lanes_gguf_vnni(t.m, x.data(), lp.data(), batch, y.data(), 0, 13);
+          k::avx512::matmul_int8_lanes_gguf_vnni(t.m, x.data(), lp.data(), batch, y.data(), 13, rows);
+          EXPECT_EQ(y, lanes_ref) << "GGUF lanes kernel, batch " << batch;
+          if (gguf_lanes) {
+            matmul_isa(Isa::kAvx512, t.m, x.data(), batch, y2.data(), &pool);
+            EXPECT_EQ(y2, lanes_ref) << "batch " << batch;
+          }
         }
       }
       // Error bound. With d = amax / 127 per block (32 or 128 values) and q = round(x * (1 / d)),
@@ -224,7 +245,9 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
       // most F = n 2^-24 T (1 + n 2^-24), n = chunks + chunks / 4 + 6; F uses 1.01 n 2^-24 T.
       // The reference is the dequantized weights times the f32 activations, summed in double; the
       // dequantized weights are A * u + M rounded once to f32 (relative 2^-24): W = 2^-24 sum |w x|.
-      const int chunks = kpad / 64, n = chunks + chunks / 4 + 6;
+      // The lanes reference rounds per 16- or 32-column scale unit A * dx, one fma and one or
+      // two offset fmas: at most n_lanes = 3 kpad / 16 + 2 roundings on the same terms.
+      const int chunks = kpad / 64, n = chunks + chunks / 4 + 6, n_lanes = 3 * kpad / 16 + 2;
       for (int b = 0; b < batch; ++b) {
         const float* xb = x.data() + static_cast<std::size_t>(b) * cols;
         for (int r = 0; r < rows; ++r) {
@@ -242,6 +265,11 @@ TEST(GgufInt8Path, EveryTypeSimdEqualsScalarAndStaysWithinTheInt8RoundingBound) 
           const double bound = q_bound + 1.01 * n * 0x1p-24 * terms + 0x1p-24 * wx;
           const double got = ref[static_cast<std::size_t>(b) * rows + r];
           ASSERT_LE(std::fabs(got - exact), bound) << "batch " << batch << " token " << b << " row " << r;
+          if (!lanes_ref.empty()) {
+            const double lanes_bound = q_bound + 1.01 * n_lanes * 0x1p-24 * terms + 0x1p-24 * wx;
+            ASSERT_LE(std::fabs(lanes_ref[static_cast<std::size_t>(b) * rows + r] - exact), lanes_bound)
+                << "lanes reference, batch " << batch << " token " << b << " row " << r;
+          }
         }
       }
     }
