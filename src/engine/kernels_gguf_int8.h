@@ -67,8 +67,9 @@ struct Int8WeightType {
   MatmulRowsFn f32_fallback;      // the f32-activation kernel used where the CPU has no VNNI
   int act_block;                  // 32 or 128: the prepare function of its kernel-table rows
   int (*span)(const Matrix& w);   // chunks sharing A and d (nullptr: 1); divides 4
-  // Batch 1 (decode) with VNNI: rows decoded in registers, never stored (nullptr: batch 1 keeps
-  // the f32-activation kernel). Bit-identical to scalar::matmul_int8_act.
+  // Batch 1 .. kGgufLanesMinBatch - 1 (decode, small batched decode) with VNNI: rows decoded in
+  // registers, never stored, each 3-row tile against every token in turn (nullptr: batch 1 keeps
+  // the f32-activation kernel, batch >= 2 the tiles). Bit-identical to scalar::matmul_int8_act.
   MatmulRowsFn dot_vnni = nullptr;
 };
 // The types with an integer path (nullptr for others).

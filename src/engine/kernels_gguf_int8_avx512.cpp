@@ -292,7 +292,10 @@ namespace qmeter::engine::kernels::avx512 {
 void matmul_int8_act(const Matrix& w, const float* x, const void* prepared, int batch, float* y, int row_begin, int row_end) {
   if (has_vnni()) {
     const Int8WeightType* t = int8_weight_type(w.dtype);
-    if (batch == 1 && t->dot_vnni) return t->dot_vnni(w, x, prepared, batch, y, row_begin, row_end);
+    // The GGUF types below the lanes kernel's batches: the register-decoding kernel, one token
+    // at a time per 3-row tile (batch 2 / 4 / 8: 1.13-1.31x / 0.77-0.88x / 0.75-0.84x f16 against
+    // the 4x4 tiles' 0.52-0.60x / 0.55-0.62x / 0.72-0.74x, batched_matmul_bench --threads 1).
+    if (batch < kGgufLanesMinBatch && t->dot_vnni) return t->dot_vnni(w, x, prepared, batch, y, row_begin, row_end);
     return matmul_int8_act_vnni(w, x, prepared, batch, y, row_begin, row_end);
   }
   int8_weight_type(w.dtype)->f32_fallback(w, x, prepared, batch, y, row_begin, row_end);

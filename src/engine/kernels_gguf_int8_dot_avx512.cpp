@@ -1,6 +1,7 @@
 // The GGUF block types in the integer-activation decomposition (kernels_gguf_int8.h:
 // w = A * u + M), decoded in registers 256 columns at a time, and the two kernels built on it:
-//   - the batch-1 (decode) kernel: each weight row streams once from memory and is decoded and
+//   - the decode kernel (batch 1, and batched decode below kGgufLanesMinBatch, one token after
+//     the other on each 3-row tile, which stays in L1): each weight row streams once from memory and is decoded and
 //     multiplied in registers (VPDPBUSD against the token's int8 blocks), 3 rows at a time so the
 //     token's loads and the multiply latency are shared and 3 row streams are in flight (2 rows:
 //     q4_0 1.58 ms per tinyllama layer, 3 rows: 1.31, 4 rows: 1.32 and q8_0 slower from spills;
@@ -445,20 +446,31 @@ template <typename T>
 void dot_kernel(const Matrix& w, const float*, const void* prepared, int batch, float* y, int row_begin, int row_end) {
   const std::size_t rb = gguf_row_bytes(w.dtype, w.cols);
   const Int8Activations all = int8_act_view(prepared, batch, w.cols);
-  thread_local std::vector<float> block_dx, group_dx;  // the token's TokenScales
-  block_dx.assign(static_cast<std::size_t>(all.ngroups / 2), 0.0f);
-  group_dx.assign(static_cast<std::size_t>(all.ngroups), 0.0f);
-  for (int b = 0; b < batch; ++b) {  // served at batch 1; any batch is correct (one token at a time)
-    const Int8Activations x{all.xq + static_cast<std::size_t>(b) * all.kpad, all.dx + static_cast<std::size_t>(b) * (all.kpad / 4),
-                            all.xs + static_cast<std::size_t>(b) * all.ngroups, all.kpad, all.ngroups};
-    for (int g = 0; g < x.kpad / 16; ++g) group_dx[static_cast<std::size_t>(g)] = x.dx[4 * g];
-    for (int j = 0; j < x.kpad / 32; ++j) block_dx[static_cast<std::size_t>(j)] = x.dx[8 * j];
-    const TokenScales ts{block_dx.data(), group_dx.data()};
-    float* yb = y + static_cast<std::size_t>(b) * w.rows;
-    int r = row_begin;
-    for (; r + 3 <= row_end; r += 3) dot_rows<T, 3>(w, rb, x, ts, yb, r);
-    for (; r < row_end; ++r) dot_rows<T, 1>(w, rb, x, ts, yb, r);
+  // Each token's TokenScales, then rows outer and tokens inner: a small batch (batched decode)
+  // re-decodes each 3-row tile per token from L1/L2 instead of streaming the matrix per token.
+  const std::size_t nb = static_cast<std::size_t>(all.ngroups / 2), ng = static_cast<std::size_t>(all.ngroups);
+  thread_local std::vector<float> block_dx, group_dx;
+  block_dx.assign(nb * static_cast<std::size_t>(batch), 0.0f);
+  group_dx.assign(ng * static_cast<std::size_t>(batch), 0.0f);
+  thread_local std::vector<Int8Activations> xs;
+  thread_local std::vector<TokenScales> ts;
+  xs.resize(static_cast<std::size_t>(batch));
+  ts.resize(static_cast<std::size_t>(batch));
+  for (int b = 0; b < batch; ++b) {
+    const std::size_t bi = static_cast<std::size_t>(b);
+    const Int8Activations x{all.xq + bi * all.kpad, all.dx + bi * (all.kpad / 4), all.xs + bi * all.ngroups, all.kpad, all.ngroups};
+    for (int g = 0; g < x.kpad / 16; ++g) group_dx[bi * ng + static_cast<std::size_t>(g)] = x.dx[4 * g];
+    for (int j = 0; j < x.kpad / 32; ++j) block_dx[bi * nb + static_cast<std::size_t>(j)] = x.dx[8 * j];
+    xs[bi] = x;
+    ts[bi] = TokenScales{block_dx.data() + bi * nb, group_dx.data() + bi * ng};
   }
+  int r = row_begin;
+  for (; r + 3 <= row_end; r += 3)
+    for (int b = 0; b < batch; ++b)
+      dot_rows<T, 3>(w, rb, xs[static_cast<std::size_t>(b)], ts[static_cast<std::size_t>(b)], y + static_cast<std::size_t>(b) * w.rows, r);
+  for (; r < row_end; ++r)
+    for (int b = 0; b < batch; ++b)
+      dot_rows<T, 1>(w, rb, xs[static_cast<std::size_t>(b)], ts[static_cast<std::size_t>(b)], y + static_cast<std::size_t>(b) * w.rows, r);
 }
 
 // The row decoder of the batched kernel (Int8DecodeRowFn): the registers stored.
