@@ -97,8 +97,8 @@ constexpr auto kTiles32 = make_tiles<32>(std::make_index_sequence<kMaxTokens>{})
 constexpr auto kTiles16 = make_tiles<16>(std::make_index_sequence<kMaxTokens>{});
 
 // Decodes rows r .. r + nr into the scratch (rows past nr count as zero), then transposes the
-// codes, and A and M per 16-column group, into lane order: 16 transposes of 16 x 16 dwords per
-// 256 columns (a per-element gather of A and M cost as much as the products at batch 4).
+// codes, and A and M per 16-column group, into lane order (16 x 16 dword transposes: 4 for the
+// codes of 256 columns, one each for A and M of 16 groups).
 void decode_tile(const Matrix& w, const Int8WeightType& t, int r, int nr, int kpad, int ngroups, GgufLaneScratch& s) {
   const Int8DecodeRowFn decode = t.decode_avx512 ? t.decode_avx512 : t.decode_scalar;
   const std::size_t astride = 4 * static_cast<std::size_t>(ngroups);  // a row: whole 256 columns

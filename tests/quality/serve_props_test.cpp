@@ -40,7 +40,7 @@ TEST(ServeProps, TheModelsChatTemplateIsServedAndUsedByApplyChatTemplate) {
   so.served_model_name = "stories";
   server::InferenceServer srv(so, model);
   srv.start();
-  const std::string url = "http://127.0.0.1:" + std::to_string(srv.port());
+  const std::string url = srv.base_url();
 
   client::HttpCaller http("", 30);
   const auto props = http.get(url + "/props");
